@@ -1,0 +1,27 @@
+"""The optimizer zoo of the seed review, as ``torch.optim.Optimizer`` subclasses.
+
+First-order and adaptive (seed sections 3.1, 3.3, 3.4): ``sgd``, ``momentum``, ``nesterov``,
+``rmsprop``, ``adagrad``, ``adam``, ``adamw``, ``lion``. Second-order and quasi-Newton (section 3.2),
+driven by ``step(closure)``: ``newton``, ``bfgs``, ``lbfgs``, ``lm``.
+
+    >>> from raytune_opt import optim
+    >>> opt = optim.create("adamw", model, lr=1e-3, weight_decay=0.05)   # biases not decayed
+    >>> optim.available()["lion"].hparams["lr"]                          # default and search range
+"""
+
+from raytune_opt.optim.registry import HParam, OptimizerSpec, available, create, param_groups, register, spec
+from raytune_opt.optim.sgd import SGD, Momentum, Nesterov
+from raytune_opt.optim.rmsprop import RMSProp
+from raytune_opt.optim.adagrad import Adagrad
+from raytune_opt.optim.adam import Adam, AdamW
+from raytune_opt.optim.lion import Lion
+from raytune_opt.optim.newton import Newton
+from raytune_opt.optim.bfgs import BFGS
+from raytune_opt.optim.lbfgs import LBFGS
+from raytune_opt.optim.lm import LM
+
+__all__ = [
+    "HParam", "OptimizerSpec", "available", "create", "param_groups", "register", "spec",
+    "SGD", "Momentum", "Nesterov", "RMSProp", "Adagrad", "Adam", "AdamW", "Lion",
+    "Newton", "BFGS", "LBFGS", "LM",
+]
