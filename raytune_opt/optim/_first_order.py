@@ -1,0 +1,193 @@
+"""The machinery shared by the first-order optimizers: one ``torch.optim.Optimizer`` base class.
+
+Each first-order optimizer (``sgd.py`` … ``lion.py``) writes its update rule once, as a function over
+lists of tensors built from ``torch._foreach_*`` ops (the multi-tensor path), and may name a native
+fused torch kernel that computes the same equation. :class:`FirstOrderOptimizer` does the rest:
+
+- validates hyperparameters when a parameter group is added (a ``ConfigError`` names the optimizer,
+  the field, the value and what is allowed);
+- creates per-parameter state (zero buffers and a float32 ``step`` counter, as torch.optim does), so
+  ``state_dict()`` / ``load_state_dict()`` round-trip bit-exactly;
+- groups the parameters that have a gradient by (device, dtype) and hands each bucket to one of three
+  execution paths chosen by the group's ``fused`` flag:
+
+  ``fused=None`` (default)  the native fused kernel where torch has one that computes this optimizer's
+                            equation for the bucket's device and dtype, else the foreach path;
+  ``fused=True``            the native fused kernel, else the same foreach function compiled by
+                            ``torch.compile`` into one single-pass loop (compiled lazily, cached);
+  ``fused=False``           the foreach path.
+
+Gradient conventions shared by all (g is what the update rule sees):
+``maximize`` uses g = −∇J; coupled weight decay λ adds λ a to g (L2 regularisation). AdamW and Lion
+decouple it instead (a ← a − η λ a, outside the adaptive step).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from raytune_opt.errors import ConfigError, ConfigTypeError
+from raytune_opt.optim._checks import check_choice, check_nonneg
+
+__all__ = ["Bucket", "FirstOrderOptimizer", "effective_grads", "compiled"]
+
+
+@dataclass
+class Bucket:
+    """The parameters of one group that share a device and dtype, with their grads and state lists."""
+
+    device: torch.device
+    dtype: torch.dtype
+    params: list[Tensor] = field(default_factory=list)
+    grads: list[Tensor] = field(default_factory=list)
+    steps: list[Tensor] = field(default_factory=list)
+    buffers: dict[str, list[Tensor]] = field(default_factory=dict)
+
+
+def effective_grads(
+    params: list[Tensor], grads: list[Tensor], weight_decay: float, maximize: bool
+) -> list[Tensor]:
+    """g = (−∇J if maximize else ∇J) + λ a: the gradient the update rule sees (coupled L2 decay).
+
+    Returns ``grads`` itself when neither applies (no copy); never modifies ``grads`` in place.
+    """
+    if maximize:
+        grads = torch._foreach_neg(grads)
+    if weight_decay != 0:
+        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    return grads
+
+
+@functools.cache
+def compiled(fn: Callable[..., None]) -> Callable[..., None]:
+    """``fn`` compiled by ``torch.compile`` (inductor): one fused loop per tensor, built on first call."""
+    return torch.compile(fn, fullgraph=True, dynamic=True)
+
+
+def scalar(x: float | Tensor) -> float:
+    """A hyperparameter as a Python float (a 1-element tensor lr is read once)."""
+    return float(x.item()) if isinstance(x, Tensor) else float(x)
+
+
+class FirstOrderOptimizer(torch.optim.Optimizer):
+    """Base class of the first-order optimizers; subclasses set the class attributes and ``_foreach``.
+
+    Class attributes:
+      name        registry name, used in error messages;
+      state_keys  per-parameter buffers (same shape and dtype as the parameter), created at the first
+                  step that needs them with :meth:`_init_fill` (0 unless overridden);
+    and ``_buffer_keys(group)`` when a buffer is needed only for some hyperparameters.
+    """
+
+    name: ClassVar[str] = ""
+    state_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        if isinstance(params, Tensor):
+            raise ConfigTypeError(
+                f"{self.name}: params = Tensor is not allowed: expected an iterable of tensors or parameter-group dicts"
+            )
+        params = list(params) if isinstance(params, Iterable) else params
+        if not params:
+            raise ConfigError.invalid(f"{self.name}.params", [], "a non-empty iterable of tensors")
+        super().__init__(params, defaults)
+
+    # -- validation -----------------------------------------------------------------------------
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group (torch semantics) and validate its hyperparameters and parameters."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        check_nonneg(self.name, "lr", group["lr"])
+        if "weight_decay" in group:
+            check_nonneg(self.name, "weight_decay", group["weight_decay"])
+        check_choice(self.name, "maximize", group["maximize"], (False, True))
+        check_choice(self.name, "fused", group["fused"], (None, False, True))
+        self._check_group(group)
+        for p in group["params"]:
+            if not (p.is_floating_point()):
+                raise ConfigTypeError(
+                    f"{self.name}: parameter dtype = {p.dtype} is not allowed: expected a real floating dtype "
+                    "(float16, bfloat16, float32, float64)"
+                )
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Validate this optimizer's own hyperparameters (subclasses)."""
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _buffer_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The buffers this group's hyperparameters need (default: all of ``state_keys``)."""
+        return self.state_keys
+
+    def _init_state(self, p: Tensor, group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+        state = self.state[p]
+        if "step" not in state:
+            state["step"] = torch.zeros((), dtype=torch.float32)
+        for key in keys:
+            if key not in state:
+                state[key] = torch.full_like(
+                    p, self._init_fill(key, group), memory_format=torch.preserve_format
+                )
+        return state
+
+    def _init_fill(self, key: str, group: dict[str, Any]) -> float:
+        """Initial value of buffer ``key`` (0 unless a subclass says otherwise)."""
+        return 0.0
+
+    def _buckets(self, group: dict[str, Any]) -> list[Bucket]:
+        buckets: dict[tuple[torch.device, torch.dtype], Bucket] = {}
+        keys = self._buffer_keys(group)
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise ConfigError.invalid(
+                    f"{self.name}.grad", "sparse", "dense gradients (sparse gradients are not supported)"
+                )
+            state = self._init_state(p, group, keys)
+            b = buckets.get((p.device, p.dtype))
+            if b is None:
+                b = buckets[(p.device, p.dtype)] = Bucket(p.device, p.dtype, buffers={k: [] for k in keys})
+            b.params.append(p)
+            b.grads.append(p.grad)
+            b.steps.append(state["step"])
+            for key in keys:
+                b.buffers[key].append(state[key])
+        return list(buckets.values())
+
+    # -- the step -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every parameter that has a gradient; returns ``closure()`` if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for bucket in self._buckets(group):
+                fused = group["fused"]
+                if fused is not False and self._native(group, bucket):
+                    continue
+                torch._foreach_add_(bucket.steps, 1.0)
+                if fused is True:
+                    compiled(type(self)._foreach)(group, bucket)
+                else:
+                    self._foreach(group, bucket)
+        return loss
+
+    def _native(self, group: dict[str, Any], bucket: Bucket) -> bool:
+        """Run torch's native fused kernel for ``bucket`` if one computes this equation; return whether it did."""
+        return False
+
+    @staticmethod
+    def _foreach(group: dict[str, Any], bucket: Bucket) -> None:
+        """The update rule over the bucket's tensor lists (``torch._foreach_*``); ``step`` already counted."""
+        raise NotImplementedError

@@ -1,0 +1,143 @@
+"""Adam and AdamW (seed section 3.3)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from raytune_opt.optim._checks import check_betas, check_positive
+from raytune_opt.optim._first_order import Bucket, FirstOrderOptimizer, effective_grads, scalar
+from raytune_opt.optim.registry import HParam, register
+
+__all__ = ["Adam", "AdamW"]
+
+
+class Adam(FirstOrderOptimizer):
+    r"""Adam (seed 3.3), moments V (state ``exp_avg``) and S (state ``exp_avg_sq``), V₀ = S₀ = 0, step t:
+
+        V ← β₁ V + (1 − β₁) g
+        S ← β₂ S + (1 − β₂) g²
+        V̂ = V / (1 − β₁ᵗ),   Ŝ = S / (1 − β₂ᵗ)
+        w ← w − η V̂ / (√Ŝ + ε)                                  (ε outside the root)
+
+    ``weight_decay`` λ is coupled (L2: g ← g + λ w); use :class:`AdamW` for the decoupled form.
+
+    Args:
+        lr: η ≥ 0; betas: (β₁, β₂), each in [0, 1); eps: ε > 0; weight_decay: λ ≥ 0;
+        maximize, fused: as :class:`~raytune_opt.optim.SGD`.
+    """
+
+    name = "adam"
+    state_keys = ("exp_avg", "exp_avg_sq")
+    decoupled: bool = False
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        *,
+        weight_decay: float = 0.0,
+        maximize: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize, fused=fused),
+        )
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        check_betas(self.name, group["betas"])
+        check_positive(self.name, "eps", group["eps"])
+
+    @classmethod
+    def _foreach(cls, group: dict[str, Any], b: Bucket) -> None:
+        lr, wd = scalar(group["lr"]), scalar(group["weight_decay"])
+        beta1, beta2 = (scalar(x) for x in group["betas"])
+        if cls.decoupled:
+            g = effective_grads(b.params, b.grads, 0.0, group["maximize"])
+            if wd != 0:
+                torch._foreach_mul_(b.params, 1.0 - lr * wd)
+        else:
+            g = effective_grads(b.params, b.grads, wd, group["maximize"])
+        m, s = b.buffers["exp_avg"], b.buffers["exp_avg_sq"]
+        torch._foreach_lerp_(m, g, 1.0 - beta1)
+        torch._foreach_mul_(s, beta2)
+        torch._foreach_addcmul_(s, g, g, value=1.0 - beta2)
+        ts = [float(t.item()) for t in b.steps]
+        step_size = [-lr / (1.0 - beta1**t) for t in ts]
+        bc2_sqrt = [math.sqrt(1.0 - beta2**t) for t in ts]
+        denom = torch._foreach_sqrt(s)
+        torch._foreach_div_(denom, bc2_sqrt)
+        torch._foreach_add_(denom, scalar(group["eps"]))
+        torch._foreach_addcdiv_(b.params, m, denom, step_size)
+
+
+class AdamW(Adam):
+    r"""AdamW (seed 3.3): Adam with decoupled weight decay λ applied to the previous weights,
+
+        w ← w − η V̂ / (√Ŝ + ε) − η λ w_{t−1}
+
+    (V̂, Ŝ as in :class:`Adam`, from the raw gradient). Biases must not be decayed: build the optimizer
+    with ``raytune_opt.optim.create("adamw", module)``, which puts tensors with ``ndim < 2`` in a group
+    with ``weight_decay = 0``.
+    """
+
+    name = "adamw"
+    decoupled = True
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        *,
+        weight_decay: float = 1e-2,
+        maximize: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay=weight_decay, maximize=maximize, fused=fused)
+
+
+_BETAS = HParam(
+    "betas",
+    (0.9, 0.999),
+    choices=((0.9, 0.999), (0.95, 0.999), (0.99, 0.999)),
+    doc="(β₁, β₂); seed: β₁ in 0.9–0.99 often works well",
+)
+_COMMON = [
+    _BETAS,
+    HParam("eps", 1e-8, doc="ε outside the root"),
+    HParam("maximize", False, doc="ascend instead of descend"),
+    HParam(
+        "fused",
+        None,
+        doc="None: native fused kernel where available; True: always single-pass; False: foreach",
+    ),
+]
+register(
+    "adam",
+    Adam,
+    "first-order",
+    "bias-corrected moments; w ← w − η V̂ / (√Ŝ + ε)",
+    [
+        HParam("lr", 1e-3, 1e-4, 1e-2, log=True, doc="learning rate η (seed: start at 1e-3)"),
+        *_COMMON,
+        HParam("weight_decay", 0.0, 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
+    ],
+)
+register(
+    "adamw",
+    AdamW,
+    "first-order",
+    "Adam, then w ← w − η λ w_{t−1} (decoupled)",
+    [
+        HParam("lr", 1e-3, 1e-4, 1e-2, log=True, doc="learning rate η (seed: start at 1e-3)"),
+        *_COMMON,
+        HParam("weight_decay", 1e-2, 1e-3, 1e-1, log=True, doc="decoupled weight decay λ"),
+    ],
+)

@@ -1,0 +1,100 @@
+"""RMSProp (seed section 3.3), with ε inside the root and optional momentum on the step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from raytune_opt.optim._checks import check_positive, check_unit
+from raytune_opt.optim._first_order import Bucket, FirstOrderOptimizer, effective_grads, scalar
+from raytune_opt.optim.registry import HParam, register
+
+__all__ = ["RMSProp"]
+
+
+class RMSProp(FirstOrderOptimizer):
+    r"""RMSProp (seed 3.3), mean square v (state ``square_avg``, v₀ = 0):
+
+        v ← β v + (1 − β) g²
+        a ← a − α g / √(v + ε)                         (``momentum`` γ = 0, the seed's form)
+
+    With ``momentum`` γ > 0 the step goes through a velocity u (state ``momentum_buffer``) as in the
+    seed's momentum method: u ← γ u + α g / √(v + ε); a ← a − u.
+
+    Unlike ``torch.optim.RMSprop`` (ε outside the root), ε sits inside the root as the seed writes it.
+
+    Args:
+        lr: α ≥ 0; beta: β in [0, 1); eps: ε > 0; momentum: γ in [0, 1);
+        weight_decay: coupled L2 λ ≥ 0; maximize, fused: as :class:`~raytune_opt.optim.SGD`.
+    """
+
+    name = "rmsprop"
+    state_keys = ("square_avg", "momentum_buffer")
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        beta: float = 0.9,
+        eps: float = 1e-8,
+        momentum: float = 0.0,
+        *,
+        weight_decay: float = 0.0,
+        maximize: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                beta=beta,
+                eps=eps,
+                momentum=momentum,
+                weight_decay=weight_decay,
+                maximize=maximize,
+                fused=fused,
+            ),
+        )
+
+    def _buffer_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return self.state_keys if scalar(group["momentum"]) != 0 else ("square_avg",)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        check_unit(self.name, "beta", group["beta"])
+        check_positive(self.name, "eps", group["eps"])
+        check_unit(self.name, "momentum", group["momentum"])
+
+    @staticmethod
+    def _foreach(group: dict[str, Any], b: Bucket) -> None:
+        g = effective_grads(b.params, b.grads, group["weight_decay"], group["maximize"])
+        v = b.buffers["square_avg"]
+        beta, lr, gamma = scalar(group["beta"]), scalar(group["lr"]), scalar(group["momentum"])
+        torch._foreach_mul_(v, beta)
+        torch._foreach_addcmul_(v, g, g, value=1.0 - beta)
+        root = torch._foreach_add(v, scalar(group["eps"]))
+        torch._foreach_sqrt_(root)
+        if gamma == 0:
+            torch._foreach_addcdiv_(b.params, g, root, value=-lr)
+        else:
+            u = b.buffers["momentum_buffer"]
+            torch._foreach_mul_(u, gamma)
+            torch._foreach_addcdiv_(u, g, root, value=lr)
+            torch._foreach_sub_(b.params, u)
+
+
+register(
+    "rmsprop",
+    RMSProp,
+    "first-order",
+    "v ← β v + (1−β) g² ; a ← a − α g / √(v + ε)",
+    [
+        HParam("lr", 1e-3, 1e-5, 1e-1, log=True, doc="learning rate α"),
+        HParam("beta", 0.9, 0.8, 0.999, doc="decay rate β of the mean square (seed: typically 0.9)"),
+        HParam("eps", 1e-8, doc="ε inside the root"),
+        HParam("momentum", 0.0, 0.0, 0.99, doc="momentum γ on the step (0 = the seed's RMSProp)"),
+        HParam("weight_decay", 0.0, 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
+        HParam("maximize", False, doc="ascend instead of descend"),
+        HParam("fused", None, doc="None: foreach; True: compiled single-pass kernel; False: foreach"),
+    ],
+)
