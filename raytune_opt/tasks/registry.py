@@ -1,0 +1,188 @@
+"""Named tasks: a data set, a model, its loss and its metric behind one name.
+
+A task is a function ``fn(**task_args) -> TaskSpec``; :func:`register_task` puts it under a
+name and :func:`get_task` finds it again. Built-in tasks register themselves when
+``raytune_opt.tasks`` is imported; a user registers their own from a script::
+
+    from raytune_opt.tasks import TaskSpec, register_task
+
+    @register_task("my-task")
+    def my_task(hidden: int = 64) -> TaskSpec:
+        ...
+        return TaskSpec(train=(X, y), val=(Xv, yv), model=net, loss=F.cross_entropy)
+
+The training loop seeds torch before it calls the function, so the model's initial weights
+are a function of the trial's seed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor, nn
+
+from raytune_opt.errors import ConfigError, ConfigTypeError
+
+__all__ = [
+    "Metric",
+    "ACCURACY",
+    "TaskSpec",
+    "Task",
+    "register_task",
+    "get_task",
+    "available_tasks",
+]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric reported as ``val_<name>``: the mean over samples of ``total(output, target) / n``.
+
+    ``total`` returns the metric summed over the samples of a batch, so that batches and
+    workers can be added up exactly before dividing by the sample count.
+    """
+
+    name: str
+    mode: str
+    total: Callable[[Tensor, Tensor], Tensor]
+
+    @property
+    def worst(self) -> float:
+        """The value a diverged trial reports: 0 for accuracy-like (max) metrics, +inf for min ones."""
+        return 0.0 if self.mode == "max" else math.inf
+
+
+def _correct(output: Tensor, target: Tensor) -> Tensor:
+    """Number of samples whose arg-max class equals the target."""
+    return (output.argmax(dim=-1) == target).sum()
+
+
+ACCURACY = Metric("accuracy", "max", _correct)
+
+
+@dataclass
+class TaskSpec:
+    """What a task function returns.
+
+    Attributes:
+        train: ``(X, y)`` training tensors (the ``data_fraction`` subset is drawn from these).
+        val: ``(X, y)`` validation tensors (always used whole).
+        model: the freshly initialised model.
+        loss: ``loss(output, target) -> Tensor`` with mean reduction.
+        metric: the task metric (default: classification accuracy).
+        num_classes: number of classes for class-stratified subsets; ``None`` for regression.
+        residuals: ``residuals(output, target) -> Tensor`` of prediction − observed, for
+            least-squares optimizers (``lm``); ``None`` when the task has none.
+        augment: ``augment(x) -> x`` applied to each training batch (uses torch's global RNG).
+        glm_family: for GLM tasks (a :class:`~raytune_opt.tasks.models.LinearPredictor` model), the
+            family name (``gaussian``/``binomial``/``poisson``/``gamma``), so GLM solvers can fit it.
+    """
+
+    train: tuple[Tensor, Tensor]
+    val: tuple[Tensor, Tensor]
+    model: nn.Module
+    loss: Callable[[Tensor, Tensor], Tensor]
+    metric: Metric = ACCURACY
+    num_classes: int | None = None
+    residuals: Callable[[Tensor, Tensor], Tensor] | None = None
+    augment: Callable[[Tensor], Tensor] | None = None
+    glm_family: str | None = None
+
+    def __post_init__(self) -> None:
+        for part in ("train", "val"):
+            xy = getattr(self, part)
+            if not (isinstance(xy, tuple) and len(xy) == 2 and all(isinstance(t, Tensor) for t in xy)):
+                raise ConfigTypeError(
+                    f"TaskSpec.{part} must be a tuple (X, y) of tensors, got {type(xy).__name__}"
+                )
+            if len(xy[0]) != len(xy[1]) or len(xy[0]) == 0:
+                raise ConfigError(f"TaskSpec.{part}: X and y must be non-empty with equal lengths")
+        if not isinstance(self.model, nn.Module):
+            raise ConfigTypeError(f"TaskSpec.model must be an nn.Module, got {type(self.model).__name__}")
+        if self.metric.mode not in ("min", "max"):
+            raise ConfigError.invalid("TaskSpec.metric.mode", self.metric.mode, "'min' or 'max'")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A registered task: its name, the function that builds it and that function's arguments."""
+
+    name: str
+    fn: Callable[..., TaskSpec]
+    summary: str = ""
+    builtin: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def check_args(self, task_args: dict[str, Any]) -> None:
+        """Raise a ``ConfigError`` (with did-you-mean) for an argument the task function does not take."""
+        for key in task_args:
+            if key not in self.defaults:
+                raise ConfigError.unknown(f"task_args of {self.name!r}: {key!r}", key, self.defaults)
+
+    def build(self, **task_args: Any) -> TaskSpec:
+        """Call the task function; checks its arguments and its return type."""
+        self.check_args(task_args)
+        spec = self.fn(**task_args)
+        if not isinstance(spec, TaskSpec):
+            raise ConfigTypeError(f"task {self.name!r} returned {type(spec).__name__}, expected a TaskSpec")
+        return spec
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(
+    name: str,
+    fn: Callable[..., TaskSpec] | None = None,
+    *,
+    summary: str = "",
+    overwrite: bool = False,
+    _builtin: bool = False,
+) -> Any:
+    """Register ``fn`` (a function returning a :class:`TaskSpec`) under ``name``.
+
+    Usable as ``register_task("name", fn)`` or as a decorator ``@register_task("name")``.
+    Registering a taken name raises a ``ConfigError`` unless ``overwrite=True``.
+    """
+
+    def _register(f: Callable[..., TaskSpec]) -> Callable[..., TaskSpec]:
+        if not isinstance(name, str) or not name:
+            raise ConfigTypeError(f"task name = {name!r} is not allowed: expected a non-empty string")
+        if not callable(f):
+            raise ConfigTypeError(f"task {name!r}: fn = {f!r} is not callable")
+        if name in _TASKS and not overwrite:
+            raise ConfigError(f"task {name!r} is already registered; pass overwrite=True to replace it")
+        params = inspect.signature(f).parameters.values()
+        defaults = {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        doc = summary or (inspect.getdoc(f) or "").split("\n")[0]
+        _TASKS[name] = Task(name, f, doc, _builtin, defaults)
+        return f
+
+    return _register if fn is None else _register(fn)
+
+
+def get_task(name: str) -> Task:
+    """The task registered as ``name``; a ``ConfigError`` with did-you-mean otherwise."""
+    if not isinstance(name, str) or name not in _TASKS:
+        raise ConfigError.unknown("task", name, _TASKS)
+    return _TASKS[name]
+
+
+def available_tasks() -> dict[str, Task]:
+    """Every registered task by name, in registration order."""
+    return dict(_TASKS)
+
+
+def user_tasks() -> dict[str, Task]:
+    """The tasks registered by the user (not built in): shipped to Ray workers with the trainable."""
+    return {n: t for n, t in _TASKS.items() if not t.builtin}
+
+
+def restore_user_tasks(tasks: dict[str, Task]) -> None:
+    """Re-register tasks captured by :func:`user_tasks` in another process (a Ray worker)."""
+    for name, task in tasks.items():
+        _TASKS.setdefault(name, task)
