@@ -1,0 +1,68 @@
+"""The CIFAR-10 loader reads a tiny data set written in torchvision's on-disk pickle format."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from raytune_opt.errors import ConfigError
+from raytune_opt.tasks import get_task
+from raytune_opt.tasks.cifar10 import FOLDER, TEST_FILES, TRAIN_FILES, random_crop_flip
+
+
+def write_tiny_cifar10(root: Path, per_file: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """Write ``root/cifar-10-batches-py`` the way the CIFAR-10 python tarball lays it out."""
+    rng = np.random.default_rng(seed)
+    folder = root / FOLDER
+    folder.mkdir(parents=True)
+    written = {}
+    for i, name in enumerate(TRAIN_FILES + TEST_FILES):
+        data = rng.integers(0, 256, (per_file, 3072), dtype=np.uint8)
+        labels = [int(v) for v in (np.arange(per_file) + i) % 10]
+        entry = {
+            "batch_label": f"batch {i}",
+            "labels": labels,
+            "data": data,
+            "filenames": [f"img_{i}_{j}.png" for j in range(per_file)],
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(entry, f, protocol=2)
+        written[name] = data
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{k}" for k in range(10)], "num_vis": 3072}, f)
+    return written
+
+
+def test_loader_reads_the_pickle_format(tmp_path: Path) -> None:
+    written = write_tiny_cifar10(tmp_path)
+    spec = get_task("cifar10-resnet").build(data_dir=str(tmp_path), width=4)
+    x, y = spec.train
+    assert x.shape == (20, 3, 32, 32) and x.dtype == torch.uint8 and y.shape == (20,)
+    # row-major 3072 = channel-major 3×32×32 (red plane first), in file order
+    assert torch.equal(x[0], torch.from_numpy(written["data_batch_1"][0].reshape(3, 32, 32)))
+    assert torch.equal(spec.val[0][-1], torch.from_numpy(written["test_batch"][-1].reshape(3, 32, 32)))
+    assert y[:4].tolist() == [0, 1, 2, 3] and spec.val[1].tolist() == [5, 6, 7, 8]
+    out = spec.model(x[:2])
+    assert out.shape == (2, 10)
+    assert spec.loss(out, y[:2]).isfinite()
+    # the folder itself works too
+    assert get_task("cifar10-resnet").build(data_dir=str(tmp_path / FOLDER), width=4).train[0].shape[0] == 20
+
+
+def test_missing_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="data_dir"):
+        get_task("cifar10-resnet").build(data_dir=str(tmp_path))
+
+
+def test_random_crop_flip_keeps_pixels() -> None:
+    torch.manual_seed(0)
+    x = torch.randint(0, 255, (16, 3, 8, 8), dtype=torch.uint8)
+    out = random_crop_flip(x, padding=0)
+    # no padding: each image is itself or its mirror image
+    assert all(torch.equal(o, i) or torch.equal(o, i.flip(-1)) for o, i in zip(out, x, strict=True))
+    padded = random_crop_flip(x, padding=2)
+    assert padded.shape == x.shape and padded.dtype == torch.uint8
