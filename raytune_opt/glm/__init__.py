@@ -1,0 +1,33 @@
+"""Generalized and robust regression and non-linear least squares by the seed's second-order methods.
+
+- :func:`fit` — GLMs (gaussian, binomial, poisson, gamma) by ``irls``, ``newton``, ``irls-lm``, ``lm``,
+  ``bfgs``, ``lbfgs``; robust linear regression (``robust=`` huber, bisquare, l1, cauchy, seed); an L2
+  penalty ``alpha``; rows sharded over Ray actors with ``num_workers``.
+- :func:`curve_fit` — non-linear least squares with the model written in torch.
+
+Imports point down the architecture: this package uses ``raytune_opt.optim``, torch and (lazily) Ray.
+"""
+
+from raytune_opt.glm.families import FAMILIES, LINKS, Family, Link, get_family
+from raytune_opt.glm.fit import METHODS, GLMConvergenceWarning, GLMResult, fit
+from raytune_opt.glm.robust import L1, NORMS, Cauchy, HuberT, Norm, Seed, TukeyBiweight, get_norm
+
+__all__ = [
+    "fit",
+    "GLMResult",
+    "GLMConvergenceWarning",
+    "METHODS",
+    "FAMILIES",
+    "LINKS",
+    "Family",
+    "Link",
+    "get_family",
+    "NORMS",
+    "Norm",
+    "HuberT",
+    "TukeyBiweight",
+    "Cauchy",
+    "L1",
+    "Seed",
+    "get_norm",
+]

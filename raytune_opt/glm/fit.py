@@ -1,0 +1,408 @@
+"""``fit``: generalized and robust linear regression, validated up front, by the seed's second-order methods.
+
+    >>> from raytune_opt import glm
+    >>> res = glm.fit(X, y, family="binomial")              # logistic regression by IRLS
+    >>> res.coef, res.bse, res.deviance, res.n_iter
+    >>> glm.fit(X, y, family="poisson", method="newton", num_workers=4)   # rows sharded over 4 Ray actors
+    >>> glm.fit(X, y, robust="huber")                       # M-estimation with a MAD scale
+    >>> print(res.summary())
+
+X is the design matrix as given (no hidden intercept, as statsmodels). Every bad input raises a
+``ConfigError`` before the first iteration: unknown names (listing the allowed ones), NaN/inf, y outside the
+family's support, mismatched lengths, a rank-deficient X (suggesting ``alpha``), and complete or
+quasi-complete separation in binomial regression (found by a linear program before the fit where n p <=
+``SEPARATION_LP_LIMIT``, and otherwise confirmed by the same program when the fit runs away). A fit that does
+not converge within ``max_iter`` says so in ``converged`` and emits a :class:`GLMConvergenceWarning`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from raytune_opt.errors import ConfigError, ConfigTypeError
+from raytune_opt.glm import irls as _irls
+from raytune_opt.glm.families import Family, get_family
+from raytune_opt.glm.robust import Norm, get_norm, h1_cov, rlm
+from raytune_opt.glm.separation import check_separation
+from raytune_opt.glm.shard import Local, Shard, as_numpy
+
+__all__ = ["fit", "GLMResult", "GLMConvergenceWarning", "METHODS", "SEPARATION_LP_LIMIT"]
+
+METHODS = ("irls", "newton", "irls-lm", "lm", "bfgs", "lbfgs")
+ROBUST_METHODS = ("irls", "irls-lm")
+SEPARATION_LP_LIMIT = 2_000_000  # n * p up to which the separation LP runs before every binomial fit
+RUNAWAY_ITERS = 15  # a binomial fit this long (on data too big for the LP up front) gets the separation LP
+RANK_RTOL = (
+    1e-12  # smallest / largest eigenvalue of the column-scaled X^T W X below which X is rank-deficient
+)
+
+
+class GLMConvergenceWarning(RuntimeWarning):
+    """A fit stopped at ``max_iter`` before meeting ``tol``."""
+
+
+@dataclass
+class GLMResult:
+    """A fitted model. ``coef``, ``bse``, ``cov_params`` are float64 numpy arrays.
+
+    ``deviance`` is sum_i w_i d(y_i, mu_i) (for robust fits: sum rho(r / scale)); ``loglike`` is
+    statsmodels' ``llf`` (NaN for robust fits); ``scale`` the dispersion (1 for binomial and Poisson,
+    Pearson chi2 / (n - p) otherwise, the MAD scale for robust fits); ``history`` one dict per iteration.
+    """
+
+    coef: np.ndarray
+    bse: np.ndarray
+    cov_params: np.ndarray
+    scale: float
+    deviance: float
+    loglike: float
+    n_iter: int
+    converged: bool
+    method: str
+    family: str
+    link: str
+    robust: str | None
+    alpha: float
+    nobs: int
+    df_resid: int
+    pearson_chi2: float
+    num_workers: int = 1
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def zvalues(self) -> np.ndarray:
+        """coef / bse."""
+        return self.coef / self.bse
+
+    @property
+    def pvalues(self) -> np.ndarray:
+        """Two-sided normal p-values 2 Phi(-|z|) (statsmodels' GLM default)."""
+        return 2.0 * torch.special.ndtr(-torch.from_numpy(np.abs(self.zvalues))).numpy()
+
+    def conf_int(self, level: float = 0.95) -> np.ndarray:
+        """Normal-theory (lower, upper) bounds, one row per coefficient."""
+        q = float(torch.special.ndtri(torch.tensor(0.5 + level / 2, dtype=torch.float64)))
+        return np.stack([self.coef - q * self.bse, self.coef + q * self.bse], axis=1)
+
+    def summary(self, names: list[str] | None = None) -> str:
+        """A statsmodels-style coefficient table as text."""
+        names = names or [f"x{j}" for j in range(len(self.coef))]
+        what = f"robust={self.robust}" if self.robust else f"family={self.family}, link={self.link}"
+        head = [
+            f"GLM fit: {what}, method={self.method}, alpha={self.alpha:g}, workers={self.num_workers}",
+            f"nobs={self.nobs}  df_resid={self.df_resid}  scale={self.scale:.6g}  "
+            f"deviance={self.deviance:.6g}  "
+            f"loglike={self.loglike:.6g}  iterations={self.n_iter}  converged={self.converged}",
+        ]
+        ci = self.conf_int()
+        width = max(8, *(len(n) for n in names))
+        rows = [
+            f"{'':<{width}} {'coef':>12} {'std err':>12} {'z':>9} {'P>|z|':>9} {'[0.025':>12} {'0.975]':>12}"
+        ]
+        for j, n in enumerate(names):
+            rows.append(
+                f"{n:<{width}} {self.coef[j]:>12.6g} {self.bse[j]:>12.6g} {self.zvalues[j]:>9.3f} "
+                f"{self.pvalues[j]:>9.3g} {ci[j, 0]:>12.6g} {ci[j, 1]:>12.6g}"
+            )
+        rule = "-" * len(rows[0])
+        return "\n".join([*head, rule, *rows, rule])
+
+
+# -- input checks ---------------------------------------------------------------------------------------
+def _as_tensor(
+    field_name: str, value: Any, ndim: tuple[int, ...], dtype: torch.dtype, device
+) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        t = value.detach()
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception as exc:  # noqa: BLE001 - anything that is not array-like
+            raise ConfigTypeError(
+                f"{field_name}: cannot read {type(value).__name__} as an array ({exc})"
+            ) from exc
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ConfigTypeError(f"{field_name} must be numeric, got an array of dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+    if t.is_complex():
+        raise ConfigTypeError(f"{field_name} must be real, got {t.dtype}")
+    if t.ndim == 2 and 1 in ndim and t.shape[1] == 1:
+        t = t[:, 0]
+    if t.ndim not in ndim:
+        raise ConfigError.invalid(f"{field_name}.ndim", t.ndim, " or ".join(map(str, ndim)))
+    t = t.to(device=device, dtype=dtype)
+    if not bool(torch.isfinite(t).all()):
+        bad = (~torch.isfinite(t)).reshape(t.shape[0], -1).any(dim=1)
+        rows = torch.nonzero(bad).flatten()
+        raise ConfigError(
+            f"{field_name} has {rows.numel()} row(s) with NaN or inf (first at rows {rows[:5].tolist()}); "
+            "drop or impute them before fitting"
+        )
+    return t.contiguous()
+
+
+def _check_names(family, link, method, robust) -> tuple[Family | None, Norm | None]:
+    if not isinstance(method, str) or method not in METHODS:
+        raise ConfigError.unknown("method", method, METHODS)
+    if robust is not None:
+        norm = get_norm(robust)
+        if method not in ROBUST_METHODS:
+            raise ConfigError.invalid(
+                "method", method, f"one of {', '.join(ROBUST_METHODS)} for a robust fit"
+            )
+        if family != "gaussian" or link not in (None, "identity"):
+            raise ConfigError.invalid("family", family, "'gaussian' (identity link) for a robust linear fit")
+        return None, norm
+    return get_family(family, link), None
+
+
+def _check_number(field_name: str, value: Any, low: float, strict: bool, integer: bool = False) -> None:
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if (
+        isinstance(value, bool)
+        or not ok_type
+        or not math.isfinite(value)
+        or (value <= low if strict else value < low)
+    ):
+        kind = "an integer" if integer else "a finite number"
+        raise ConfigError.invalid(field_name, value, f"{kind} {'>' if strict else '>='} {low:g}")
+
+
+def _check_rank(G: torch.Tensor, alpha: float) -> None:
+    """Raise when X^T W X (W > 0) is singular: X is rank-deficient, the coefficients not identified."""
+    if alpha > 0:
+        return
+    d = G.diagonal()
+    zero = torch.nonzero(d <= 0).flatten().tolist()
+    if zero:
+        raise ConfigError(
+            f"X is rank-deficient: column(s) {zero} are all zero on the rows with positive weight; drop them "
+            "or pass alpha > 0 (L2 penalty)"
+        )
+    s = d.rsqrt()
+    evals, evecs = torch.linalg.eigh(G * s[:, None] * s[None, :])
+    tiny = evals <= RANK_RTOL * evals[-1]
+    if bool(tiny.any()):
+        v = evecs[:, 0].abs()
+        cols = torch.nonzero(v > 0.05 * v.max()).flatten().tolist()
+        p = G.shape[0]
+        raise ConfigError(
+            f"X is rank-deficient: numerical rank {p - int(tiny.sum())} < {p} columns; columns {cols} are "
+            "(nearly) linearly dependent, so the coefficients are not identified. Drop a column or pass "
+            "alpha > 0 (L2 penalty)"
+        )
+
+
+# -- fit ------------------------------------------------------------------------------------------------
+def fit(
+    X: Any,
+    y: Any,
+    family: str = "gaussian",
+    link: str | None = None,
+    method: str = "irls",
+    robust: str | Norm | None = None,
+    weights: Any = None,
+    offset: Any = None,
+    alpha: float = 0.0,
+    max_iter: int = 100,
+    tol: float = 1e-8,
+    num_workers: int = 1,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> GLMResult:
+    """Fit a GLM (or, with ``robust``, a robust linear model) of ``y`` on the columns of ``X``.
+
+    Minimises D(a)/2 + alpha/2 ||a||^2 (D the deviance; for ``gaussian`` least squares, so ``alpha`` is
+    scikit-learn's ``Ridge(alpha, fit_intercept=False)``) by ``method``: ``irls`` (Fisher scoring,
+    Cholesky), ``newton`` (Newton–Raphson, observed Hessian), ``irls-lm`` (the seed's damped IRLS), ``lm``,
+    ``bfgs`` or ``lbfgs`` (the torch optimizers of ``raytune_opt.optim``). ``weights`` are prior (variance)
+    weights — statsmodels' ``var_weights``; for binomial proportions, the numbers of trials. ``num_workers``
+    > 1 shards the rows over that many Ray actors (``ray.init()`` is called if Ray is not running).
+
+    Standard errors: scale * (information + alpha I)^{-1}, with the expected information for ``irls`` and
+    ``irls-lm`` and the observed one for the other methods (as statsmodels' IRLS and Newton fits); for
+    robust fits statsmodels' H1 sandwich.
+    """
+    fam, norm = _check_names(family, link, method, robust)
+    _check_number("alpha", alpha, 0.0, strict=False)
+    _check_number("tol", tol, 0.0, strict=True)
+    _check_number("max_iter", max_iter, 1, strict=False, integer=True)
+    _check_number("num_workers", num_workers, 1, strict=False, integer=True)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ConfigError.invalid("dtype", dtype, "a floating torch dtype (default torch.float64)")
+    if num_workers > 1 and method == "lm":
+        raise ConfigError.invalid(
+            "method",
+            method,
+            "a method other than 'lm' with num_workers > 1 (lm needs every residual in one "
+            "process; 'irls-lm' is its sharded counterpart)",
+        )
+    if device is None:
+        device = X.device if isinstance(X, torch.Tensor) else torch.device("cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError.invalid("device", device, "a torch device such as 'cpu' or 'cuda:0'") from exc
+
+    Xt = _as_tensor("X", X, (2,), dtype, device)
+    yt = _as_tensor("y", y, (1,), dtype, device)
+    n, p = Xt.shape
+    if yt.shape[0] != n:
+        raise ConfigError(f"X has {n} rows but y has {yt.shape[0]} values; they must match")
+    if robust is not None and weights is not None:
+        raise ConfigError.invalid("weights", "<array>", "None for a robust fit (as statsmodels RLM)")
+    wt = torch.ones_like(yt) if weights is None else _as_tensor("weights", weights, (1,), dtype, device)
+    ot = torch.zeros_like(yt) if offset is None else _as_tensor("offset", offset, (1,), dtype, device)
+    for name, t in (("weights", wt), ("offset", ot)):
+        if t.shape[0] != n:
+            raise ConfigError(f"X has {n} rows but {name} has {t.shape[0]} values; they must match")
+    if bool((wt < 0).any()):
+        raise ConfigError.invalid("weights", "<array with negative entries>", "weights >= 0")
+    n_eff = int((wt > 0).sum())
+    if n_eff <= p and alpha == 0:
+        raise ConfigError(
+            f"{n_eff} rows with positive weight for {p} coefficients: "
+            "need more rows than columns, or alpha > 0"
+        )
+    if fam is not None:
+        fam.check_support(yt, wt)
+    if num_workers > 1 and num_workers > n:
+        raise ConfigError.invalid("num_workers", num_workers, f"at most the number of rows ({n})")
+
+    lp_first = fam is not None and fam.name == "binomial" and alpha == 0 and n * p <= SEPARATION_LP_LIMIT
+    if lp_first:
+        check_separation(as_numpy(Xt), as_numpy(yt), as_numpy(wt))
+
+    backend = _backend(Xt, yt, wt, ot, fam, num_workers, device, dtype)
+    try:
+        if norm is not None:
+            result = _fit_robust(backend, norm, method, n, p, max_iter, tol)
+        else:
+            result = _fit_glm(backend, fam, method, n, p, alpha, max_iter, tol, Xt, yt, wt, lp_first)
+    finally:
+        backend.close()
+    result.num_workers = num_workers
+    if not result.converged:
+        warnings.warn(
+            f"glm.fit: method={method!r} did not converge within max_iter={max_iter} iterations "
+            f"(tol={tol:g}); "
+            "the result is the last iterate — raise max_iter, loosen tol or try method='irls-lm'",
+            GLMConvergenceWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def _backend(X, y, w, offset, fam, num_workers, device, dtype):
+    if num_workers == 1:
+        return Local(Shard(X, y, w, offset, fam))
+    from raytune_opt.glm.distributed import RayShards
+
+    return RayShards(X, y, w, offset, fam, num_workers, device, dtype)
+
+
+def _solve_method(method: str):
+    if method in ("lm", "bfgs", "lbfgs"):
+        from raytune_opt.glm.torch_solvers import torch_solver
+
+        return torch_solver(method)
+    return {"irls": _irls.irls, "newton": _irls.newton, "irls-lm": _irls.irls_lm}[method]
+
+
+def _fit_glm(backend, fam, method, n, p, alpha, max_iter, tol, Xt, yt, wt, lp_done) -> GLMResult:
+    start = backend.sum("irls_pieces", None)
+    _check_rank(start[1], alpha)
+    solver = _solve_method(method)
+    out = solver(backend, start, alpha, max_iter, tol)
+    if fam.name == "binomial" and alpha == 0 and not lp_done and _runaway(out):
+        check_separation(as_numpy(Xt), as_numpy(yt), as_numpy(wt))
+    beta = out.beta
+    info = out.information
+    if method in ("lm", "bfgs", "lbfgs"):
+        info = _irls._ridge(backend.sum("newton_pieces", beta)[1], alpha)
+    dev, pearson, _, _ = backend.sum("fit_stats", beta)
+    dev, pearson = float(dev), float(pearson)
+    df_resid = n - p
+    scale = 1.0 if fam.fixed_scale else pearson / df_resid
+    # gaussian: statsmodels' concentrated likelihood, scale = sum w (y - mu)^2 / n
+    ll_scale = float(backend.sum("fit_stats", beta)[2]) / n if fam.name == "gaussian" else scale
+    loglike = float(backend.sum("loglike", beta, ll_scale)[0])
+    cov = scale * torch.linalg.inv(info)
+    return _result(
+        beta,
+        cov,
+        scale,
+        dev,
+        loglike,
+        out,
+        method,
+        fam.name,
+        fam.link.name,
+        None,
+        alpha,
+        n,
+        df_resid,
+        pearson,
+    )
+
+
+def _runaway(out) -> bool:
+    """Did a binomial fit stall or need many iterations (the mark of coefficients running to infinity)?"""
+    return not out.converged or out.n_iter >= RUNAWAY_ITERS or float(out.beta.abs().max()) > 1e3
+
+
+def _fit_robust(backend, norm, method, n, p, max_iter, tol) -> GLMResult:
+    start = backend.sum("wls_pieces", None)
+    _check_rank(start[0], 0.0)
+    out, scale = rlm(backend, start, norm, n, p, max_iter, tol, damped=method == "irls-lm")
+    r = backend.gather("resid", out.beta)
+    cov = h1_cov(norm, r, scale, start[0], p) if scale > 0 else torch.zeros_like(start[0])
+    crit = float(norm.rho(r / scale).sum()) if scale > 0 else 0.0
+    ssr = float((r * r).sum())
+    return _result(
+        out.beta,
+        cov,
+        scale,
+        crit,
+        float("nan"),
+        out,
+        method,
+        "gaussian",
+        "identity",
+        norm.name,
+        0.0,
+        n,
+        n - p,
+        ssr,
+    )
+
+
+def _result(beta, cov, scale, dev, loglike, out, method, family, link, robust, alpha, n, df_resid, pearson):
+    cov_np = as_numpy(cov)
+    return GLMResult(
+        coef=as_numpy(beta),
+        bse=np.sqrt(np.clip(np.diag(cov_np), 0.0, None))
+        if np.isfinite(cov_np).all()
+        else np.sqrt(np.diag(cov_np)),
+        cov_params=cov_np,
+        scale=float(scale),
+        deviance=dev,
+        loglike=loglike,
+        n_iter=out.n_iter,
+        converged=out.converged,
+        method=method,
+        family=family,
+        link=link,
+        robust=robust,
+        alpha=float(alpha),
+        nobs=n,
+        df_resid=df_resid,
+        pearson_chi2=pearson,
+        history=out.history,
+    )

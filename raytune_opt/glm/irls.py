@@ -1,0 +1,213 @@
+"""The seed's curvature iterations for a GLM (section 3.2): IRLS, Newton–Raphson and IRLS combined with LM.
+
+All three minimise the penalised objective
+
+    F(a) = D(a) / 2 + alpha/2 ||a||^2,      D = sum_i w_i d(y_i, mu_i) (the deviance, = -2 loglik + const)
+
+over sums supplied by a backend (``shard.Local`` or ``distributed.RayShards``): each iteration asks the
+backend for the p x p and p-vector pieces, and takes one step from their sums. Every solver returns the
+coefficients, the p x p information matrix at the solution (for the covariance) and a per-iteration history.
+
+Convergence (as R's ``glm.fit``): |F_k - F_{k-1}| <= tol (|F_k| + 0.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["SolverOutput", "irls", "newton", "irls_lm", "solve_spd", "converged_by"]
+
+_MAX_HALVINGS = 40
+
+
+@dataclass
+class SolverOutput:
+    """What a solver hands back to ``fit``: coefficients, information at the solution, iterations."""
+
+    beta: torch.Tensor
+    information: torch.Tensor  # p x p, unscaled (X^T W X + alpha I or the observed analogue)
+    n_iter: int
+    converged: bool
+    history: list[dict] = field(default_factory=list)
+
+
+def converged_by(new: float, old: float, tol: float) -> bool:
+    """|F_new - F_old| <= tol (|F_new| + 0.1)."""
+    return abs(new - old) <= tol * (abs(new) + 0.1)
+
+
+def solve_spd(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
+    """x = A^{-1} b by Cholesky, or None when A is not (numerically) positive definite."""
+    L, info = torch.linalg.cholesky_ex(A)
+    if int(info) != 0:
+        return None
+    return torch.cholesky_solve(b[:, None], L)[:, 0]
+
+
+def _ridge(G: torch.Tensor, alpha: float) -> torch.Tensor:
+    if alpha == 0.0:
+        return G
+    return G + alpha * torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+
+
+def _objective(dev: torch.Tensor | float, beta: torch.Tensor, alpha: float) -> float:
+    """F = D/2 + alpha/2 ||a||^2."""
+    return 0.5 * float(dev) + 0.5 * alpha * float(beta @ beta)
+
+
+def _solve(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    x = solve_spd(A, b)
+    if x is None:  # only reachable from rounding: fit() has checked the rank before the first step
+        x = torch.linalg.lstsq(A, b[:, None]).solution[:, 0]
+    return x
+
+
+def _bad(value: float) -> bool:
+    return value != value or value in (float("inf"), float("-inf"))
+
+
+def irls(backend, start: tuple, alpha: float, max_iter: int, tol: float) -> SolverOutput:
+    """IRLS, the seed's w_{k+1} = (X^T W_k X + alpha I)^{-1} X^T W_k z_k, solved by Cholesky.
+
+    ``start`` holds the pieces (D, X^T W X, X^T W z) at statsmodels' mu_0. A step that makes F non-finite
+    (mu leaving the domain, e.g. a negative mean under the inverse link) is halved towards the previous
+    coefficients until F is finite and not larger (R's ``glm.fit`` safeguard).
+    """
+    dev, G, rhs = start
+    F = 0.5 * float(dev)
+    beta: torch.Tensor | None = None
+    history: list[dict] = []
+    converged = False
+    n_iter = 0
+    while n_iter < max_iter:
+        new = _solve(_ridge(G, alpha), rhs)
+        dev_n, G_n, rhs_n = backend.sum("irls_pieces", new)
+        F_n = _objective(dev_n, new, alpha)
+        halvings = 0
+        while (
+            beta is not None and (_bad(F_n) or F_n > F + 1e-7 * (abs(F) + 0.1)) and halvings < _MAX_HALVINGS
+        ):
+            new = 0.5 * (beta + new)
+            dev_n, G_n, rhs_n = backend.sum("irls_pieces", new)
+            F_n = _objective(dev_n, new, alpha)
+            halvings += 1
+        n_iter += 1
+        step = float((new - beta).abs().max()) if beta is not None else float(new.abs().max())
+        history.append(
+            {"iter": n_iter, "deviance": float(dev_n), "objective": F_n, "step": step, "halvings": halvings}
+        )
+        done = converged_by(F_n, F, tol)
+        beta, dev, G, rhs, F = new, dev_n, G_n, rhs_n, F_n
+        if done:
+            converged = True
+            break
+    return SolverOutput(beta, _ridge(G, alpha), n_iter, converged, history)
+
+
+def first_step(start: tuple, alpha: float) -> torch.Tensor:
+    """One IRLS step from mu_0: the starting coefficients of every other method."""
+    _, G, rhs = start
+    return _solve(_ridge(G, alpha), rhs)
+
+
+def newton(backend, start: tuple, alpha: float, max_iter: int, tol: float) -> SolverOutput:
+    """Newton–Raphson on the log-likelihood: theta_new = theta_old - (d2L/dtheta2)^{-1} dL/dtheta.
+
+    With the penalty, the step solves (H_obs + alpha I) s = X^T (w (y - mu) mu'/V) - alpha a, H_obs the
+    observed information (``Shard.newton_pieces``; the expected one for canonical links). Where H_obs is
+    not positive definite (possible far from the optimum for non-canonical links) the step uses the
+    expected information instead. A backtracking (Armijo) line search keeps F decreasing. Starts from one
+    IRLS step from mu_0.
+    """
+    beta = first_step(start, alpha)
+    F_prev = 0.5 * float(start[0])
+    history: list[dict] = []
+    converged = False
+    n_iter = 0
+    while True:
+        dev, H, score = backend.sum("newton_pieces", beta)
+        F = _objective(dev, beta, alpha)
+        H = _ridge(H, alpha)
+        if history and converged_by(F, F_prev, tol):
+            converged = True
+            break
+        if n_iter >= max_iter:
+            break
+        grad = alpha * beta - score  # dF/da
+        step = solve_spd(H, -grad)
+        fisher = step is None
+        if fisher:
+            step = _solve(_ridge(backend.sum("fisher_gram", beta)[0], alpha), -grad)
+        t, slope = 1.0, float(grad @ step)
+        F_t = _objective(backend.sum("deviance", beta + step)[0], beta + step, alpha)
+        while (_bad(F_t) or F_t > F + 1e-4 * t * slope) and t > 2.0**-_MAX_HALVINGS:
+            t *= 0.5
+            F_t = _objective(backend.sum("deviance", beta + t * step)[0], beta + t * step, alpha)
+        n_iter += 1
+        beta, F_prev = beta + t * step, F
+        history.append(
+            {
+                "iter": n_iter,
+                "deviance": 2.0 * (F_t - 0.5 * alpha * float(beta @ beta)),
+                "objective": F_t,
+                "step": float((t * step).abs().max()),
+                "t": t,
+                "fisher": fisher,
+            }
+        )
+    return SolverOutput(beta, H, n_iter, converged, history)
+
+
+def irls_lm(
+    backend, start: tuple, alpha: float, max_iter: int, tol: float, lam0: float = 1e-3
+) -> SolverOutput:
+    """The seed's IRLS combined with Levenberg–Marquardt.
+
+    J_k = W_k^{1/2} X,  Delta a = (J_k^T J_k + lambda I)^{-1} J_k^T W_k^{1/2} r_k,  a_new = a_old + Delta a,
+    with r_k = (y - mu) g'(mu) the working residual, so J^T W^{1/2} r = X^T W z - X^T W X a (plus -alpha a
+    and alpha I for the penalty). lambda starts at ``lam0`` times the mean diagonal of J^T J; a step that
+    lowers F is accepted and lambda /= 10, otherwise lambda *= 10 and the step is recomputed from the same
+    pieces. lambda -> 0 is IRLS; large lambda is a short gradient step.
+    """
+    beta = first_step(start, alpha)
+    dev, G, rhs = backend.sum("irls_pieces", beta)
+    F = _objective(dev, beta, alpha)
+    lam = lam0 * float(G.diagonal().mean())
+    eye = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+    history: list[dict] = [
+        {"iter": 0, "deviance": float(dev), "objective": F, "step": float("nan"), "lambda": float("nan")}
+    ]
+    converged = False
+    n_iter = 0
+    while n_iter < max_iter:
+        g = rhs - G @ beta - alpha * beta  # J^T W^{1/2} r - alpha a
+        A = G + (alpha + lam) * eye
+        for _ in range(_MAX_HALVINGS):
+            delta = _solve(A, g)
+            F_t = _objective(backend.sum("deviance", beta + delta)[0], beta + delta, alpha)
+            if not _bad(F_t) and F_t <= F:
+                break
+            lam *= 10.0
+            A = G + (alpha + lam) * eye
+        n_iter += 1
+        beta = beta + delta
+        dev, G, rhs = backend.sum("irls_pieces", beta)
+        F_new = _objective(dev, beta, alpha)
+        history.append(
+            {
+                "iter": n_iter,
+                "deviance": float(dev),
+                "objective": F_new,
+                "step": float(delta.abs().max()),
+                "lambda": lam,
+            }
+        )
+        lam /= 10.0
+        done = converged_by(F_new, F, tol)
+        F = F_new
+        if done:
+            converged = True
+            break
+    return SolverOutput(beta, _ridge(G, alpha), n_iter, converged, history)
