@@ -1,0 +1,203 @@
+"""What every searcher of this package shares: the space, metric/mode, diverged trials, save/restore.
+
+* :class:`SpaceSearcher` — base of our own searchers (QMC, GP-BO, Fabolas): keeps the observations
+  as losses (``mode="max"`` negated), the live trials (pending points for batch suggestions) and a
+  seeded generator; ``save``/``restore`` pickle the whole state so ``Tuner.restore`` resumes it.
+* :class:`SpaceAdapter` — wraps a foreign searcher (hyperopt's TPE, TuneBOHB) that samples the
+  space's hyperopt/ConfigSpace form: flattens its suggestions back into configurations and feeds
+  it diverged results as bad ones.
+
+A diverged trial (metric ``inf`` or ``NaN``) is a *bad* result, never dropped: it is replaced by
+the penalty ``worst + max(1, worst − best)`` over the finite losses seen (:func:`penalize`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from ray import cloudpickle
+from ray.tune.search import Searcher
+
+from raytune_opt.errors import ConfigError
+from raytune_opt.search.space import SearchSpace
+
+__all__ = ["SpaceSearcher", "SpaceAdapter", "penalize", "check_param_space"]
+
+#: loss given to a diverged trial when no finite loss has been seen yet
+FALLBACK_PENALTY = 1e6
+
+
+def penalize(losses: np.ndarray) -> np.ndarray:
+    """Replace non-finite losses by ``worst + max(1, worst − best)`` of the finite ones.
+
+    With no finite loss at all, every loss becomes ``FALLBACK_PENALTY``. Losses are minimised.
+    """
+    y = np.asarray(losses, dtype=float).copy()
+    bad = ~np.isfinite(y)
+    if bad.any():
+        good = y[~bad]
+        y[bad] = good.max() + max(1.0, good.max() - good.min()) if good.size else FALLBACK_PENALTY
+    return y
+
+
+def check_param_space(config: Mapping[str, Any], owner: str) -> None:
+    """The Tuner's ``param_space`` may hold constants only: the domains live in the SearchSpace."""
+    from ray.tune.search.variant_generator import parse_spec_vars
+
+    _, domains, grids = parse_spec_vars(dict(config or {}))
+    if domains or grids:
+        names = ["/".join(map(str, path)) for path, _ in [*domains, *grids]]
+        raise ConfigError.invalid(
+            "Tuner(param_space=...)",
+            names,
+            f"constants only with {owner}: put the searched parameters into the SearchSpace "
+            "given to make_tune_config",
+        )
+
+
+def _loss(result: Mapping[str, Any] | None, metric: str, sign: float) -> float:
+    """``sign · result[metric]`` as a float (``NaN`` when missing or not a number)."""
+    if not result or metric not in result:
+        return math.nan
+    try:
+        return sign * float(result[metric])
+    except (TypeError, ValueError):
+        return math.nan
+
+
+class _Stateful(Searcher):
+    """``save``/``restore`` of the whole ``__dict__`` (cloudpickle), as Ray's TuneBOHB does."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            cloudpickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(cloudpickle.load(f))
+
+    def _set_metric_mode(self, metric: str | None, mode: str | None) -> None:
+        if metric:
+            self._metric = metric
+        if mode:
+            if mode not in ("min", "max"):
+                raise ConfigError.invalid("mode", mode, "'min' or 'max'")
+            self._mode = mode
+
+    @property
+    def _sign(self) -> float:
+        """+1 to minimise ``metric``, −1 to maximise it: ``loss = sign · metric``."""
+        return -1.0 if self._mode == "max" else 1.0
+
+
+class SpaceSearcher(_Stateful):
+    """Base of our own searchers: subclasses implement ``_propose() -> config | None | FINISHED``.
+
+    Observations are ``(trial_id, config, loss, result)`` with ``loss = ±metric`` (minimised), in
+    completion order; ``self.live`` maps running trial ids to their configs.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        metric: str | None = None,
+        mode: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self.space = space if isinstance(space, SearchSpace) else SearchSpace(space)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.live: dict[str, dict[str, Any]] = {}
+        self.observations: list[tuple[str, dict[str, Any], float, dict[str, Any]]] = []
+        self.n_suggested = 0
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        check_param_space(config, type(self).__name__)
+        self._set_metric_mode(metric, mode)
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        config = self._propose()
+        if config is None or config == Searcher.FINISHED:
+            return config
+        self.live[trial_id] = config
+        self.n_suggested += 1
+        return dict(config)
+
+    def _propose(self) -> dict[str, Any] | str | None:
+        raise NotImplementedError
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        config = self.live.pop(trial_id, None)
+        if config is None:
+            return
+        loss = _loss(result, self._metric, self._sign)
+        if error and not result:
+            return  # crashed before reporting: nothing to learn
+        self.observations.append((trial_id, config, loss, dict(result or {})))
+
+    def losses(self) -> np.ndarray:
+        """The observed losses, diverged ones replaced by :func:`penalize`'s penalty."""
+        return penalize(np.array([o[2] for o in self.observations], dtype=float))
+
+
+class SpaceAdapter(_Stateful):
+    """A foreign searcher (TPE, BOHB) behind a :class:`SearchSpace`.
+
+    ``to_config`` maps its raw suggestion back to a flat configuration; results reaching it carry a
+    finite metric: a diverged one becomes the penalty of :func:`penalize` over the losses seen so far.
+    """
+
+    def __init__(
+        self,
+        inner: Searcher,
+        space: SearchSpace,
+        to_config: Callable[[Mapping[str, Any]], dict[str, Any]],
+        metric: str,
+        mode: str,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self.inner = inner
+        self.space = space
+        self.to_config = to_config
+        self.seen: list[float] = []
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        check_param_space(config, type(self.inner).__name__)
+        self._set_metric_mode(metric, mode)
+        return True
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        return self.inner.set_max_concurrency(max_concurrent)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        raw = self.inner.suggest(trial_id)
+        if raw is None or raw == Searcher.FINISHED:
+            return raw
+        return self.to_config(raw)
+
+    def _sanitize(self, result: dict | None) -> dict | None:
+        if not result or self._metric not in result:
+            return result
+        loss = _loss(result, self._metric, self._sign)
+        if math.isfinite(loss):
+            self.seen.append(loss)
+            return result
+        fixed = float(penalize(np.array([*self.seen, math.nan]))[-1])
+        return {**result, self._metric: self._sign * fixed}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.inner.on_trial_result(trial_id, self._sanitize(result))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.inner.on_trial_complete(trial_id, result=self._sanitize(result), error=error)
+
+    def on_pause(self, trial_id: str) -> None:
+        self.inner.on_pause(trial_id)
+
+    def on_unpause(self, trial_id: str) -> None:
+        self.inner.on_unpause(trial_id)

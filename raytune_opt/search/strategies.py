@@ -1,0 +1,499 @@
+"""Every search strategy of the seed's section 4 as a name → a ``ray.tune.TuneConfig``.
+
+    >>> space = SearchSpace({"lr": {"loguniform": [1e-4, 1e-1]}, "momentum": {"uniform": [0.9, 0.99]}})
+    >>> cfg = make_tune_config("asha", space, metric="loss", mode="min", num_samples=27, max_t=9, seed=0)
+    >>> tune.Tuner(trainable, tune_config=cfg, param_space={"epochs": 9}).fit()
+
+The space lives in the ``search_alg`` of every strategy: the Tuner's ``param_space`` holds
+constants only (a ``ConfigError`` says so otherwise). Each trial's config holds the space's
+fixed values and its *active* parameters; inactive conditional parameters are absent.
+
+Pass ``trainable=`` to let the strategies check what they need before any trial runs
+(checkpoints for ``pbt``/``pb2``, a ``data_fraction`` for ``fabolas``, ``reset_config`` for actor
+reuse). A trainable tells them with :func:`declare`; otherwise a ``ray.tune.Trainable`` class is
+read from its methods and a function from its source (its own and that of the functions it calls
+by name, two levels deep) — a heuristic that can only raise for a trainable that never
+mentions a checkpoint / the fidelity anywhere.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from raytune_opt.errors import ConfigError, ConfigTypeError
+from raytune_opt.search.space import Choice, Float, Int, SearchSpace
+
+__all__ = ["make_tune_config", "strategies", "declare"]
+
+_ATTR = "__raytune_opt_capabilities__"
+
+
+def declare(trainable: Any, *, checkpoints: bool | None = None, data_fraction: bool | None = None) -> Any:
+    """Record what ``trainable`` supports (returned unchanged): ``checkpoints`` — it saves and
+    restores checkpoints (needed by ``pbt``/``pb2``); ``data_fraction`` — it trains on the share
+    ``config["data_fraction"]`` of its data (needed by ``fabolas``)."""
+    caps = dict(getattr(trainable, _ATTR, {}))
+    caps.update(
+        {
+            k: v
+            for k, v in {"checkpoints": checkpoints, "data_fraction": data_fraction}.items()
+            if v is not None
+        }
+    )
+    setattr(trainable, _ATTR, caps)
+    return trainable
+
+
+def _mentions(fn: Any, word: str, depth: int = 2) -> bool | None:
+    """Whether ``word`` occurs in the source of ``fn`` or of the functions it calls by name
+    (``depth`` levels); ``None`` when no source is available."""
+    fn = inspect.unwrap(fn)
+    try:
+        src = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return None
+    if word in src:
+        return True
+    if depth == 0 or not isinstance(fn, types.FunctionType):
+        return False
+    for name in fn.__code__.co_names:
+        callee = fn.__globals__.get(name)
+        if isinstance(callee, types.FunctionType) and callee is not fn and _mentions(callee, word, depth - 1):
+            return True
+    return False
+
+
+def _supports(trainable: Any, capability: str, word: str) -> bool | None:
+    """``True``/``False`` when it can be told before running, ``None`` otherwise."""
+    declared = getattr(trainable, _ATTR, {})
+    if capability in declared:
+        return bool(declared[capability])
+    from ray.tune import Trainable
+
+    if inspect.isclass(trainable) and issubclass(trainable, Trainable):
+        if capability == "checkpoints":
+            return trainable.save_checkpoint is not Trainable.save_checkpoint
+        return _mentions(trainable, word, depth=0)
+    if callable(trainable):
+        return _mentions(trainable, word)
+    return None
+
+
+@dataclass
+class _Request:
+    """The validated arguments of one ``make_tune_config`` call."""
+
+    strategy: str
+    space: SearchSpace
+    metric: str
+    mode: str
+    num_samples: int
+    max_t: int | None
+    grace_period: int
+    reduction_factor: float
+    seed: int | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def opt(self, name: str, default: Any) -> Any:
+        return self.options.get(name, default)
+
+    @property
+    def time_attr(self) -> str:
+        return self.opt("time_attr", "training_iteration")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A strategy: its one-line summary, the builder of ``(search_alg, scheduler, num_samples)``
+    and the options it accepts beyond ``make_tune_config``'s arguments."""
+
+    name: str
+    summary: str
+    build: Callable[[_Request], tuple[Any, Any, int]]
+    options: tuple[str, ...] = ()
+    model_based: bool = False
+    needs_max_t: bool = False
+
+
+# ---------------------------------------------------------------------- builders
+def _sequence(kind: str) -> Callable[[_Request], tuple[Any, Any, int]]:
+    def build(r: _Request) -> tuple[Any, Any, int]:
+        from raytune_opt.search.qmc import SequenceSearcher
+
+        return SequenceSearcher(r.space, kind, r.metric, r.mode, r.seed), None, r.num_samples
+
+    return build
+
+
+def _grid(r: _Request) -> tuple[Any, Any, int]:
+    from ray.tune.search import BasicVariantGenerator
+
+    points = r.space.grid(r.opt("points", 3)) * r.num_samples
+    return BasicVariantGenerator(points_to_evaluate=points, random_state=r.seed), None, len(points)
+
+
+def _bo(r: _Request) -> tuple[Any, Any, int]:
+    from raytune_opt.search.bo import GPSearcher
+
+    kw = {k: r.options[k] for k in ("n_initial", "n_candidates", "log_loss") if k in r.options}
+    return GPSearcher(r.space, r.metric, r.mode, r.seed, **kw), None, r.num_samples
+
+
+def _tpe(r: _Request) -> tuple[Any, Any, int]:
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    from raytune_opt.search._searcher import SpaceAdapter
+
+    n0 = r.opt("n_initial_points", max(3, min(20, r.num_samples // 4)))
+    inner = HyperOptSearch(
+        r.space.to_hyperopt(),
+        r.metric,
+        r.mode,
+        n_initial_points=n0,
+        random_state_seed=r.seed,
+        gamma=r.opt("gamma", 0.25),
+    )
+    return SpaceAdapter(inner, r.space, r.space.from_hyperopt, r.metric, r.mode), None, r.num_samples
+
+
+def _hyperband(r: _Request) -> tuple[Any, Any, int]:
+    from ray.tune.schedulers import HyperBandScheduler
+
+    search, _, n = _sequence("random")(r)
+    sched = HyperBandScheduler(time_attr=r.time_attr, max_t=r.max_t, reduction_factor=r.reduction_factor)
+    return search, sched, n
+
+
+def _asha(r: _Request) -> tuple[Any, Any, int]:
+    from ray.tune.schedulers import ASHAScheduler
+
+    search, _, n = _sequence("random")(r)
+    sched = ASHAScheduler(
+        time_attr=r.time_attr,
+        max_t=r.max_t,
+        grace_period=r.grace_period,
+        reduction_factor=r.reduction_factor,
+        brackets=r.opt("brackets", 1),
+    )
+    return search, sched, n
+
+
+_BOHB_OPTIONS = (
+    "min_points_in_model",
+    "top_n_percent",
+    "random_fraction",
+    "bandwidth_factor",
+    "min_bandwidth",
+)
+
+
+def _bohb(r: _Request) -> tuple[Any, Any, int]:
+    from ray.tune.schedulers.hb_bohb import HyperBandForBOHB
+    from ray.tune.search.bohb import TuneBOHB
+
+    from raytune_opt.search._searcher import SpaceAdapter
+
+    bohb_config = {k: r.options[k] for k in _BOHB_OPTIONS if k in r.options}
+    inner = TuneBOHB(r.space.to_configspace(seed=r.seed), bohb_config, r.metric, r.mode, seed=r.seed)
+    search = SpaceAdapter(inner, r.space, r.space.from_configspace, r.metric, r.mode)
+    sched = HyperBandForBOHB(time_attr=r.time_attr, max_t=r.max_t, reduction_factor=r.reduction_factor)
+    return search, sched, r.num_samples
+
+
+def _fabolas(r: _Request) -> tuple[Any, Any, int]:
+    from raytune_opt.search.fabolas import FabolasSearcher
+
+    keys = ("s_min", "fidelity", "cost_attr", "n_initial", "n_candidates", "log_loss")
+    kw = {k: r.options[k] for k in keys if k in r.options}
+    return (
+        FabolasSearcher(r.space, r.metric, r.mode, r.seed, num_samples=r.num_samples, **kw),
+        None,
+        r.num_samples,
+    )
+
+
+def _population(r: _Request) -> list[dict[str, Any]]:
+    """The initial population: ``num_samples`` random configurations (seeded), in Ray's generator."""
+    from raytune_opt.search.qmc import SequenceSearcher
+
+    seq = SequenceSearcher(r.space, "random", seed=r.seed)
+    return [seq._propose() for _ in range(r.num_samples)]
+
+
+def _mutable(r: _Request, kinds: tuple[type, ...]) -> dict[str, Any]:
+    """Unconditional searched parameters of the given domain kinds (conditional ones keep their value)."""
+    out = {p.name: p.domain for p in r.space if p.when is None and isinstance(p.domain, kinds)}
+    if not out:
+        raise ConfigError.invalid(
+            f"{r.strategy} search space",
+            [p.name for p in r.space],
+            "at least one unconditional parameter to mutate",
+        )
+    return out
+
+
+def _interval(r: _Request) -> int:
+    return r.opt("perturbation_interval", max(1, (r.max_t or 8) // 4))
+
+
+def _pbt(r: _Request) -> tuple[Any, Any, int]:
+    from ray import tune
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.search import BasicVariantGenerator
+
+    mutations: dict[str, Any] = {}
+    for name, d in _mutable(r, (Float, Int, Choice)).items():
+        if isinstance(d, Choice):
+            mutations[name] = list(d.values)
+        elif isinstance(d, Int):
+            mutations[name] = (tune.lograndint if d.log else tune.randint)(d.low, d.high + 1)
+        else:
+            mutations[name] = (tune.loguniform if d.log else tune.uniform)(d.low, d.high)
+    sched = PopulationBasedTraining(
+        time_attr=r.time_attr,
+        perturbation_interval=_interval(r),
+        hyperparam_mutations=mutations,
+        quantile_fraction=r.opt("quantile_fraction", 0.25),
+        resample_probability=r.opt("resample_probability", 0.25),
+        custom_explore_fn=r.space.clip,
+        synch=r.opt("synch", False),
+    )
+    return BasicVariantGenerator(points_to_evaluate=_population(r), random_state=r.seed), sched, r.num_samples
+
+
+def _pb2(r: _Request) -> tuple[Any, Any, int]:
+    from ray.tune.schedulers.pb2 import PB2
+    from ray.tune.search import BasicVariantGenerator
+
+    bounds = {name: [d.low, d.high] for name, d in _mutable(r, (Float, Int)).items()}
+    sched = PB2(
+        time_attr=r.time_attr,
+        perturbation_interval=_interval(r),
+        hyperparam_bounds=bounds,
+        quantile_fraction=r.opt("quantile_fraction", 0.25),
+        synch=r.opt("synch", False),
+        custom_explore_fn=r.space.clip,
+    )
+    return BasicVariantGenerator(points_to_evaluate=_population(r), random_state=r.seed), sched, r.num_samples
+
+
+_PBT_OPTIONS = ("perturbation_interval", "quantile_fraction", "synch")
+
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy(
+            "grid",
+            "exhaustive grid: choices in full, numeric domains at `points` values (default 3)",
+            _grid,
+            ("points",),
+        ),
+        Strategy("random", "random search: i.i.d. uniform samples of the space", _sequence("random")),
+        Strategy(
+            "sobol",
+            "quasi-random search: scrambled Sobol' sequence through the space's encoding",
+            _sequence("sobol"),
+        ),
+        Strategy(
+            "halton",
+            "quasi-random search: scrambled Halton sequence through the space's encoding",
+            _sequence("halton"),
+        ),
+        Strategy(
+            "bo",
+            "GP Bayesian optimisation (botorch SingleTaskGP + qLogEI), batch-aware",
+            _bo,
+            ("n_initial", "n_candidates", "log_loss"),
+            model_based=True,
+        ),
+        Strategy(
+            "tpe",
+            "tree-structured Parzen estimators (hyperopt via Ray's HyperOptSearch)",
+            _tpe,
+            ("n_initial_points", "gamma"),
+        ),
+        Strategy(
+            "hyperband",
+            "Hyperband (Ray's HyperBandScheduler) over random samples",
+            _hyperband,
+            (),
+            needs_max_t=True,
+        ),
+        Strategy(
+            "asha",
+            "asynchronous successive halving (Ray's ASHAScheduler) over random samples",
+            _asha,
+            ("brackets",),
+            needs_max_t=True,
+        ),
+        Strategy(
+            "bohb",
+            "BOHB: TPE-like KDE model (TuneBOHB) + HyperBandForBOHB",
+            _bohb,
+            _BOHB_OPTIONS,
+            model_based=True,
+            needs_max_t=True,
+        ),
+        Strategy(
+            "fabolas",
+            "Fabolas: cost-aware multi-fidelity GP over (config, data_fraction)",
+            _fabolas,
+            ("s_min", "fidelity", "cost_attr", "n_initial", "n_candidates", "log_loss"),
+            model_based=True,
+        ),
+        Strategy(
+            "pbt",
+            "population based training: exploit checkpoints, explore by mutation",
+            _pbt,
+            (*_PBT_OPTIONS, "resample_probability"),
+        ),
+        Strategy(
+            "pb2",
+            "PB2: population based bandits, a GP-UCB explore step over the numeric bounds",
+            _pb2,
+            _PBT_OPTIONS,
+        ),
+    )
+}
+
+#: options every strategy accepts: the checks' trainable, the scheduler's time attribute, TuneConfig fields
+_COMMON = (
+    "trainable",
+    "time_attr",
+    "reuse_actors",
+    "time_budget_s",
+    "trial_name_creator",
+    "trial_dirname_creator",
+)
+
+
+def strategies() -> dict[str, str]:
+    """Each strategy name with its one-line description."""
+    return {name: s.summary for name, s in STRATEGIES.items()}
+
+
+def _check_int(name: str, value: Any, low: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigTypeError.invalid(
+            name, value, f"an integer >= {low}" + (" or None" if allow_none else "")
+        )
+    if value < low:
+        raise ConfigError.invalid(name, value, f"an integer >= {low}")
+
+
+def make_tune_config(
+    strategy: str,
+    space: SearchSpace | Mapping[str, Any],
+    *,
+    metric: str,
+    mode: str,
+    num_samples: int,
+    max_t: int | None = None,
+    grace_period: int = 1,
+    reduction_factor: float = 3,
+    seed: int | None = None,
+    max_concurrent: int | None = None,
+    **options: Any,
+) -> Any:
+    """The ``ray.tune.TuneConfig`` (``search_alg``, ``scheduler``, ``num_samples``, ...) of ``strategy``.
+
+    ``max_t`` is the resource of a full trial in ``time_attr`` units (``training_iteration`` by
+    default; needed by ``hyperband``/``asha``/``bohb``); ``grace_period`` and ``reduction_factor``
+    parametrise the successive-halving schedulers; ``seed`` makes the first suggestions
+    reproducible; ``max_concurrent`` caps running trials. ``options`` are per strategy (see
+    ``STRATEGIES[name].options``) plus ``trainable`` (checked, see the module docstring),
+    ``time_attr``, ``reuse_actors`` and TuneConfig's ``time_budget_s`` / ``trial_*_creator``.
+    For ``grid`` the number of trials is ``num_samples`` × the size of the grid.
+    """
+    from ray import tune
+
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise ConfigError.unknown("strategy", strategy, STRATEGIES)
+    s = STRATEGIES[strategy]
+    space = space if isinstance(space, SearchSpace) else SearchSpace(space)
+    if not isinstance(metric, str) or not metric:
+        raise ConfigTypeError.invalid("metric", metric, "the name of a reported metric")
+    if mode not in ("min", "max"):
+        raise ConfigError.invalid("mode", mode, "'min' or 'max'")
+    _check_int("num_samples", num_samples, 1)
+    _check_int("max_t", max_t, 1, allow_none=not s.needs_max_t)
+    _check_int("grace_period", grace_period, 1)
+    if max_t is not None and grace_period > max_t:
+        raise ConfigError.invalid("grace_period", grace_period, f"at most max_t = {max_t}")
+    if (
+        isinstance(reduction_factor, bool)
+        or not isinstance(reduction_factor, (int, float))
+        or reduction_factor <= 1
+    ):
+        raise ConfigError.invalid("reduction_factor", reduction_factor, "a number > 1")
+    if seed is not None:
+        _check_int("seed", seed, 0)
+    _check_int("max_concurrent", max_concurrent, 1, allow_none=True)
+    for key in options:
+        if key not in s.options and key not in _COMMON:
+            raise ConfigError.unknown(f"{strategy} option", key, (*s.options, *_COMMON))
+    if s.model_based and space.grid_params:
+        raise ConfigError.invalid(
+            f"{strategy} search space",
+            {n: "grid" for n in space.grid_params},
+            f"no grid domain under {strategy}: use choice (or the grid strategy)",
+        )
+    if not any(p.searched for p in space) and strategy != "grid":
+        raise ConfigError.invalid(
+            "search space", list(space.params), "at least one searched (non-fixed) parameter"
+        )
+
+    trainable = options.get("trainable")
+    reuse = options.get("reuse_actors", True)
+    if trainable is not None:
+        _check_trainable(strategy, trainable, options.get("fidelity", "data_fraction"))
+        from ray.tune import Trainable
+
+        if inspect.isclass(trainable) and issubclass(trainable, Trainable):
+            reuse = options.get("reuse_actors", trainable.reset_config is not Trainable.reset_config)
+
+    r = _Request(
+        strategy, space, metric, mode, num_samples, max_t, grace_period, reduction_factor, seed, options
+    )
+    search_alg, scheduler, n = s.build(r)
+    extra = {
+        k: options[k]
+        for k in ("time_budget_s", "trial_name_creator", "trial_dirname_creator")
+        if k in options
+    }
+    return tune.TuneConfig(
+        metric=metric,
+        mode=mode,
+        search_alg=search_alg,
+        scheduler=scheduler,
+        num_samples=n,
+        max_concurrent_trials=max_concurrent,
+        reuse_actors=reuse,
+        **extra,
+    )
+
+
+def _check_trainable(strategy: str, trainable: Any, fidelity: str) -> None:
+    name = getattr(trainable, "__name__", type(trainable).__name__)
+    if strategy in ("pbt", "pb2") and _supports(trainable, "checkpoints", "checkpoint") is False:
+        raise ConfigError.invalid(
+            f"{strategy} trainable",
+            name,
+            "a trainable that checkpoints (tune.report(..., checkpoint=...) and "
+            "tune.get_checkpoint() at start): "
+            f"{strategy} clones trials from their checkpoints; use asha or hyperband for one that does not",
+        )
+    if strategy == "fabolas" and _supports(trainable, "data_fraction", fidelity) is False:
+        raise ConfigError.invalid(
+            "fabolas trainable",
+            name,
+            f"a trainable that trains on config[{fidelity!r}] of its data "
+            "(declare(trainable, data_fraction=True)); "
+            "use bo for full-data trials or hyperband/bohb for epoch budgets",
+        )
