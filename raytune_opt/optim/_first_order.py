@@ -35,7 +35,7 @@ from torch import Tensor
 from raytune_opt.errors import ConfigError, ConfigTypeError
 from raytune_opt.optim._checks import check_choice, check_nonneg
 
-__all__ = ["Bucket", "FirstOrderOptimizer", "effective_grads", "compiled"]
+__all__ = ["Bucket", "FirstOrderOptimizer", "compiled", "effective_grads", "run_compiled", "scalar"]
 
 
 @dataclass
@@ -66,7 +66,7 @@ def effective_grads(
 
 @functools.cache
 def compiled(fn: Callable[..., None]) -> Callable[..., None]:
-    """``fn`` compiled by ``torch.compile`` (inductor): one fused loop per tensor, built on first call."""
+    """``fn`` compiled by ``torch.compile`` (inductor, dynamic shapes), built lazily on its first call."""
     return torch.compile(fn, fullgraph=True, dynamic=True)
 
 
@@ -91,7 +91,8 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         if isinstance(params, Tensor):
             raise ConfigTypeError(
-                f"{self.name}: params = Tensor is not allowed: expected an iterable of tensors or parameter-group dicts"
+                f"{self.name}: params = Tensor is not allowed: "
+                "expected an iterable of tensors or parameter-group dicts"
             )
         params = list(params) if isinstance(params, Iterable) else params
         if not params:
@@ -113,8 +114,8 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
         for p in group["params"]:
             if not (p.is_floating_point()):
                 raise ConfigTypeError(
-                    f"{self.name}: parameter dtype = {p.dtype} is not allowed: expected a real floating dtype "
-                    "(float16, bfloat16, float32, float64)"
+                    f"{self.name}: parameter dtype = {p.dtype} is not allowed: "
+                    "expected a real floating dtype (float16, bfloat16, float32, float64)"
                 )
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -172,22 +173,55 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            fused = group["fused"]
             for bucket in self._buckets(group):
-                fused = group["fused"]
-                if fused is not False and self._native(group, bucket):
-                    continue
                 torch._foreach_add_(bucket.steps, 1.0)
-                if fused is True:
-                    compiled(type(self)._foreach)(group, bucket)
+                lists, hyper = self._rule_inputs(group, bucket)
+                if (
+                    fused is not False
+                    and bucket.device.type in _NATIVE_DEVICES
+                    and self._native(bucket, lists, hyper)
+                ):
+                    continue
+                if fused:
+                    run_compiled(type(self).rule, lists, hyper)
                 else:
-                    self._foreach(group, bucket)
+                    type(self).rule(*lists, **hyper)
         return loss
 
-    def _native(self, group: dict[str, Any], bucket: Bucket) -> bool:
-        """Run torch's native fused kernel for ``bucket`` if one computes this equation; return whether it did."""
+    def _rule_inputs(self, group: dict[str, Any], b: Bucket) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The rule's tensor lists (params, grads, buffers in ``_buffer_keys`` order) and keyword scalars."""
+        lists = (b.params, b.grads, *(b.buffers[k] for k in self._buffer_keys(group)))
+        hyper: dict[str, Any] = {}
+        for key in self.defaults:
+            value = group[key]
+            if key == "betas":
+                hyper["beta1"], hyper["beta2"] = scalar(value[0]), scalar(value[1])
+            elif key == "maximize":
+                hyper[key] = bool(value)
+            elif key != "fused":
+                hyper[key] = scalar(value)
+        return lists, hyper
+
+    def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
+        """Run torch's native fused kernel if one computes this equation here; return whether it did."""
         return False
 
     @staticmethod
-    def _foreach(group: dict[str, Any], bucket: Bucket) -> None:
-        """The update rule over the bucket's tensor lists (``torch._foreach_*``); ``step`` already counted."""
+    def rule(*lists: list[Tensor], **hyper: Any) -> None:
+        """The update rule over tensor lists (``torch._foreach_*``), set by each subclass."""
         raise NotImplementedError
+
+
+_NATIVE_DEVICES = ("cpu", "cuda")
+
+
+def run_compiled(rule: Callable[..., None], lists: tuple[Any, ...], hyper: dict[str, Any]) -> None:
+    """Apply ``rule`` tensor by tensor through its ``torch.compile``'d form: one single-pass loop per tensor.
+
+    Shapes are dynamic and scalars are graph inputs, so one compiled kernel serves every tensor
+    size and every learning rate; hyperparameters given per tensor (lists) are sliced alongside.
+    """
+    fn = compiled(rule)
+    for i in range(len(lists[0])):
+        fn(*([t[i]] for t in lists), **{k: ([v[i]] if isinstance(v, list) else v) for k, v in hyper.items()})

@@ -5,12 +5,42 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from raytune_opt.optim._checks import check_positive, check_unit
 from raytune_opt.optim._first_order import Bucket, FirstOrderOptimizer, effective_grads, scalar
 from raytune_opt.optim.registry import HParam, register
 
-__all__ = ["Adagrad"]
+__all__ = ["Adagrad", "adagrad_update"]
+
+
+def _decay_shifted(s: list[Tensor], decay: float, eps: float) -> None:
+    """S ← ρ S + (1 − ρ) ε: the decay part of the shifted accumulator's recursion (nothing when ρ = 1)."""
+    if decay != 1.0:
+        torch._foreach_mul_(s, decay)
+        torch._foreach_add_(s, (1.0 - decay) * eps)
+
+
+def adagrad_update(
+    params: list[Tensor],
+    grads: list[Tensor],
+    s: list[Tensor],
+    *,
+    lr: float,
+    eps: float,
+    decay: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """S ← ρ S + (1 − ρ) ε + g² ; a ← a − α g / √S.
+
+    With S = G + ε this is the seed's G ← ρ G + g² ; a ← a − α g / √(G + ε).
+    """
+    g = effective_grads(params, grads, weight_decay, maximize)
+    _decay_shifted(s, decay, eps)
+    torch._foreach_addcmul_(s, g, g)
+    root = torch._foreach_sqrt(s)
+    torch._foreach_addcdiv_(params, g, root, value=-lr)
 
 
 class Adagrad(FirstOrderOptimizer):
@@ -24,7 +54,9 @@ class Adagrad(FirstOrderOptimizer):
     adds it outside).
 
     State ``sum`` holds the shifted accumulator S = G + ε (S₀ = ε), so the step is a ← a − α g / √S
-    with one read of S; the recursion for S is S ← ρ S + g² + (1 − ρ) ε. Read G as ``sum − eps``.
+    with one read of S; its recursion is S ← ρ S + (1 − ρ) ε + g². Read G as ``sum − eps``. This is
+    what lets torch's fused Adagrad kernel (run with its ε = 0 and lr_decay = 0) compute the seed's
+    equation exactly; for ρ < 1 one extra pass applies the decay first.
 
     Args:
         lr: α ≥ 0; eps: ε > 0; decay: ρ in [0, 1]; weight_decay: coupled L2 λ ≥ 0;
@@ -33,6 +65,7 @@ class Adagrad(FirstOrderOptimizer):
 
     name = "adagrad"
     state_keys = ("sum",)
+    rule = staticmethod(adagrad_update)
 
     def __init__(
         self,
@@ -57,17 +90,21 @@ class Adagrad(FirstOrderOptimizer):
     def _init_fill(self, key: str, group: dict[str, Any]) -> float:
         return scalar(group["eps"])
 
-    @staticmethod
-    def _foreach(group: dict[str, Any], b: Bucket) -> None:
-        g = effective_grads(b.params, b.grads, group["weight_decay"], group["maximize"])
-        s = b.buffers["sum"]
-        rho = scalar(group["decay"])
-        if rho != 1.0:
-            torch._foreach_mul_(s, rho)
-            torch._foreach_add_(s, (1.0 - rho) * scalar(group["eps"]))
-        torch._foreach_addcmul_(s, g, g)
-        root = torch._foreach_sqrt(s)
-        torch._foreach_addcdiv_(b.params, g, root, value=-scalar(group["lr"]))
+    def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
+        params, grads, s = lists
+        _decay_shifted(s, hyper["decay"], hyper["eps"])
+        torch._fused_adagrad_(
+            params,
+            grads,
+            s,
+            b.steps,
+            lr=hyper["lr"],
+            lr_decay=0.0,
+            weight_decay=hyper["weight_decay"],
+            eps=0.0,
+            maximize=hyper["maximize"],
+        )
+        return True
 
 
 register(
@@ -82,9 +119,7 @@ register(
         HParam("weight_decay", 0.0, 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
         HParam("maximize", False, doc="ascend instead of descend"),
         HParam(
-            "fused",
-            None,
-            doc="None: native fused kernel where exact; True: always single-pass; False: foreach",
+            "fused", None, doc="None: native fused kernel (exact); True: single-pass always; False: foreach"
         ),
     ],
 )

@@ -6,12 +6,53 @@ import math
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from raytune_opt.optim._checks import check_betas, check_positive
-from raytune_opt.optim._first_order import Bucket, FirstOrderOptimizer, effective_grads, scalar
+from raytune_opt.optim._first_order import Bucket, FirstOrderOptimizer, effective_grads
 from raytune_opt.optim.registry import HParam, register
 
-__all__ = ["Adam", "AdamW"]
+__all__ = ["Adam", "AdamW", "adam_update", "adamw_update"]
+
+
+def adam_update(
+    params: list[Tensor],
+    grads: list[Tensor],
+    m: list[Tensor],
+    s: list[Tensor],
+    *,
+    steps: list[float],
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+    decoupled: bool = False,
+) -> None:
+    """V ← β₁ V + (1−β₁) g ; S ← β₂ S + (1−β₂) g² ; w ← w − η V/(1−β₁ᵗ) / (√(S/(1−β₂ᵗ)) + ε).
+
+    ``decoupled``: AdamW, w ← w − η λ w_{t−1} first and g without λ w.
+    """
+    if decoupled:
+        g = effective_grads(params, grads, 0.0, maximize)
+        if weight_decay != 0:
+            torch._foreach_mul_(params, 1.0 - lr * weight_decay)
+    else:
+        g = effective_grads(params, grads, weight_decay, maximize)
+    torch._foreach_mul_(m, beta1)
+    torch._foreach_add_(m, g, alpha=1.0 - beta1)
+    torch._foreach_mul_(s, beta2)
+    torch._foreach_addcmul_(s, g, g, value=1.0 - beta2)
+    denom = torch._foreach_sqrt(s)
+    torch._foreach_div_(denom, [math.sqrt(1.0 - beta2**t) for t in steps])
+    torch._foreach_add_(denom, eps)
+    torch._foreach_addcdiv_(params, m, denom, [-lr / (1.0 - beta1**t) for t in steps])
+
+
+def adamw_update(*lists: list[Tensor], **hyper: Any) -> None:
+    """AdamW: :func:`adam_update` with decoupled weight decay."""
+    adam_update(*lists, **hyper, decoupled=True)
 
 
 class Adam(FirstOrderOptimizer):
@@ -23,6 +64,7 @@ class Adam(FirstOrderOptimizer):
         w ← w − η V̂ / (√Ŝ + ε)                                  (ε outside the root)
 
     ``weight_decay`` λ is coupled (L2: g ← g + λ w); use :class:`AdamW` for the decoupled form.
+    The native path is torch's fused Adam kernel, which computes this equation.
 
     Args:
         lr: η ≥ 0; betas: (β₁, β₂), each in [0, 1); eps: ε > 0; weight_decay: λ ≥ 0;
@@ -31,7 +73,8 @@ class Adam(FirstOrderOptimizer):
 
     name = "adam"
     state_keys = ("exp_avg", "exp_avg_sq")
-    decoupled: bool = False
+    rule = staticmethod(adam_update)
+    _kernel = staticmethod(torch._fused_adam_)
 
     def __init__(
         self,
@@ -53,27 +96,29 @@ class Adam(FirstOrderOptimizer):
         check_betas(self.name, group["betas"])
         check_positive(self.name, "eps", group["eps"])
 
-    @classmethod
-    def _foreach(cls, group: dict[str, Any], b: Bucket) -> None:
-        lr, wd = scalar(group["lr"]), scalar(group["weight_decay"])
-        beta1, beta2 = (scalar(x) for x in group["betas"])
-        if cls.decoupled:
-            g = effective_grads(b.params, b.grads, 0.0, group["maximize"])
-            if wd != 0:
-                torch._foreach_mul_(b.params, 1.0 - lr * wd)
-        else:
-            g = effective_grads(b.params, b.grads, wd, group["maximize"])
-        m, s = b.buffers["exp_avg"], b.buffers["exp_avg_sq"]
-        torch._foreach_lerp_(m, g, 1.0 - beta1)
-        torch._foreach_mul_(s, beta2)
-        torch._foreach_addcmul_(s, g, g, value=1.0 - beta2)
-        ts = [float(t.item()) for t in b.steps]
-        step_size = [-lr / (1.0 - beta1**t) for t in ts]
-        bc2_sqrt = [math.sqrt(1.0 - beta2**t) for t in ts]
-        denom = torch._foreach_sqrt(s)
-        torch._foreach_div_(denom, bc2_sqrt)
-        torch._foreach_add_(denom, scalar(group["eps"]))
-        torch._foreach_addcdiv_(b.params, m, denom, step_size)
+    def _rule_inputs(self, group: dict[str, Any], b: Bucket) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        lists, hyper = super()._rule_inputs(group, b)
+        hyper["steps"] = [float(t) for t in b.steps]
+        return lists, hyper
+
+    def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
+        params, grads, m, s = lists
+        type(self)._kernel(
+            params,
+            grads,
+            m,
+            s,
+            [],
+            b.steps,
+            lr=hyper["lr"],
+            beta1=hyper["beta1"],
+            beta2=hyper["beta2"],
+            weight_decay=hyper["weight_decay"],
+            eps=hyper["eps"],
+            amsgrad=False,
+            maximize=hyper["maximize"],
+        )
+        return True
 
 
 class AdamW(Adam):
@@ -83,11 +128,12 @@ class AdamW(Adam):
 
     (V̂, Ŝ as in :class:`Adam`, from the raw gradient). Biases must not be decayed: build the optimizer
     with ``raytune_opt.optim.create("adamw", module)``, which puts tensors with ``ndim < 2`` in a group
-    with ``weight_decay = 0``.
+    with ``weight_decay = 0``. The native path is torch's fused AdamW kernel.
     """
 
     name = "adamw"
-    decoupled = True
+    rule = staticmethod(adamw_update)
+    _kernel = staticmethod(torch._fused_adamw_)
 
     def __init__(
         self,
@@ -113,11 +159,7 @@ _COMMON = [
     _BETAS,
     HParam("eps", 1e-8, doc="ε outside the root"),
     HParam("maximize", False, doc="ascend instead of descend"),
-    HParam(
-        "fused",
-        None,
-        doc="None: native fused kernel where available; True: always single-pass; False: foreach",
-    ),
+    HParam("fused", None, doc="None: native fused kernel; True: single-pass always; False: foreach"),
 ]
 register(
     "adam",

@@ -1,16 +1,39 @@
-"""Lion, evolved sign momentum (seed section 3.4; Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms")."""
+"""Lion, evolved sign momentum (seed section 3.4; Chen et al. 2023, "Symbolic Discovery of Optimization
+Algorithms")."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from raytune_opt.optim._checks import check_betas
-from raytune_opt.optim._first_order import Bucket, FirstOrderOptimizer, effective_grads, scalar
+from raytune_opt.optim._first_order import FirstOrderOptimizer, effective_grads
 from raytune_opt.optim.registry import HParam, register
 
-__all__ = ["Lion"]
+__all__ = ["Lion", "lion_update"]
+
+
+def lion_update(
+    params: list[Tensor],
+    grads: list[Tensor],
+    m: list[Tensor],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """c ← β₁ m + (1 − β₁) g ; θ ← θ − η (sgn(c) + λ θ) ; m ← β₂ m + (1 − β₂) g."""
+    g = effective_grads(params, grads, 0.0, maximize)
+    c = torch._foreach_lerp(m, g, 1.0 - beta1)
+    torch._foreach_sign_(c)
+    if weight_decay != 0:
+        torch._foreach_mul_(params, 1.0 - lr * weight_decay)
+    torch._foreach_add_(params, c, alpha=-lr)
+    torch._foreach_lerp_(m, g, 1.0 - beta2)
 
 
 class Lion(FirstOrderOptimizer):
@@ -23,7 +46,8 @@ class Lion(FirstOrderOptimizer):
     The seed's simplified form m ← β₁ m + (1 − β₁) g ; θ ← θ − η sgn(m) is exactly β₁ = β₂ (then c is
     the new m). Weight decay λ is decoupled, as in AdamW; sgn(0) = 0. Lion's updates have a larger
     norm than AdamW's, so it wants an lr 3–10× smaller and a weight decay 3–10× larger (seed 3.4).
-    It keeps one buffer (4 bytes a float32 parameter against Adam's 8).
+    It keeps one buffer (4 bytes a float32 parameter against Adam's 8). torch has no fused Lion
+    kernel: ``fused=True`` compiles the rule into one pass (read θ, g, m; write θ, m).
 
     Args:
         lr: η ≥ 0; betas: (β₁, β₂), each in [0, 1); weight_decay: λ ≥ 0 (decoupled);
@@ -32,6 +56,7 @@ class Lion(FirstOrderOptimizer):
 
     name = "lion"
     state_keys = ("exp_avg",)
+    rule = staticmethod(lion_update)
 
     def __init__(
         self,
@@ -50,19 +75,6 @@ class Lion(FirstOrderOptimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         check_betas(self.name, group["betas"])
 
-    @staticmethod
-    def _foreach(group: dict[str, Any], b: Bucket) -> None:
-        lr, wd = scalar(group["lr"]), scalar(group["weight_decay"])
-        beta1, beta2 = (scalar(x) for x in group["betas"])
-        g = effective_grads(b.params, b.grads, 0.0, group["maximize"])
-        m = b.buffers["exp_avg"]
-        c = torch._foreach_lerp(m, g, 1.0 - beta1)
-        torch._foreach_sign_(c)
-        if wd != 0:
-            torch._foreach_mul_(b.params, 1.0 - lr * wd)
-        torch._foreach_add_(b.params, c, alpha=-lr)
-        torch._foreach_lerp_(m, g, 1.0 - beta2)
-
 
 register(
     "lion",
@@ -74,6 +86,6 @@ register(
         HParam("betas", (0.9, 0.99), choices=((0.9, 0.99), (0.95, 0.98), (0.9, 0.9)), doc="(β₁, β₂)"),
         HParam("weight_decay", 0.0, 1e-2, 1.0, log=True, doc="decoupled weight decay λ (3–10× AdamW's)"),
         HParam("maximize", False, doc="ascend instead of descend"),
-        HParam("fused", None, doc="None: foreach; True: compiled single-pass kernel; False: foreach"),
+        HParam("fused", None, doc="None/False: foreach; True: the rule compiled into one pass"),
     ],
 )

@@ -5,12 +5,40 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from raytune_opt.optim._checks import check_positive, check_unit
-from raytune_opt.optim._first_order import Bucket, FirstOrderOptimizer, effective_grads, scalar
+from raytune_opt.optim._first_order import FirstOrderOptimizer, effective_grads, scalar
 from raytune_opt.optim.registry import HParam, register
 
-__all__ = ["RMSProp"]
+__all__ = ["RMSProp", "rmsprop_update"]
+
+
+def rmsprop_update(
+    params: list[Tensor],
+    grads: list[Tensor],
+    v: list[Tensor],
+    u: list[Tensor] | None = None,
+    *,
+    lr: float,
+    beta: float,
+    eps: float,
+    momentum: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """v ← β v + (1 − β) g² ; a ← a − α g / √(v + ε)  (or u ← γ u + α g / √(v + ε) ; a ← a − u)."""
+    g = effective_grads(params, grads, weight_decay, maximize)
+    torch._foreach_mul_(v, beta)
+    torch._foreach_addcmul_(v, g, g, value=1.0 - beta)
+    root = torch._foreach_add(v, eps)
+    torch._foreach_sqrt_(root)
+    if u is None:
+        torch._foreach_addcdiv_(params, g, root, value=-lr)
+    else:
+        torch._foreach_mul_(u, momentum)
+        torch._foreach_addcdiv_(u, g, root, value=lr)
+        torch._foreach_sub_(params, u)
 
 
 class RMSProp(FirstOrderOptimizer):
@@ -19,10 +47,11 @@ class RMSProp(FirstOrderOptimizer):
         v ← β v + (1 − β) g²
         a ← a − α g / √(v + ε)                         (``momentum`` γ = 0, the seed's form)
 
-    With ``momentum`` γ > 0 the step goes through a velocity u (state ``momentum_buffer``) as in the
-    seed's momentum method: u ← γ u + α g / √(v + ε); a ← a − u.
+    With ``momentum`` γ > 0 the step goes through a velocity u (state ``momentum_buffer``, created
+    when γ first becomes > 0) as in the seed's momentum method: u ← γ u + α g / √(v + ε); a ← a − u.
 
-    Unlike ``torch.optim.RMSprop`` (ε outside the root), ε sits inside the root as the seed writes it.
+    Unlike ``torch.optim.RMSprop`` (ε outside the root), ε sits inside the root as the seed writes it;
+    torch has no fused RMSProp kernel, so ``fused=True`` compiles the rule into one pass.
 
     Args:
         lr: α ≥ 0; beta: β in [0, 1); eps: ε > 0; momentum: γ in [0, 1);
@@ -31,6 +60,7 @@ class RMSProp(FirstOrderOptimizer):
 
     name = "rmsprop"
     state_keys = ("square_avg", "momentum_buffer")
+    rule = staticmethod(rmsprop_update)
 
     def __init__(
         self,
@@ -65,23 +95,6 @@ class RMSProp(FirstOrderOptimizer):
         check_positive(self.name, "eps", group["eps"])
         check_unit(self.name, "momentum", group["momentum"])
 
-    @staticmethod
-    def _foreach(group: dict[str, Any], b: Bucket) -> None:
-        g = effective_grads(b.params, b.grads, group["weight_decay"], group["maximize"])
-        v = b.buffers["square_avg"]
-        beta, lr, gamma = scalar(group["beta"]), scalar(group["lr"]), scalar(group["momentum"])
-        torch._foreach_mul_(v, beta)
-        torch._foreach_addcmul_(v, g, g, value=1.0 - beta)
-        root = torch._foreach_add(v, scalar(group["eps"]))
-        torch._foreach_sqrt_(root)
-        if gamma == 0:
-            torch._foreach_addcdiv_(b.params, g, root, value=-lr)
-        else:
-            u = b.buffers["momentum_buffer"]
-            torch._foreach_mul_(u, gamma)
-            torch._foreach_addcdiv_(u, g, root, value=lr)
-            torch._foreach_sub_(b.params, u)
-
 
 register(
     "rmsprop",
@@ -95,6 +108,6 @@ register(
         HParam("momentum", 0.0, 0.0, 0.99, doc="momentum γ on the step (0 = the seed's RMSProp)"),
         HParam("weight_decay", 0.0, 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
         HParam("maximize", False, doc="ascend instead of descend"),
-        HParam("fused", None, doc="None: foreach; True: compiled single-pass kernel; False: foreach"),
+        HParam("fused", None, doc="None/False: foreach; True: the rule compiled into one pass"),
     ],
 )

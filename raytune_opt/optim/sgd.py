@@ -15,7 +15,50 @@ from raytune_opt.optim._checks import check_unit
 from raytune_opt.optim._first_order import Bucket, FirstOrderOptimizer, effective_grads, scalar
 from raytune_opt.optim.registry import HParam, register
 
-__all__ = ["SGD", "Momentum", "Nesterov"]
+__all__ = ["SGD", "Momentum", "Nesterov", "sgd_update", "momentum_update", "nesterov_update"]
+
+
+def sgd_update(
+    params: list[Tensor], grads: list[Tensor], *, lr: float, weight_decay: float, maximize: bool
+) -> None:
+    """a ← a − α g."""
+    g = effective_grads(params, grads, weight_decay, maximize)
+    torch._foreach_add_(params, g, alpha=-lr)
+
+
+def momentum_update(
+    params: list[Tensor],
+    grads: list[Tensor],
+    v: list[Tensor],
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """v ← γ v + α g ; a ← a − v."""
+    g = effective_grads(params, grads, weight_decay, maximize)
+    torch._foreach_mul_(v, momentum)
+    torch._foreach_add_(v, g, alpha=lr)
+    torch._foreach_sub_(params, v)
+
+
+def nesterov_update(
+    params: list[Tensor],
+    grads: list[Tensor],
+    v: list[Tensor],
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """In the look-ahead point b = a − γ v that the parameter holds: v ← γ v + α g ; b ← b − α g − γ v."""
+    g = effective_grads(params, grads, weight_decay, maximize)
+    torch._foreach_mul_(v, momentum)
+    torch._foreach_add_(v, g, alpha=lr)
+    torch._foreach_add_(params, g, alpha=-lr)
+    torch._foreach_add_(params, v, alpha=-momentum)
 
 
 class SGD(FirstOrderOptimizer):
@@ -28,11 +71,13 @@ class SGD(FirstOrderOptimizer):
         lr: learning rate α ≥ 0.
         weight_decay: coupled L2 coefficient λ ≥ 0 (added to g).
         maximize: ascend J instead of descending.
-        fused: ``None`` native fused kernel where torch has one, ``True`` always single-pass,
-            ``False`` multi-tensor ``torch._foreach_*`` path.
+        fused: ``None`` (default) torch's native fused kernel where it computes this equation, else
+            the multi-tensor ``torch._foreach_*`` path; ``True`` a single-pass kernel always (native, or
+            the foreach rule compiled by ``torch.compile``); ``False`` the foreach path.
     """
 
     name = "sgd"
+    rule = staticmethod(sgd_update)
 
     def __init__(
         self,
@@ -45,10 +90,21 @@ class SGD(FirstOrderOptimizer):
     ) -> None:
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay, maximize=maximize, fused=fused))
 
-    @staticmethod
-    def _foreach(group: dict[str, Any], b: Bucket) -> None:
-        g = effective_grads(b.params, b.grads, group["weight_decay"], group["maximize"])
-        torch._foreach_add_(b.params, g, alpha=-scalar(group["lr"]))
+    def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
+        params, grads = lists
+        torch._fused_sgd_(
+            params,
+            grads,
+            [],
+            weight_decay=hyper["weight_decay"],
+            momentum=0.0,
+            lr=hyper["lr"],
+            dampening=0.0,
+            nesterov=False,
+            maximize=hyper["maximize"],
+            is_first_step=False,
+        )
+        return True
 
 
 class Momentum(FirstOrderOptimizer):
@@ -58,7 +114,8 @@ class Momentum(FirstOrderOptimizer):
         a ← a − v
 
     At constant α this is ``torch.optim.SGD(momentum=γ)`` (which keeps v/α); when a scheduler changes
-    α, the seed's form (used here) keeps past steps at the rate they were taken with.
+    α, the seed's form (used here) keeps past steps at the rate they were taken with. The native path
+    runs torch's fused SGD kernel with lr = 1 and dampening = 1 − α, which computes exactly this.
 
     Args:
         lr: learning rate α ≥ 0; momentum: γ in [0, 1); weight_decay: coupled L2 λ ≥ 0;
@@ -67,6 +124,7 @@ class Momentum(FirstOrderOptimizer):
 
     name = "momentum"
     state_keys = ("momentum_buffer",)
+    rule = staticmethod(momentum_update)
 
     def __init__(
         self,
@@ -85,13 +143,23 @@ class Momentum(FirstOrderOptimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         check_unit(self.name, "momentum", group["momentum"])
 
-    @staticmethod
-    def _foreach(group: dict[str, Any], b: Bucket) -> None:
-        g = effective_grads(b.params, b.grads, group["weight_decay"], group["maximize"])
-        v = b.buffers["momentum_buffer"]
-        torch._foreach_mul_(v, scalar(group["momentum"]))
-        torch._foreach_add_(v, g, alpha=scalar(group["lr"]))
-        torch._foreach_sub_(b.params, v)
+    def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
+        if hyper["momentum"] == 0:  # the kernel skips the buffer when γ = 0; the rule keeps v = α g
+            return False
+        params, grads, v = lists
+        torch._fused_sgd_(
+            params,
+            grads,
+            v,
+            weight_decay=hyper["weight_decay"],
+            momentum=hyper["momentum"],
+            lr=1.0,
+            dampening=1.0 - hyper["lr"],
+            nesterov=False,
+            maximize=hyper["maximize"],
+            is_first_step=False,
+        )
+        return True
 
 
 class Nesterov(Momentum):
@@ -107,24 +175,21 @@ class Nesterov(Momentum):
         v' = γ v + α g,   b' = a' − γ v' = b − α g − γ v'      (g = ∇J(b))
 
     which is ``torch.optim.SGD(momentum=γ, nesterov=True)`` at constant α. Recover the seed's iterate
-    a = b + γ v with :meth:`iterate` (equal to b at the start, where v = 0).
+    a = b + γ v with :meth:`iterate` (a = b at the start, where v = 0).
+
+    ``fused=True`` runs the rule compiled into one pass (torch's fused kernel keeps v/α, which is the
+    seed's form only at constant α); the default is the foreach path.
     """
 
     name = "nesterov"
+    rule = staticmethod(nesterov_update)
 
-    @staticmethod
-    def _foreach(group: dict[str, Any], b: Bucket) -> None:
-        g = effective_grads(b.params, b.grads, group["weight_decay"], group["maximize"])
-        v = b.buffers["momentum_buffer"]
-        lr, gamma = scalar(group["lr"]), scalar(group["momentum"])
-        torch._foreach_mul_(v, gamma)
-        torch._foreach_add_(v, g, alpha=lr)
-        torch._foreach_add_(b.params, g, alpha=-lr)
-        torch._foreach_add_(b.params, v, alpha=-gamma)
+    def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
+        return False
 
     @torch.no_grad()
     def iterate(self) -> list[Tensor]:
-        """The seed's iterate a = b + γ v for every parameter (b = the look-ahead point it holds), as new tensors."""
+        """The seed's iterate a = b + γ v of every parameter (b: the look-ahead point), as new tensors."""
         out = []
         for group in self.param_groups:
             for p in group["params"]:
@@ -138,7 +203,7 @@ _WD = HParam("weight_decay", 0.0, 1e-6, 1e-2, log=True, doc="coupled L2 coeffici
 _MOMENTUM = HParam("momentum", 0.9, 0.9, 0.99, doc="momentum γ (seed: 0.9–0.99 often works well)")
 _MAXIMIZE = HParam("maximize", False, doc="ascend instead of descend")
 _FUSED = HParam(
-    "fused", None, doc="None: native fused kernel where available; True: always single-pass; False: foreach"
+    "fused", None, doc="None: native fused kernel if exact; True: single-pass always; False: foreach"
 )
 
 register("sgd", SGD, "first-order", "a ← a − α g", [_LR, _WD, _MAXIMIZE, _FUSED])
