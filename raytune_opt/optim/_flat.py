@@ -106,6 +106,9 @@ class FlatOptimizer(torch.optim.Optimizer):
                 f"{self.name}: params = a single Tensor is not allowed: expected an iterable of tensors "
                 "or parameter-group dicts"
             )
+        params = list(params)
+        if not params:
+            raise ConfigError(f"{self.name}: params is empty: expected at least one tensor to optimize")
         super().__init__(params, defaults)
         self._ready = True
         self._setup()
