@@ -24,7 +24,7 @@ from raytune_opt.errors import ConfigError
 from raytune_opt.tasks.models import ResNet
 from raytune_opt.tasks.registry import TaskSpec, register_task
 
-__all__ = ["FOLDER", "TRAIN_FILES", "TEST_FILES", "load_cifar10", "random_crop_flip"]
+__all__ = ["FOLDER", "TRAIN_FILES", "TEST_FILES", "load_cifar10", "random_crop_flip", "write_cifar10"]
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -69,6 +69,29 @@ def _load(folder: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 def load_cifar10(data_dir: str | Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(x, y, x_test, y_test)``: uint8 images ``(N, 3, 32, 32)`` and int64 labels."""
     return _load(str(_folder(data_dir).resolve()))
+
+
+def write_cifar10(root: str | Path, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> Path:
+    """Write uint8 images ``(N, 3, 32, 32)`` and labels as ``root/cifar-10-batches-py`` in the
+    format :func:`load_cifar10` reads (the training set split over the five batch files), e.g.
+    to turn another image set into a task or to make a small fixture. Returns the folder."""
+    folder = Path(root) / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = list(
+        zip(TRAIN_FILES, torch.tensor_split(torch.arange(len(train[1])), len(TRAIN_FILES)), strict=True)
+    )
+    parts.append((TEST_FILES[0], torch.arange(len(test[1]))))
+    for name, idx in parts:
+        x, y = train if name != TEST_FILES[0] else test
+        entry = {
+            "batch_label": name,
+            "labels": [int(v) for v in y[idx]],
+            "data": x[idx].reshape(len(idx), -1).numpy().astype(np.uint8),
+            "filenames": [f"{name}_{i}.png" for i in range(len(idx))],
+        }
+        with open(folder / name, "wb") as fh:
+            pickle.dump(entry, fh, protocol=2)
+    return folder
 
 
 def random_crop_flip(x: Tensor, padding: int = 4) -> Tensor:

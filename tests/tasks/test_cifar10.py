@@ -66,3 +66,18 @@ def test_random_crop_flip_keeps_pixels() -> None:
     assert all(torch.equal(o, i) or torch.equal(o, i.flip(-1)) for o, i in zip(out, x, strict=True))
     padded = random_crop_flip(x, padding=2)
     assert padded.shape == x.shape and padded.dtype == torch.uint8
+
+
+def test_write_cifar10_round_trip(tmp_path: Path) -> None:
+    from raytune_opt.tasks.cifar10 import load_cifar10, write_cifar10
+
+    x = torch.randint(0, 256, (12, 3, 32, 32), dtype=torch.uint8)
+    y = torch.arange(12) % 10
+    write_cifar10(tmp_path, train=(x[:10], y[:10]), test=(x[10:], y[10:]))
+    xr, yr, xt, yt = load_cifar10(tmp_path)
+    assert (
+        torch.equal(xr, x[:10])
+        and torch.equal(yr, y[:10])
+        and torch.equal(xt, x[10:])
+        and torch.equal(yt, y[10:])
+    )

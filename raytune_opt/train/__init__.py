@@ -1,0 +1,30 @@
+"""The training loop on Ray Train: one trial from its config, on 1 worker or N (DDP).
+
+    >>> from raytune_opt import train
+    >>> session = train.run_local({"task": "mnist1d-mlp", "optimizer": "adam", "lr": 1e-2, "epochs": 5})
+    >>> tuner = ray.tune.Tuner(train.trainable(space), param_space=space, tune_config=...)
+
+Config keys: :data:`raytune_opt.train.config.DEFAULTS` plus the optimizer's hyperparameters.
+"""
+
+from raytune_opt.train.config import DEFAULTS, TrainConfig, validate, validate_space
+from raytune_opt.train.loop import train_loop
+from raytune_opt.train.schedules import SCHEDULES, factor
+from raytune_opt.train.session import LocalSession, Session, TrainSession, TuneSession
+from raytune_opt.train.trainable import run_local, trainable
+
+__all__ = [
+    "DEFAULTS",
+    "SCHEDULES",
+    "LocalSession",
+    "Session",
+    "TrainConfig",
+    "TrainSession",
+    "TuneSession",
+    "factor",
+    "run_local",
+    "train_loop",
+    "trainable",
+    "validate",
+    "validate_space",
+]

@@ -1,0 +1,234 @@
+"""The training loop: one function, the same for a local run, a Tune trial and each DDP worker.
+
+Per epoch e (0-based) every worker takes its shard of a permutation seeded by ``seed + e``
+(``torch.utils.data.DistributedSampler``: worker r gets positions r, r + W, …), cuts it into
+batches of ``batch_size / W`` and takes one optimizer step per batch; DDP averages the gradients,
+so W workers step exactly like one worker with the global batch, up to float summation order.
+Second-order optimizers take one full-batch ``step(closure)`` per epoch. After each epoch the
+sums of losses, metric values and counts are added over workers and reported as means.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DistributedSampler
+
+from raytune_opt.tasks import TaskSpec, get_task, stratified_subset
+from raytune_opt.train.checkpoint import apply_hparams, load_state, rng_state, save_state, set_rng_state
+from raytune_opt.train.config import SECOND_ORDER, TrainConfig, validate
+from raytune_opt.train.schedules import make_scheduler
+from raytune_opt.train.session import Session
+
+__all__ = ["train_loop", "METRIC_KEYS"]
+
+METRIC_KEYS = ("train_loss", "val_loss", "epoch", "samples_seen", "time_this_epoch_s", "lr", "diverged")
+
+
+class _Shard:
+    """A sized stand-in for the training set, for ``DistributedSampler``."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _to(t: Tensor, device: torch.device) -> Tensor:
+    return t.to(device, non_blocking=True) if device.type != "cpu" else t
+
+
+@torch.no_grad()
+def _evaluate(
+    model: nn.Module, spec: TaskSpec, x: Tensor, y: Tensor, cfg: TrainConfig, session: Session
+) -> tuple[float, float]:
+    """Mean validation loss and metric over all workers (each evaluates positions rank, rank + W, …)."""
+    device = session.device
+    was_training = model.training
+    model.eval()
+    idx = torch.arange(session.rank, len(y), session.world_size)
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    for chunk in idx.split(cfg.eval_batch_size):
+        xb, yb = _to(x[chunk], device), _to(y[chunk], device)
+        with _autocast(cfg, device):
+            out = model(xb)
+        out = out.float()
+        sums[0] += spec.loss(out, yb).double() * len(chunk)
+        sums[1] += spec.metric.total(out, yb).double()
+        sums[2] += len(chunk)
+    model.train(was_training)
+    sums = session.all_reduce_sum(sums)
+    return float(sums[0] / sums[2]), float(sums[1] / sums[2])
+
+
+def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    if cfg.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _closure(
+    opt: torch.optim.Optimizer, model: nn.Module, spec: TaskSpec, xb: Tensor, yb: Tensor
+) -> Callable[[], Tensor]:
+    """The closure a second-order optimizer calls: the loss, or the residuals for least squares."""
+    if getattr(opt, "closure_returns", "loss") == "residuals":
+        if spec.residuals is None:
+            raise ValueError("this task has no residuals: a least-squares optimizer cannot fit it")
+        return lambda: spec.residuals(model(xb), yb)
+    return lambda: spec.loss(model(xb), yb)
+
+
+def train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
+    """Train one trial from ``config`` and report every epoch to ``session``; returns the last metrics.
+
+    Stops early, reporting ``diverged=True`` with the worst metric value, when a loss is NaN or ±inf.
+    """
+    cfg = validate(config)
+    device = session.device
+    task = get_task(cfg.task)
+    torch.manual_seed(cfg.seed)  # the model's initial weights: same on every worker
+    spec = task.build(**cfg.task_args)
+    x_all, y_all = spec.train
+    keep = stratified_subset(y_all, cfg.data_fraction, cfg.data_seed, stratify=spec.num_classes is not None)
+    x_train, y_train = x_all[keep], y_all[keep]
+    x_val, y_val = spec.val
+    if device.type == "cuda":
+        x_train, y_train, x_val, y_val = (t.pin_memory() for t in (x_train, y_train, x_val, y_val))
+    torch.manual_seed(cfg.seed + 1_000_003 * session.rank)  # augmentation/dropout streams differ per worker
+
+    module = spec.model
+    model = session.prepare_model(module)
+    module = _unwrap(model)
+    opt = _make_optimizer(cfg, module)
+    fresh_groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+
+    sampler = DistributedSampler(
+        _Shard(len(y_train)), num_replicas=session.world_size, rank=session.rank, shuffle=True, seed=cfg.seed
+    )
+    second_order = cfg.kind == SECOND_ORDER
+    full = cfg.batch_size == "full" or second_order
+    local_batch = sampler.num_samples if full else max(cfg.batch_size // session.world_size, 1)
+    steps_per_epoch = math.ceil(sampler.num_samples / local_batch)
+    sched = make_scheduler(
+        opt,
+        cfg.schedule,
+        total_steps=cfg.epochs * steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        warmup_epochs=cfg.warmup_epochs,
+        step_epochs=cfg.step_epochs,
+        step_gamma=cfg.step_gamma,
+        pct_start=cfg.pct_start,
+    )
+    base_lrs = list(sched.base_lrs)
+
+    start_epoch, samples_seen = 0, 0
+    ckpt = session.get_checkpoint()
+    if ckpt is not None:
+        state = load_state(ckpt)
+        module.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        apply_hparams(opt, fresh_groups, state["hparams"], cfg.hparams)
+        sched.load_state_dict(state["scheduler"])
+        sched.base_lrs = base_lrs  # the configured lr wins (a PBT mutation), the step count is kept
+        for group, base, fresh in zip(opt.param_groups, base_lrs, fresh_groups, strict=False):
+            group["initial_lr"] = fresh.get("initial_lr", base)
+            group["lr"] = base * sched.lr_lambdas[0](sched.last_epoch)
+        sched._last_lr = [g["lr"] for g in opt.param_groups]
+        rngs = state["rng"]
+        if len(rngs) == session.world_size:
+            set_rng_state(rngs[session.rank])
+        start_epoch, samples_seen = state["epoch"], state["samples_seen"]
+
+    metric_key = f"val_{spec.metric.name}"
+    metrics: dict[str, Any] = {}
+    step_sched = cfg.schedule != "constant"
+    model.train()
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(iter(sampler)))
+        losses: list[Tensor] = []
+        sizes: list[int] = []
+        for idx in order.split(local_batch):
+            xb, yb = _to(x_train[idx], device), _to(y_train[idx], device)
+            if spec.augment is not None:
+                xb = spec.augment(xb)
+            if second_order:
+                with torch.no_grad():
+                    loss = spec.loss(model(xb), yb)
+                opt.step(_closure(opt, model, spec, xb, yb))
+            else:
+                with _autocast(cfg, device):
+                    loss = spec.loss(model(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+            if step_sched:
+                sched.step()
+            losses.append(loss.detach())
+            sizes.append(len(idx))
+        lr = opt.param_groups[0]["lr"]
+        sums = torch.stack(
+            [
+                (
+                    torch.stack(losses).double() * torch.tensor(sizes, dtype=torch.float64, device=device)
+                ).sum(),
+                torch.tensor(float(sum(sizes)), dtype=torch.float64, device=device),
+            ]
+        )
+        sums = session.all_reduce_sum(sums)
+        train_loss = float(sums[0] / sums[1])
+        samples_seen += int(sums[1])
+        val_loss, metric = _evaluate(model, spec, x_val, y_val, cfg, session)
+        diverged = not all(math.isfinite(v) for v in (train_loss, val_loss, metric))
+        metrics = {
+            "train_loss": math.inf if diverged else train_loss,
+            "val_loss": math.inf if diverged else val_loss,
+            metric_key: spec.metric.worst if diverged else metric,
+            "epoch": epoch + 1,
+            "samples_seen": samples_seen,
+            "time_this_epoch_s": time.perf_counter() - t0,
+            "lr": lr,
+            "diverged": diverged,
+        }
+        last = epoch + 1 == cfg.epochs
+        due = cfg.checkpoint_every > 0 and (epoch + 1) % cfg.checkpoint_every == 0
+        if (due or last) and not diverged:
+            rngs = session.gather(rng_state())
+            state = {
+                "model": module.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": rngs,
+                "epoch": epoch + 1,
+                "samples_seen": samples_seen,
+                "hparams": dict(cfg.hparams),
+                "task": cfg.task,
+            }
+            with tempfile.TemporaryDirectory(prefix="raytune_opt-ckpt-") as d:
+                session.report(metrics, save_state(d, state) if session.rank == 0 else None)
+        else:
+            session.report(metrics, None)
+        if diverged or session.should_stop():
+            break
+    return metrics
+
+
+def _make_optimizer(cfg: TrainConfig, module: nn.Module) -> torch.optim.Optimizer:
+    from raytune_opt import optim
+
+    return optim.create(cfg.optimizer, module, **cfg.hparams)

@@ -1,0 +1,173 @@
+"""Running the loop: locally, inside a Tune trial, or under Ray Train's ``TorchTrainer`` in a Tune trial.
+
+- :func:`run_local` — no Ray: the loop in this process (tests, notebooks, the benchmark baseline).
+- :func:`trainable` — what ``ray.tune.Tuner`` takes, with its resource request:
+
+  * ``num_workers == 1`` and no GPU: the loop runs in the trial itself (``ray.tune.report``),
+    so trials are cheap and ``TuneConfig(reuse_actors=True)`` reuses their processes and
+    in-process data caches.
+  * ``num_workers > 1`` or ``use_gpu``: Ray 2.60's supported "Ray Train inside Tune" pattern
+    (the ``Tuner(trainer)`` form is deprecated): each trial is a light driver (0 CPUs,
+    :data:`DRIVER_RESOURCES`) that launches a ``ray.train.torch.TorchTrainer`` with
+    ``ScalingConfig(num_workers, use_gpu, resources_per_worker)`` on the trial's storage. A Train
+    callback (``_ForwardToTune``) hands every report — rank 0's metrics, already averaged over
+    workers, and the checkpoint — through a 0-CPU relay actor to the driver, which re-reports it
+    with ``ray.tune.report(metrics, checkpoint=...)``. Ray's own ``TuneReportCallback`` forwards
+    only the checkpoint's path, so Tune would hold no checkpoint and PBT could not clone the
+    trial; here Tune owns a copy of every checkpoint, and a trial started from one (PBT exploit,
+    trial restore) passes it to the workers to resume from. Give such trials
+    ``reuse_actors=False`` so a stopped trial takes its Train run down with it (the controller
+    is owned by the trial's process), and cap concurrent trials with
+    ``TuneConfig(max_concurrent_trials)`` so the workers of running trials fit the cluster.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from raytune_opt.tasks import restore_user_tasks, user_tasks
+from raytune_opt.train.config import validate, validate_space
+from raytune_opt.train.loop import train_loop
+from raytune_opt.train.session import LocalSession, TrainSession, TuneSession
+
+__all__ = ["run_local", "trainable", "DRIVER_RESOURCES"]
+
+#: The per-trial driver of a distributed trial only waits on the TorchTrainer: no CPU, so that
+#: the Train workers can use all of them. Tune refuses an empty request, hence a token 1 MiB of
+#: the ``memory`` resource that every Ray node has.
+DRIVER_RESOURCES = {"CPU": 0, "memory": 2**20}
+
+
+def run_local(
+    config: Mapping[str, Any],
+    *,
+    checkpoint: Any = None,
+    storage: str | None = None,
+    stop_after: int | None = None,
+) -> LocalSession:
+    """Run one trial in this process (from ``checkpoint`` if given, for at most ``stop_after`` epochs);
+    ``session.results`` holds every epoch's metrics and ``session.checkpoints`` the checkpoint
+    directories written under ``storage`` (if given)."""
+    session = LocalSession(checkpoint=checkpoint, storage=storage, stop_after=stop_after)
+    train_loop(config, session)
+    return session
+
+
+def _train_worker(config: dict[str, Any], resume: Any, tasks: dict[str, Any]) -> None:
+    """``train_loop_per_worker`` of the TorchTrainer: the loop with a Train session."""
+    restore_user_tasks(tasks)
+    train_loop(config, TrainSession(resume=resume))
+
+
+class _Relay:
+    """A 0-CPU async actor between the Train controller and the Tune driver: ``put`` hands over one
+    report and returns only once the driver has re-reported it (``ack``), so Train may then delete
+    its own copy of the checkpoint; ``close`` ends the stream."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.items: asyncio.Queue = asyncio.Queue(maxsize=1)
+        self.acks: asyncio.Queue = asyncio.Queue(maxsize=1)
+
+    async def put(self, item: Any) -> None:
+        await self.items.put(item)
+        await self.acks.get()
+
+    async def get(self) -> Any:
+        return await self.items.get()
+
+    async def ack(self) -> None:
+        await self.acks.put(True)
+
+    async def close(self) -> None:
+        await self.items.put(None)
+
+
+def _forward_to_tune_callback(relay: Any) -> Any:
+    from ray.train.v2.api.callback import UserCallback
+
+    class _ForwardToTune(UserCallback):
+        """Controller side: hand each report (rank 0's metrics, the checkpoint) to the Tune driver."""
+
+        def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
+            import ray
+
+            ray.get(relay.put.remote((metrics[0], checkpoint)))
+
+    return _ForwardToTune()
+
+
+def _run_torch_trainer(config: dict[str, Any], tasks: dict[str, Any]) -> None:
+    """The per-trial driver: launch a TorchTrainer and re-report its results to Tune."""
+    import ray
+    import ray.train
+    import ray.tune
+    from ray.train._internal.session import get_storage
+    from ray.train.torch import TorchTrainer
+
+    restore_user_tasks(tasks)
+    cfg = validate(config)
+    resume = ray.tune.get_checkpoint()
+    relay = ray.remote(num_cpus=0)(_Relay).remote()
+    storage = get_storage()
+    trainer = TorchTrainer(
+        lambda c: _train_worker(c, resume, tasks),
+        train_loop_config=dict(config),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=cfg.worker_resources()
+        ),
+        run_config=ray.train.RunConfig(
+            name=f"train-{uuid.uuid4().hex[:8]}",
+            storage_path=storage.trial_fs_path,
+            storage_filesystem=storage.storage_filesystem,
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            callbacks=[_forward_to_tune_callback(relay)],
+        ),
+    )
+    error: list[BaseException] = []
+
+    def fit() -> None:
+        try:
+            trainer.fit()
+        except BaseException as e:  # re-raised in the trial below
+            error.append(e)
+        finally:
+            relay.close.remote()
+
+    thread = threading.Thread(target=fit, daemon=True, name="raytune_opt-torch-trainer")
+    thread.start()
+    while (item := ray.get(relay.get.remote())) is not None:
+        metrics, checkpoint = item
+        ray.tune.report(metrics, checkpoint=checkpoint)
+        relay.ack.remote()
+    thread.join()
+    if error:
+        raise error[0]
+
+
+def trainable(param_space: Mapping[str, Any]) -> Callable[..., Any]:
+    """The Tune trainable for trials drawn from ``param_space``, with its resource request.
+
+    Validates ``param_space`` first (names, fixed and categorical values: a ``ConfigError``
+    before Ray starts anything). User-registered tasks travel with the trainable to the workers.
+    """
+    import ray.tune
+
+    cfg = validate_space(param_space)
+    tasks = user_tasks()
+    if not cfg.distributed:
+
+        def raytune_opt_trial(config: dict[str, Any]) -> None:
+            restore_user_tasks(tasks)
+            train_loop(config, TuneSession())
+
+        return ray.tune.with_resources(raytune_opt_trial, cfg.worker_resources())
+
+    def raytune_opt_ddp_trial(config: dict[str, Any]) -> None:
+        _run_torch_trainer(config, tasks)
+
+    return ray.tune.with_resources(raytune_opt_ddp_trial, DRIVER_RESOURCES)

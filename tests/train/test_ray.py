@@ -1,0 +1,85 @@
+"""On the real local Ray: DDP under TorchTrainer inside Tune, PBT cloning with mutated lr, divergence."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from ray import tune
+from ray.tune.schedulers import PopulationBasedTraining
+
+from raytune_opt.train import run_local, trainable
+from raytune_opt.train.checkpoint import load_state
+
+DIGITS = {"task": "digits-mlp", "task_args": {"hidden": 16}, "weight_decay": 0.0}
+
+
+def _tuner(space: dict, tmp_path: Path, **tune_config) -> tune.ResultGrid:
+    return tune.Tuner(
+        trainable(space),
+        param_space=space,
+        tune_config=tune.TuneConfig(metric="val_accuracy", mode="max", **tune_config),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0),
+    ).fit()
+
+
+def test_two_worker_ddp_reproduces_one_worker(ray_local, tmp_path: Path) -> None:
+    """2 workers × 32 samples (gloo DDP, TorchTrainer in a Tune trial) == 1 worker × 64, to 1e-5.
+
+    1438 training samples split evenly, so every global batch is the same set of samples; only
+    the order of float additions differs (all-reduce of the two half-batch mean gradients).
+    """
+    space = {**DIGITS, "optimizer": "momentum", "lr": 0.05, "batch_size": 64, "epochs": 2, "num_workers": 2}
+    results = _tuner(space, tmp_path, reuse_actors=False)
+    result = results[0]
+    assert result.error is None
+    df = result.metrics_dataframe
+    assert df["epoch"].tolist() == [1, 2] and df["samples_seen"].tolist() == [1438, 2 * 1438]
+    assert result.checkpoint is not None  # Tune holds the trial's checkpoint: PBT can clone it
+    ddp = load_state(result.checkpoint)
+    single = run_local({**space, "num_workers": 1}, storage=str(tmp_path / "single"))
+    ref = load_state(single.checkpoints[-1])
+    assert len(ddp["rng"]) == 2 and ddp["epoch"] == 2
+    for k, v in ref["model"].items():
+        torch.testing.assert_close(ddp["model"][k], v, rtol=1e-4, atol=1e-5)
+    assert df["train_loss"].tolist() == pytest.approx([r["train_loss"] for r in single.results], rel=1e-5)
+    assert df["val_accuracy"].iloc[-1] == pytest.approx(single.results[-1]["val_accuracy"], abs=2 / 359)
+
+
+def test_pbt_clones_with_the_mutated_lr_and_survives_a_diverged_trial(ray_local, tmp_path: Path) -> None:
+    """Three trials, one diverging (lr 1e9): the experiment finishes; the weak trial clones the
+    strong one's checkpoint and then trains with its own, mutated lr (Ray issue #36660)."""
+    space = {
+        **DIGITS,
+        "optimizer": "sgd",
+        "lr": tune.grid_search([1e9, 0.5, 1e-4]),
+        "batch_size": 64,
+        "epochs": 4,
+    }
+    pbt = PopulationBasedTraining(
+        time_attr="training_iteration",
+        perturbation_interval=2,
+        hyperparam_mutations={"lr": tune.loguniform(1e-3, 0.2)},
+        resample_probability=1.0,
+        quantile_fraction=0.5,
+        synch=True,
+    )
+    results = _tuner(space, tmp_path, scheduler=pbt, reuse_actors=False)
+    assert all(r.error is None for r in results)
+    frames = [r.metrics_dataframe for r in results]
+    diverged = [df for df in frames if df["diverged"].any()]
+    assert len(diverged) == 1 and len(diverged[0]) == 1
+    assert diverged[0]["val_accuracy"].iloc[-1] == 0.0 and math.isinf(diverged[0]["val_loss"].iloc[-1])
+    cloned = 0
+    for df in frames:
+        # the lr the loop used is the trial's current config lr in every epoch, before and after cloning
+        assert df["lr"].tolist() == pytest.approx(df["config/lr"].tolist(), rel=1e-12)
+        if df["config/lr"].nunique() > 1:
+            cloned += 1
+            assert df["epoch"].tolist() == [1, 2, 3, 4]  # continued from the donor's epoch 2
+            assert df["config/lr"].iloc[2] != df["config/lr"].iloc[0]
+    assert cloned == 1
+    finished = [df for df in frames if not df["diverged"].any()]
+    assert all(df["epoch"].iloc[-1] == 4 for df in finished)
