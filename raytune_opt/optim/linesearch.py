@@ -248,7 +248,7 @@ class LineSearchOptimizer(FlatOptimizer):
                 ev = self._evaluate(closure, ev.x)
             d = self._direction(st, ev)
             gtd = float(ev.g.dot(d))
-            if not gtd < -hp["tolerance_change"]:
+            if not gtd < 0:  # not a descent direction (g = 0 or a broken update)
                 break
             t = self._first_step(st, ev, d)
             x0 = ev.x
