@@ -1,0 +1,138 @@
+"""Levenberg–Marquardt: MGH problems vs SciPy least_squares(method="lm"), Jacobian, λ rules, state, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import least_squares
+
+from raytune_opt.errors import ConfigError, ConfigTypeError
+from raytune_opt.optim import LM, create
+from raytune_opt.optim.lm import jacobian
+from raytune_opt.optim.problems import MGH
+
+F64 = torch.float64
+
+
+def _scipy_lm(pb):
+    fun = lambda x: pb.residuals(torch.from_numpy(x)).numpy()  # noqa: E731
+    jac = lambda x: torch.autograd.functional.jacobian(pb.residuals, torch.from_numpy(x)).numpy()  # noqa: E731
+    return least_squares(fun, np.array(pb.x0), jac=jac, method="lm")
+
+
+@pytest.mark.parametrize("rule,scale", [("nielsen", False), ("nielsen", True), ("marquardt", False), ("marquardt", True)])
+@pytest.mark.parametrize("name", list(MGH))
+def test_mgh_reaches_scipy_lm_solution(name, rule, scale):
+    pb = MGH[name]
+    ref = _scipy_lm(pb)
+    x = pb.start().requires_grad_()
+    opt = LM([x], max_iter=500, damping_update=rule, scale=scale, nu=2.0 if rule == "nielsen" else 10.0)
+    loss0 = opt.step(lambda: pb.residuals(x))
+    assert float(loss0) == pytest.approx(float(pb.cost(pb.start())))  # ½‖r‖² at the start of the step
+    cost = float(pb.cost(x.detach()))
+    if pb.f_star == 0.0:  # zero-residual problems: both reach cost ~ 0
+        assert ref.cost < 1e-12 and cost < 1e-12
+    else:
+        assert cost == pytest.approx(ref.cost, rel=1e-8)
+    if pb.x_star is not None:  # unique minimiser: the same point as SciPy and as the known solution
+        np.testing.assert_allclose(x.detach().numpy(), ref.x, rtol=1e-3)
+        np.testing.assert_allclose(x.detach().numpy(), pb.x_star, rtol=1e-5)
+    st = opt.state[x]
+    assert st["jac_evals"] <= st["func_evals"] and st["n_iter"] >= 1
+
+
+def test_jacobian_multi_tensor_matches_autograd():
+    a = torch.tensor([[0.5, -0.2], [0.1, 0.3]], dtype=F64, requires_grad=True)
+    b = torch.tensor([0.7, 1.1, -0.4], dtype=F64, requires_grad=True)
+    t = torch.linspace(0, 1, 7, dtype=F64)
+
+    def res(A, c):
+        return torch.exp(-A[0, 0] * t) * c[0] + torch.sin(A[1] @ c[:2] * t) - c[2] * A[0, 1] * t**2
+
+    J = jacobian(res(a, b), [a, b])
+    Ja, Jb = torch.autograd.functional.jacobian(res, (a.detach(), b.detach()))
+    torch.testing.assert_close(J, torch.cat([Ja.reshape(7, -1), Jb], dim=1))
+
+
+def test_large_m_exponential_fit_multi_group():
+    """m = 200 000 residuals, p = 3 in two groups: the Jacobian is p batched passes, not m."""
+    g = torch.Generator().manual_seed(0)
+    t = torch.linspace(0, 4, 200_000, dtype=F64)
+    y = 2.5 * torch.exp(-1.3 * t) + 0.5 + 0.01 * torch.randn(t.shape, generator=g, dtype=F64)
+    amp_rate = torch.tensor([1.0, 0.5], dtype=F64, requires_grad=True)
+    offset = torch.tensor([0.0], dtype=F64, requires_grad=True)
+    opt = LM([{"params": [amp_rate]}, {"params": [offset]}], max_iter=50)
+    opt.step(lambda: amp_rate[0] * torch.exp(-amp_rate[1] * t) + offset - y)
+    # the normal equations hold at the solution: Jᵀr = 0
+    X = torch.stack([torch.exp(-amp_rate[1] * t), -amp_rate[0] * t * torch.exp(-amp_rate[1] * t), torch.ones_like(t)], 1)
+    r = amp_rate[0] * torch.exp(-amp_rate[1] * t) + offset - y
+    assert float((X.T @ r).detach().abs().max()) < 1e-6
+    np.testing.assert_allclose(torch.cat([amp_rate, offset]).detach().numpy(), [2.5, 1.3, 0.5], atol=1e-2)
+
+
+def test_linear_least_squares_and_damping_rules():
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(50, 4, generator=g, dtype=F64)
+    y = torch.randn(50, generator=g, dtype=F64)
+    lam0 = 1e-3 * float((X.T @ X).diagonal().max())
+
+    w = torch.zeros(4, dtype=F64, requires_grad=True)
+    opt = LM([w], max_iter=1, damping_update="marquardt", nu=10.0)
+    opt.step(lambda: X @ w - y)
+    assert opt.state[w]["damping"] == pytest.approx(lam0 / 10.0)  # accepted: λ ← λ/ν
+    opt = LM([w], max_iter=100, damping_update="marquardt", nu=10.0, tolerance_change=0)
+    opt.step(lambda: X @ w - y)
+    torch.testing.assert_close(w.detach(), torch.linalg.lstsq(X, y).solution)
+
+    for rule, expect in [("marquardt", lam0 * 10.0), ("nielsen", lam0 * 10.0)]:
+        w = torch.zeros(4, dtype=F64, requires_grad=True)
+        opt = LM([w], lr=3.0, max_eval=2, damping_update=rule, nu=10.0)  # lr = 3 overshoots: rejected
+        opt.step(lambda w=w: X @ w - y)
+        assert opt.state[w]["damping"] == pytest.approx(expect)  # rejected: λ ← λ·ν
+        assert float(w.abs().max()) == 0.0  # and the parameters stay where they were
+
+
+def test_state_dict_round_trip_continues_exactly():
+    pb = MGH["box_3d"]
+
+    def make():
+        x = pb.start().requires_grad_()
+        return x, LM([x], max_iter=2, scale=True)
+
+    x1, o1 = make()
+    o1.step(lambda: pb.residuals(x1))
+    saved = o1.state_dict()
+    x2, o2 = make()
+    with torch.no_grad():
+        x2.copy_(x1)
+    o2.load_state_dict(saved)
+    assert o2.state[x2]["damping"] == o1.state[x1]["damping"]
+    for _ in range(3):
+        o1.step(lambda: pb.residuals(x1))
+        o2.step(lambda: pb.residuals(x2))
+    torch.testing.assert_close(x1, x2, rtol=0, atol=0)
+
+
+def test_contract_and_errors():
+    x = torch.zeros(3, dtype=F64, requires_grad=True)
+    assert isinstance(create("lm", [x], scale=True), LM) and LM.closure_returns == "residuals"
+    opt = LM([x])
+
+    def backward_closure():
+        r = x - 1.0
+        (0.5 * (r * r).sum()).backward()
+        return r
+
+    with pytest.raises(ConfigError, match="WITHOUT calling backward"):
+        opt.step(backward_closure)
+    with pytest.raises(ConfigTypeError, match="residual vector"):
+        opt.step(lambda: 1.0)
+    with pytest.raises(ConfigError, match="lbfgs"):
+        LM([torch.zeros(20_000, dtype=F64, requires_grad=True)])
+    with pytest.raises(ConfigError, match="lm.nu"):
+        LM([x], nu=1.0)
+    with pytest.raises(ConfigError, match="damping_update"):
+        LM([x], damping_update="levenberg")
+    with pytest.raises(ConfigError, match="damping"):
+        LM([x], damping=-1e-3)
