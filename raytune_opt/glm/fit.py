@@ -36,7 +36,7 @@ __all__ = ["fit", "GLMResult", "GLMConvergenceWarning", "METHODS", "SEPARATION_L
 
 METHODS = ("irls", "newton", "irls-lm", "lm", "bfgs", "lbfgs")
 ROBUST_METHODS = ("irls", "irls-lm")
-SEPARATION_LP_LIMIT = 2_000_000  # n * p up to which the separation LP runs before every binomial fit
+SEPARATION_LP_LIMIT = 200_000  # n * p up to which the separation LP runs before every binomial fit
 RUNAWAY_ITERS = 15  # a binomial fit this long (on data too big for the LP up front) gets the separation LP
 RANK_RTOL = (
     1e-12  # smallest / largest eigenvalue of the column-scaled X^T W X below which X is rank-deficient
@@ -137,7 +137,7 @@ def _as_tensor(
     if t.ndim not in ndim:
         raise ConfigError.invalid(f"{field_name}.ndim", t.ndim, " or ".join(map(str, ndim)))
     t = t.to(device=device, dtype=dtype)
-    if not bool(torch.isfinite(t).all()):
+    if not bool(torch.isfinite(t.sum())):  # a NaN or inf anywhere makes the sum non-finite
         bad = (~torch.isfinite(t)).reshape(t.shape[0], -1).any(dim=1)
         rows = torch.nonzero(bad).flatten()
         raise ConfigError(

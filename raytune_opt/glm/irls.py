@@ -71,9 +71,12 @@ def _bad(value: float) -> bool:
 def irls(backend, start: tuple, alpha: float, max_iter: int, tol: float) -> SolverOutput:
     """IRLS, the seed's w_{k+1} = (X^T W_k X + alpha I)^{-1} X^T W_k z_k, solved by Cholesky.
 
-    ``start`` holds the pieces (D, X^T W X, X^T W z) at statsmodels' mu_0. A step that makes F non-finite
-    (mu leaving the domain, e.g. a negative mean under the inverse link) is halved towards the previous
-    coefficients until F is finite and not larger (R's ``glm.fit`` safeguard).
+    ``start`` holds the pieces (D, X^T W X, X^T W z) at statsmodels' mu_0. Each iteration solves, then
+    evaluates only the deviance at the new coefficients (one matrix-vector pass) and forms the next
+    X^T W X only if not converged; the information returned is X^T W X at the final coefficients (k + 1
+    Gram matrices for k steps). A step that makes F non-finite or larger (mu
+    leaving the domain, e.g. a negative mean under the inverse link) is halved towards the previous
+    coefficients (R's ``glm.fit`` safeguard).
     """
     dev, G, rhs = start
     F = 0.5 * float(dev)
@@ -83,26 +86,33 @@ def irls(backend, start: tuple, alpha: float, max_iter: int, tol: float) -> Solv
     n_iter = 0
     while n_iter < max_iter:
         new = _solve(_ridge(G, alpha), rhs)
-        dev_n, G_n, rhs_n = backend.sum("irls_pieces", new)
-        F_n = _objective(dev_n, new, alpha)
+        F_n = _objective(backend.sum("deviance", new)[0], new, alpha)
         halvings = 0
         while (
             beta is not None and (_bad(F_n) or F_n > F + 1e-7 * (abs(F) + 0.1)) and halvings < _MAX_HALVINGS
         ):
             new = 0.5 * (beta + new)
-            dev_n, G_n, rhs_n = backend.sum("irls_pieces", new)
-            F_n = _objective(dev_n, new, alpha)
+            F_n = _objective(backend.sum("deviance", new)[0], new, alpha)
             halvings += 1
         n_iter += 1
         step = float((new - beta).abs().max()) if beta is not None else float(new.abs().max())
         history.append(
-            {"iter": n_iter, "deviance": float(dev_n), "objective": F_n, "step": step, "halvings": halvings}
+            {
+                "iter": n_iter,
+                "deviance": 2.0 * F_n - alpha * float(new @ new),
+                "objective": F_n,
+                "step": step,
+                "halvings": halvings,
+            }
         )
         done = converged_by(F_n, F, tol)
-        beta, dev, G, rhs, F = new, dev_n, G_n, rhs_n, F_n
+        beta, F = new, F_n
         if done:
             converged = True
             break
+        if n_iter < max_iter:
+            dev, G, rhs = backend.sum("irls_pieces", beta)
+    G = backend.sum("fisher_gram", beta)[0]  # the information at the returned coefficients
     return SolverOutput(beta, _ridge(G, alpha), n_iter, converged, history)
 
 
