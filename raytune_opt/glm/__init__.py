@@ -8,12 +8,16 @@
 Imports point down the architecture: this package uses ``raytune_opt.optim``, torch and (lazily) Ray.
 """
 
+from raytune_opt.glm.curve_fit import CURVE_FIT_METHODS, CurveFitResult, curve_fit
 from raytune_opt.glm.families import FAMILIES, LINKS, Family, Link, get_family
 from raytune_opt.glm.fit import METHODS, GLMConvergenceWarning, GLMResult, fit
 from raytune_opt.glm.robust import L1, NORMS, Cauchy, HuberT, Norm, Seed, TukeyBiweight, get_norm
 
 __all__ = [
     "fit",
+    "curve_fit",
+    "CurveFitResult",
+    "CURVE_FIT_METHODS",
     "GLMResult",
     "GLMConvergenceWarning",
     "METHODS",
