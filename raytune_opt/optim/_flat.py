@@ -142,9 +142,9 @@ class FlatOptimizer(torch.optim.Optimizer):
             for key in self.defaults:
                 if g[key] != g0[key]:
                     raise ConfigError(
-                        f"{self.name}: param_groups[{i}].{key} = {g[key]!r} differs from param_groups[0].{key} = "
-                        f"{g0[key]!r}: {self.name} flattens all groups into one vector, so its "
-                        "hyperparameters must be the same in every group"
+                        f"{self.name}: param_groups[{i}].{key} = {g[key]!r} differs from "
+                        f"param_groups[0].{key} = {g0[key]!r}: {self.name} flattens all groups into one "
+                        "vector, so its hyperparameters must be the same in every group"
                     )
         self._numel = sum(p.numel() for p in self._params)
         if self.dense:
@@ -203,9 +203,9 @@ class FlatOptimizer(torch.optim.Optimizer):
         """Newton and LM differentiate the closure's output themselves: it must not call backward()."""
         if any(p.grad is not None for p in self._params):
             raise ConfigError(
-                f"{self.name}: the closure called backward() (a parameter has .grad set): {self.name}'s closure "
-                f"must only return {what} WITHOUT calling backward(); {self.name} computes the derivatives "
-                "itself from the autograd graph"
+                f"{self.name}: the closure called backward() (a parameter has .grad set): "
+                f"{self.name}'s closure must only return {what} WITHOUT calling backward(); "
+                f"{self.name} computes the derivatives itself from the autograd graph"
             )
 
     def _grad_of(self, out: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
@@ -226,7 +226,8 @@ class FlatOptimizer(torch.optim.Optimizer):
         x, loss = self._call(closure, x)
         if loss.numel() != 1:
             raise ConfigError(
-                f"{self.name}: the closure returned a tensor of shape {tuple(loss.shape)}: expected the scalar loss"
+                f"{self.name}: the closure returned a tensor of shape {tuple(loss.shape)}: "
+                "expected the scalar loss"
             )
         if all(p.grad is None for p in self._params):
             with torch.enable_grad():
@@ -240,7 +241,8 @@ class FlatOptimizer(torch.optim.Optimizer):
 
     def _check_closure(self, closure: Any) -> None:
         if closure is None or not callable(closure):
+            what = "the residual vector r" if self.closure_returns == "residuals" else "the loss"
             raise ConfigError(
                 f"{self.name}.step(closure): closure = {closure!r} is not allowed: expected a callable that "
-                f"re-evaluates the model and returns {'the residual vector' if self.closure_returns == 'residuals' else 'the loss'}"
+                f"re-evaluates the model and returns {what}"
             )

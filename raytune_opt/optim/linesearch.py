@@ -220,7 +220,7 @@ class LineSearchOptimizer(FlatOptimizer):
         raise NotImplementedError
 
     def _update(self, st: dict[str, Any], s: torch.Tensor, y: torch.Tensor) -> None:
-        """Curvature pair s_k = a_{k+1} − a_k, y_k = ∇J_{k+1} − ∇J_k (quasi-Newton memory); none by default."""
+        """Curvature pair s_k = a_{k+1} − a_k, y_k = ∇J_{k+1} − ∇J_k (quasi-Newton memory); none here."""
 
     def _first_step(self, st: dict[str, Any], ev: Evaluation, d: torch.Tensor) -> float:
         """Initial trial step t₀ of the line search: ``lr``."""

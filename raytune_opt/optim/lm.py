@@ -66,7 +66,7 @@ class _ResidualEvaluation(Evaluation):
         return self.J.T @ self.r
 
     @property
-    def J(self) -> torch.Tensor:
+    def J(self) -> torch.Tensor:  # noqa: N802 (the seed's symbol)
         if self._J is None:
             if not self.live:
                 raise RuntimeError("LM: the Jacobian was not computed before the parameters moved")
@@ -154,7 +154,9 @@ class LM(FlatOptimizer):
         _checks.check_positive(n, "damping", damping)
         _checks.check_positive(n, "nu", nu)
         if float(nu) <= 1.0:
-            raise ConfigError.invalid("lm.nu", nu, "a number > 1 (λ is multiplied by ν after a rejected step)")
+            raise ConfigError.invalid(
+                "lm.nu", nu, "a number > 1 (λ is multiplied by ν after a rejected step)"
+            )
         _checks.check_choice(n, "scale", scale, (True, False))
         _checks.check_choice(n, "damping_update", damping_update, DAMPING_UPDATES)
         _checks.check_int(n, "max_dense_bytes", max_dense_bytes)
@@ -236,7 +238,9 @@ class LM(FlatOptimizer):
                 break
             D = self._scaling(st, A)
             if "damping" not in st:
-                st["damping"] = float(hp["damping"]) * (1.0 if hp["scale"] else max(float(A.diagonal().max()), 1e-300))
+                st["damping"] = float(hp["damping"]) * (
+                    1.0 if hp["scale"] else max(float(A.diagonal().max()), 1e-300)
+                )
             new, h = None, None
             budget_left = lambda: st["func_evals"] - evals_at_start < hp["max_eval"]  # noqa: E731
             while budget_left() and st["damping"] <= 1e16 * float(D.max()):

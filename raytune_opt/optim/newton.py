@@ -104,7 +104,7 @@ class _NewtonEvaluation(Evaluation):
         return self._H is None and not self.live
 
     @property
-    def H(self) -> torch.Tensor:
+    def H(self) -> torch.Tensor:  # noqa: N802 (the seed's symbol)
         if self._H is None:
             _ = self.g
             if not self.live:
@@ -174,7 +174,8 @@ class Newton(LineSearchOptimizer):
         self._require_no_backward("the loss")
         if loss.numel() != 1:
             raise ConfigError(
-                f"newton: the closure returned a tensor of shape {tuple(loss.shape)}: expected the scalar loss"
+                f"newton: the closure returned a tensor of shape {tuple(loss.shape)}: "
+                "expected the scalar loss"
             )
         with torch.enable_grad():  # step() runs under no_grad; keep the reshape on the graph
             ev = _NewtonEvaluation(x, loss.reshape(()), self)
@@ -191,7 +192,7 @@ register(
     "newton",
     Newton,
     kind="second-order",
-    summary="Newton / Newton-Raphson: exact Hessian, Cholesky with Levenberg damping, line search; closure-driven",
+    summary="Newton-Raphson: exact Hessian, Cholesky with Levenberg damping, line search; closure-driven",
     hparams=[
         HParam("lr", 1.0, 0.1, 1.0, log=True, doc="initial step t₀ (1 = full Newton step)"),
         HParam("max_iter", 20, doc="iterations per step(closure)"),

@@ -2,7 +2,8 @@
 
 Used by the tests and by ``benchmarks/solvers_mgh.py``:
 
-- :func:`rosenbrock` — the n-D Rosenbrock function Σᵢ 100 (x_{i+1} − x_i²)² + (1 − x_i)², minimum 0 at (1, …, 1).
+- :func:`rosenbrock` — the n-D Rosenbrock function Σᵢ 100 (x_{i+1} − x_i²)² + (1 − x_i)², minimum 0 at
+  (1, …, 1).
 - :func:`ill_conditioned_quadratic` — f(x) = ½ (x − x*)ᵀ A (x − x*) with cond(A) chosen.
 - :data:`MGH` — residual problems of Moré, Garbow & Hillstrom, "Testing unconstrained optimization
   software", ACM TOMS 7 (1981), with their standard starting points: Rosenbrock (#1), Freudenstein–Roth (#2),

@@ -22,7 +22,7 @@ def _minimize(cls, f, x0, **hp):
     return x.detach(), opt.state[x]
 
 
-def test_inverse_update_equals_inverse_of_seed_B_update():
+def test_inverse_update_equals_inverse_of_seed_b_update():
     g = torch.Generator().manual_seed(0)
     M = torch.randn(6, 6, generator=g, dtype=F64)
     B = M @ M.T + 6 * torch.eye(6, dtype=F64)
@@ -49,7 +49,7 @@ class _RecordingBFGS(BFGS):
             self.B = bfgs_update(self.B, s, y)
 
 
-def test_state_H_is_inverse_of_seed_B_along_a_run():
+def test_state_h_is_inverse_of_seed_b_along_a_run():
     f, _ = ill_conditioned_quadratic(5, 1e3, seed=1)
     x = torch.zeros(5, dtype=F64, requires_grad=True)
     opt = _RecordingBFGS([x], max_iter=4, tolerance_grad=0.0, tolerance_change=0.0)
@@ -98,12 +98,20 @@ def test_multi_tensor_multi_group_equals_single_vector():
     f, x_star = ill_conditioned_quadratic(6, 100.0, seed=2)
     a = torch.zeros(2, 2, dtype=F64, requires_grad=True)
     b = torch.zeros(2, dtype=F64, requires_grad=True)
-    opt = BFGS([{"params": [a]}, {"params": [b]}], max_iter=40, max_eval=100, tolerance_grad=1e-12, tolerance_change=0)
+    opt = BFGS(
+        [{"params": [a]}, {"params": [b]}],
+        max_iter=40,
+        max_eval=100,
+        tolerance_grad=1e-12,
+        tolerance_change=0,
+    )
     opt.step(lambda: f(torch.cat([a.reshape(-1), b])))
     x = torch.zeros(6, dtype=F64, requires_grad=True)
     ref = BFGS([x], max_iter=40, max_eval=100, tolerance_grad=1e-12, tolerance_change=0)
     ref.step(lambda: f(x))
-    torch.testing.assert_close(torch.cat([a.detach().reshape(-1), b.detach()]), x.detach(), rtol=0, atol=1e-14)
+    torch.testing.assert_close(
+        torch.cat([a.detach().reshape(-1), b.detach()]), x.detach(), rtol=0, atol=1e-14
+    )
     torch.testing.assert_close(x.detach(), x_star, atol=1e-6, rtol=0)
 
 

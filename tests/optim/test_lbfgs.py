@@ -77,7 +77,13 @@ def test_other_line_searches(line_search_fn):
     f, x_star = ill_conditioned_quadratic(8, 10.0, seed=4)
     x = torch.zeros(8, dtype=F64, requires_grad=True)
     opt = LBFGS(
-        [x], lr=1.0, line_search_fn=line_search_fn, max_iter=200, max_eval=400, tolerance_grad=1e-10, tolerance_change=0
+        [x],
+        lr=1.0,
+        line_search_fn=line_search_fn,
+        max_iter=200,
+        max_eval=400,
+        tolerance_grad=1e-10,
+        tolerance_change=0,
     )
     opt.step(lambda: f(x))
     torch.testing.assert_close(x.detach(), x_star, atol=1e-8, rtol=0)
@@ -91,8 +97,10 @@ def test_multi_group_module_and_state_dict_round_trip():
     def make():
         torch.manual_seed(1)
         net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
-        groups = [{"params": [p for p in net.parameters() if p.ndim == 2]},
-                  {"params": [p for p in net.parameters() if p.ndim < 2]}]
+        groups = [
+            {"params": [p for p in net.parameters() if p.ndim == 2]},
+            {"params": [p for p in net.parameters() if p.ndim < 2]},
+        ]
         return net, LBFGS(groups, max_iter=5, history_size=4)
 
     def closure_for(net):

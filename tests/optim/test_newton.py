@@ -44,7 +44,7 @@ def test_logistic_regression_matches_statsmodels_and_converges_quadratically():
         opt.step(lambda: _nll(X, y, w))
     assert grad_norms[-1] < 1e-11 and len(grad_norms) <= 9
     # quadratic convergence: ‖g_{k+1}‖ ≤ C ‖g_k‖² once close
-    close = [(a, b) for a, b in zip(grad_norms, grad_norms[1:]) if a < 1.0 and b > 1e-13]
+    close = [(a, b) for a, b in zip(grad_norms, grad_norms[1:], strict=False) if a < 1.0 and b > 1e-13]
     assert close and all(b <= 10.0 * a * a for a, b in close), grad_norms
     ref = Logit(y.numpy(), X.numpy()).fit(method="newton", tol=1e-14, maxiter=100, disp=0)
     np.testing.assert_allclose(w.detach().numpy(), ref.params, rtol=0, atol=1e-8)
@@ -68,7 +68,12 @@ def test_indefinite_hessian_start_on_rosenbrock(line_search_fn):
     assert opt.state[x]["mu"] > 0  # Levenberg damping was needed
     assert float(rosenbrock(x.detach())) < 100.0  # and the damped step descends (f = 101 at the start)
     opt = Newton(
-        [x], max_iter=100, max_eval=300, tolerance_grad=1e-10, tolerance_change=0, line_search_fn=line_search_fn
+        [x],
+        max_iter=100,
+        max_eval=300,
+        tolerance_grad=1e-10,
+        tolerance_change=0,
+        line_search_fn=line_search_fn,
     )
     opt.step(lambda: rosenbrock(x))
     torch.testing.assert_close(x.detach(), torch.ones(2, dtype=F64), rtol=0, atol=1e-8)
