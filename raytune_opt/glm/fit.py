@@ -82,8 +82,10 @@ class GLMResult:
 
     @property
     def pvalues(self) -> np.ndarray:
-        """Two-sided normal p-values 2 Phi(-|z|) (statsmodels' GLM default)."""
-        return 2.0 * torch.special.ndtr(-torch.from_numpy(np.abs(self.zvalues))).numpy()
+        """Two-sided normal p-values 2 Phi(-|z|) = erfc(|z| / sqrt 2) (statsmodels' GLM default)."""
+        from scipy.special import erfc
+
+        return erfc(np.abs(self.zvalues) / math.sqrt(2.0))
 
     def conf_int(self, level: float = 0.95) -> np.ndarray:
         """Normal-theory (lower, upper) bounds, one row per coefficient."""

@@ -8,7 +8,12 @@ over sums supplied by a backend (``shard.Local`` or ``distributed.RayShards``): 
 backend for the p x p and p-vector pieces, and takes one step from their sums. Every solver returns the
 coefficients, the p x p information matrix at the solution (for the covariance) and a per-iteration history.
 
-Convergence (as R's ``glm.fit``): |F_k - F_{k-1}| <= tol (|F_k| + 0.1).
+Convergence: |D*_k - D*_{k-1}| <= tol (1 + 1e-4 |D*_k|) on the penalised deviance D* = 2F — absolute
+on the deviance scale like statsmodels' ``atol`` (deviance differences are chi-square units, so tol means
+the same whatever n), relaxed for huge deviances so that summation rounding cannot block it — and, for
+the linearly converging Fisher scoring of non-canonical links on flat likelihoods (where D* stalls while a
+still moves), a last step max|Delta a| <= tol (1 + max|a|). For canonical links (quadratic convergence)
+that costs no Gram matrix: the step after the deviance has settled is already that small.
 """
 
 from __future__ import annotations
@@ -33,9 +38,14 @@ class SolverOutput:
     history: list[dict] = field(default_factory=list)
 
 
+def small_step(step: float, beta: torch.Tensor, tol: float) -> bool:
+    """max|Delta a| <= tol (1 + max|a|)."""
+    return step <= tol * (1.0 + float(beta.abs().max()))
+
+
 def converged_by(new: float, old: float, tol: float) -> bool:
-    """|F_new - F_old| <= tol (|F_new| + 0.1)."""
-    return abs(new - old) <= tol * (abs(new) + 0.1)
+    """|D*_new - D*_old| <= tol (1 + 1e-4 |D*_new|) for objectives F = D*/2."""
+    return 2.0 * abs(new - old) <= tol * (1.0 + 2e-4 * abs(new))
 
 
 def solve_spd(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
@@ -73,8 +83,9 @@ def irls(backend, start: tuple, alpha: float, max_iter: int, tol: float) -> Solv
 
     ``start`` holds the pieces (D, X^T W X, X^T W z) at statsmodels' mu_0. Each iteration solves, then
     evaluates only the deviance at the new coefficients (one matrix-vector pass) and forms the next
-    X^T W X only if not converged; the information returned is X^T W X at the final coefficients (k + 1
-    Gram matrices for k steps). A step that makes F non-finite or larger (mu
+    X^T W X only if not converged: k Gram matrices for k steps. The information returned is the X^T W X
+    that gave the last step, which moved a by at most tol relative (formed afresh at the final a when the
+    fit did not converge). A step that makes F non-finite or larger (mu
     leaving the domain, e.g. a negative mean under the inverse link) is halved towards the previous
     coefficients (R's ``glm.fit`` safeguard).
     """
@@ -105,14 +116,15 @@ def irls(backend, start: tuple, alpha: float, max_iter: int, tol: float) -> Solv
                 "halvings": halvings,
             }
         )
-        done = converged_by(F_n, F, tol)
+        done = converged_by(F_n, F, tol) and small_step(step, new, tol)
         beta, F = new, F_n
         if done:
             converged = True
             break
         if n_iter < max_iter:
             dev, G, rhs = backend.sum("irls_pieces", beta)
-    G = backend.sum("fisher_gram", beta)[0]  # the information at the returned coefficients
+    if not converged:  # (converged: the last step moved a by <= tol relative, so G is current to ~tol)
+        G = backend.sum("fisher_gram", beta)[0]  # the information at the returned coefficients
     return SolverOutput(beta, _ridge(G, alpha), n_iter, converged, history)
 
 
@@ -140,7 +152,7 @@ def newton(backend, start: tuple, alpha: float, max_iter: int, tol: float) -> So
         dev, H, score = backend.sum("newton_pieces", beta)
         F = _objective(dev, beta, alpha)
         H = _ridge(H, alpha)
-        if history and converged_by(F, F_prev, tol):
+        if history and converged_by(F, F_prev, tol) and small_step(history[-1]["step"], beta, tol):
             converged = True
             break
         if n_iter >= max_iter:
@@ -215,7 +227,7 @@ def irls_lm(
             }
         )
         lam /= 10.0
-        done = converged_by(F_new, F, tol)
+        done = converged_by(F_new, F, tol) and small_step(float(delta.abs().max()), beta, tol)
         F = F_new
         if done:
             converged = True

@@ -9,7 +9,8 @@ marches its coefficients to infinity. The linear program
                                        -1 <= b_j <= 1
 
 (Albert & Anderson 1984; Konis 2007) has optimum 0 exactly when no such direction exists. Rows with
-s_i x_i^T b > 0 at the optimum are perfectly predicted; if all binary rows are, the separation is complete.
+s_i x_i^T b > 0 at the optimum are perfectly predicted. A second program (maximise t with
+s_i x_i^T b >= t on every binary row) tells complete separation (t > 0) from quasi-complete.
 """
 
 from __future__ import annotations
@@ -56,6 +57,35 @@ def find_separation(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.nda
     return res.x / colscale, predicted
 
 
+def _complete(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> bool:
+    """Is the separation complete: max t s.t. s_i x_i^T b >= t on every binary row, |b_j| <= 1, is t > 0?"""
+    from scipy.optimize import linprog
+
+    keep = w > 0
+    X, y = X[keep], y[keep]
+    colscale = np.abs(X).max(axis=0)
+    colscale[colscale == 0] = 1.0
+    Xs = X / colscale
+    binary = (y == 0) | (y == 1)
+    s = np.where(y[binary] == 1, 1.0, -1.0)
+    p = X.shape[1]
+    A_ub = np.hstack([-(s[:, None] * Xs[binary]), np.ones((int(binary.sum()), 1))])  # t - s x^T b <= 0
+    A_eq = np.hstack([Xs[~binary], np.zeros((int((~binary).sum()), 1))]) if (~binary).any() else None
+    b_eq = np.zeros(A_eq.shape[0]) if A_eq is not None else None
+    c = np.zeros(p + 1)
+    c[-1] = -1.0
+    res = linprog(
+        c,
+        A_ub=A_ub,
+        b_ub=np.zeros(A_ub.shape[0]),
+        A_eq=A_eq,
+        b_eq=b_eq,
+        bounds=[(-1.0, 1.0)] * p + [(0.0, 1.0)],
+        method="highs",
+    )
+    return res.status == 0 and -res.fun > 1e-7
+
+
 def check_separation(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
     """Raise ``ConfigError`` when the binomial MLE does not exist because of (quasi-)complete separation."""
     found = find_separation(X, y, w)
@@ -63,10 +93,13 @@ def check_separation(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
         return
     b, predicted = found
     binary_rows = int((((y == 0) | (y == 1)) & (w > 0)).sum())
-    kind = "complete" if int(predicted.sum()) == binary_rows else "quasi-complete"
+    complete = _complete(X, y, w)
+    kind = "complete" if complete else "quasi-complete"
+    n_pred = binary_rows if complete else int(predicted.sum())
     cols = np.flatnonzero(np.abs(b) > 1e-8 * np.abs(b).max()).tolist()
     raise ConfigError(
-        f"{kind} separation in the binomial regression: {int(predicted.sum())} of {binary_rows} rows are "
-        f"predicted perfectly by the columns {cols[:10]}{'...' if len(cols) > 10 else ''}, so the maximum-"
-        "likelihood coefficients are infinite; drop or merge those columns, or pass alpha > 0 (L2 penalty)"
+        f"{kind} separation in the binomial regression: {n_pred} of {binary_rows} rows are predicted "
+        f"perfectly along a direction using columns {cols[:10]}{'...' if len(cols) > 10 else ''}, so the "
+        "maximum-likelihood coefficients are infinite; drop or merge those columns, or pass alpha > 0 "
+        "(L2 penalty)"
     )

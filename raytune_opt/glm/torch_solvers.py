@@ -84,7 +84,7 @@ def torch_solver(method: str) -> Callable[..., SolverOutput]:
                 max_iter=max_iter,
                 max_eval=20 * max_iter,
                 tolerance_grad=tol_grad,
-                tolerance_change=tol * 1e-4,
+                tolerance_change=tol * 1e-6,
             )
         else:
 

@@ -1,0 +1,80 @@
+"""Links and families: derivatives against autograd, deviance and log-likelihood against statsmodels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import sm_family
+
+from raytune_opt.errors import ConfigError
+from raytune_opt.glm import FAMILIES, LINKS, get_family
+
+MU = {  # points inside each link's domain
+    "identity": torch.tensor([-2.0, 0.3, 1.7], dtype=torch.float64),
+    "logit": torch.tensor([0.05, 0.4, 0.93], dtype=torch.float64),
+    "probit": torch.tensor([0.05, 0.4, 0.93], dtype=torch.float64),
+    "log": torch.tensor([0.2, 1.0, 7.5], dtype=torch.float64),
+    "inverse": torch.tensor([0.2, 1.0, 7.5], dtype=torch.float64),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINKS))
+def test_link_derivatives_match_autograd(name):
+    link = LINKS[name]()
+    mu = MU[name].clone().requires_grad_(True)
+    eta = link(mu)
+    (d1,) = torch.autograd.grad(eta.sum(), mu, create_graph=True)
+    d2 = torch.autograd.grad(d1.sum(), mu)[0] if d1.requires_grad else torch.zeros_like(d1)
+    torch.testing.assert_close(link.deriv(mu.detach()), d1.detach(), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(link.deriv2(mu.detach()), d2, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(link.inverse(eta.detach()), mu.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(link.inverse_deriv(eta.detach()), 1.0 / d1.detach(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_variance_derivative_matches_autograd(family):
+    fam = get_family(family)
+    mu = MU["logit"].clone().requires_grad_(True)
+    v = fam.variance(mu)
+    dv = torch.autograd.grad(v.sum(), mu)[0] if v.requires_grad else torch.zeros_like(v)
+    torch.testing.assert_close(fam.variance_deriv(mu.detach()), dv)
+
+
+@pytest.mark.parametrize(("family", "link"), [(f, lk) for f, cls in FAMILIES.items() for lk in cls.links])
+def test_deviance_and_loglike_match_statsmodels(family, link):
+    rng = np.random.default_rng(3)
+    mu = rng.uniform(0.1, 0.9, 40)
+    y = {
+        "gaussian": rng.normal(size=40),
+        "binomial": rng.integers(0, 2, 40).astype(float),
+        "poisson": rng.poisson(2.0, 40).astype(float),
+        "gamma": rng.gamma(2.0, 1.0, 40),
+    }[family]
+    w = rng.uniform(0.5, 2.0, 40)
+    scale = 1.0 if family in ("binomial", "poisson") else 1.7
+    fam, ref = get_family(family, link), sm_family(family, link)
+    t = lambda a: torch.from_numpy(a)  # noqa: E731
+    dev = float((t(w) * fam.unit_deviance(t(y), t(mu))).sum())
+    np.testing.assert_allclose(dev, ref.deviance(y, mu, var_weights=w), rtol=1e-12)
+    ll = float(fam.loglike_obs(t(y), t(mu), t(w), torch.tensor(scale, dtype=torch.float64)).sum())
+    np.testing.assert_allclose(ll, ref.loglike(y, mu, var_weights=w, scale=scale), rtol=1e-10)
+    np.testing.assert_allclose(fam.variance(t(mu)).numpy(), ref.variance(mu), rtol=1e-14)
+
+
+def test_binomial_proportions_loglike_matches_statsmodels():
+    y, mu, w = np.array([0.25, 0.5, 1.0, 0.0]), np.array([0.3, 0.6, 0.8, 0.1]), np.array([4.0, 2.0, 1.0, 3.0])
+    fam, ref = get_family("binomial"), sm_family("binomial", "logit")
+    ll = float(fam.loglike_obs(*(torch.from_numpy(a) for a in (y, mu, w)), 1.0).sum())
+    np.testing.assert_allclose(ll, ref.loglike(y, mu, var_weights=w), rtol=1e-12)
+
+
+def test_unknown_family_and_link_list_the_choices():
+    with pytest.raises(ConfigError, match="gaussian.*poisson"):
+        get_family("poison")
+    with pytest.raises(ConfigError, match="did you mean 'poisson'"):
+        get_family("poison")
+    with pytest.raises(ConfigError, match="logit, probit"):
+        get_family("binomial", "log")
+    with pytest.raises(ConfigError, match="identity"):
+        get_family("gaussian", "cloglog")
