@@ -21,6 +21,7 @@ import torch
 
 from raytune_opt.errors import ConfigError, ConfigTypeError
 from raytune_opt.tasks import check_fraction, get_task
+from raytune_opt.train.glm_solvers import GLM_METHODS
 from raytune_opt.train.schedules import SCHEDULES
 
 __all__ = ["DEFAULTS", "TrainConfig", "validate", "validate_space", "SECOND_ORDER"]
@@ -91,9 +92,23 @@ class TrainConfig:
         return res
 
 
+@dataclass(frozen=True)
+class _GLMSolverSpec:
+    """What the config needs of a GLM solver (``raytune_opt.train.glm_solvers``): no hyperparameters."""
+
+    name: str
+    kind: str = SECOND_ORDER
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+
 def _spec(name: Any) -> Any:
+    """The optimizer's registry spec, or a GLM solver's stand-in; ConfigError listing both otherwise."""
     from raytune_opt import optim
 
+    if name in GLM_METHODS:
+        return _GLMSolverSpec(name)
+    if not isinstance(name, str) or name not in optim.available():
+        raise ConfigError.unknown("optimizer", name, [*optim.available(), *GLM_METHODS])
     return optim.spec(name)
 
 
@@ -149,9 +164,13 @@ def validate(config: Mapping[str, Any]) -> TrainConfig:
         raise ConfigTypeError.invalid("task_args", c["task_args"], "a dict of the task function's arguments")
     task.check_args(c["task_args"])
     hparams = {k: config[k] for k in spec.hparams if k in config}
-    from raytune_opt import optim
+    if spec.name in GLM_METHODS:
+        if task.build(**c["task_args"]).glm_family is None:
+            raise ConfigError.invalid("optimizer", spec.name, "a GLM solver only for the glm-* tasks")
+    else:
+        from raytune_opt import optim
 
-    optim.create(spec.name, [torch.zeros(2, 2, requires_grad=True)], **hparams)
+        optim.create(spec.name, [torch.zeros(2, 2, requires_grad=True)], **hparams)
     bs = c["batch_size"]
     if bs != "full":
         if isinstance(bs, str):

@@ -24,6 +24,7 @@ from torch.utils.data import DistributedSampler
 from raytune_opt.tasks import TaskSpec, get_task, stratified_subset
 from raytune_opt.train.checkpoint import apply_hparams, load_state, rng_state, save_state, set_rng_state
 from raytune_opt.train.config import SECOND_ORDER, TrainConfig, validate
+from raytune_opt.train.glm_solvers import GLM_METHODS, GLMSolver
 from raytune_opt.train.schedules import make_scheduler
 from raytune_opt.train.session import Session
 
@@ -111,7 +112,7 @@ def train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
     module = spec.model
     model = session.prepare_model(module)
     module = _unwrap(model)
-    opt = _make_optimizer(cfg, module)
+    opt = _make_optimizer(cfg, module, spec, x_train, y_train)
     fresh_groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
 
     sampler = DistributedSampler(
@@ -228,7 +229,12 @@ def train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
     return metrics
 
 
-def _make_optimizer(cfg: TrainConfig, module: nn.Module) -> torch.optim.Optimizer:
+def _make_optimizer(
+    cfg: TrainConfig, module: nn.Module, spec: TaskSpec, x: Tensor, y: Tensor
+) -> torch.optim.Optimizer:
+    """``optim.create`` (biases and norms not decayed), or a GLM solver for the glm-* tasks."""
+    if cfg.optimizer in GLM_METHODS:
+        return GLMSolver(module, cfg.optimizer, spec.glm_family, x, y)
     from raytune_opt import optim
 
     return optim.create(cfg.optimizer, module, **cfg.hparams)

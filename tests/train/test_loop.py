@@ -157,3 +157,33 @@ def test_second_order_full_batch_closure(task: str, optimizer: str) -> None:
     losses = [r["train_loss"] for r in session.results]
     assert losses[-1] < losses[0]
     assert [r["samples_seen"] for r in session.results][0] == len(get_task(task).build().train[1])
+
+
+def test_irls_epochs_are_the_glm_solver_iterates(tmp_path: Path) -> None:
+    """optimizer 'irls' on a glm task: epoch k's weights are raytune_opt.glm.fit's k-th IRLS iterate,
+    and it ends at the maximum-likelihood fit that Newton also reaches."""
+    import warnings
+
+    from raytune_opt import glm
+
+    irls = run_local({"task": "glm-poisson", "optimizer": "irls", "epochs": 6}, storage=str(tmp_path))
+    x, y = get_task("glm-poisson").build().train
+    x1 = torch.cat([x, torch.ones(len(x), 1)], 1).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", glm.GLMConvergenceWarning)
+        second = glm.fit(x1, y.double(), family="poisson", method="irls", max_iter=2)
+    w = _weights(irls.checkpoints[1])
+    got = torch.cat([w["weight"].flatten(), w["bias"]]).double()
+    torch.testing.assert_close(got, torch.as_tensor(second.coef), rtol=1e-6, atol=1e-6)
+    newton = run_local({"task": "glm-poisson", "optimizer": "newton", "epochs": 6})
+    assert irls.results[-1]["train_loss"] == pytest.approx(newton.results[-1]["train_loss"], rel=1e-6)
+    assert irls.results[-1]["val_deviance"] == pytest.approx(newton.results[-1]["val_deviance"], rel=1e-5)
+    losses = [r["train_loss"] for r in irls.results]
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(losses, losses[1:], strict=False))
+
+
+def test_glm_solver_only_for_glm_tasks() -> None:
+    from raytune_opt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="glm"):
+        run_local({**DIGITS, "optimizer": "irls", "epochs": 1})
