@@ -99,6 +99,11 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
             raise ConfigError.invalid(f"{self.name}.params", [], "a non-empty iterable of tensors")
         super().__init__(params, defaults)
 
+    @property
+    def _hyper_keys(self) -> tuple[str, ...]:
+        """This optimizer's hyperparameter names (torch adds ``differentiable`` to ``defaults`` on load)."""
+        return tuple(k for k in self.defaults if k != "differentiable")
+
     # -- validation -----------------------------------------------------------------------------
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -193,7 +198,7 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
         """The rule's tensor lists (params, grads, buffers in ``_buffer_keys`` order) and keyword scalars."""
         lists = (b.params, b.grads, *(b.buffers[k] for k in self._buffer_keys(group)))
         hyper: dict[str, Any] = {}
-        for key in self.defaults:
+        for key in self._hyper_keys:
             value = group[key]
             if key == "betas":
                 hyper["beta1"], hyper["beta2"] = scalar(value[0]), scalar(value[1])
