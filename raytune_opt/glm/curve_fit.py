@@ -56,6 +56,17 @@ def _tensor(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:
     return t
 
 
+def _as_x(x: Any, dtype: torch.dtype) -> Any:
+    """Floating tensors / numeric arrays become ``dtype`` tensors; anything else goes to f unchanged (as scipy)."""
+    if isinstance(x, torch.Tensor):
+        return x.to(dtype) if x.is_floating_point() else x
+    if isinstance(x, (np.ndarray, list, tuple)):
+        arr = np.asarray(x)
+        if np.issubdtype(arr.dtype, np.number):
+            return _tensor("x", arr, dtype)
+    return x
+
+
 def curve_fit(
     f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x: Any,
@@ -67,7 +78,12 @@ def curve_fit(
     tol: float = 1e-10,
     dtype: torch.dtype = torch.float64,
 ) -> CurveFitResult:
-    """Fit ``f(x, p) ≈ y`` over the parameter vector ``p`` (starting at ``p0``) by ``method``."""
+    """Fit ``f(x, p) ≈ y`` over the parameter vector ``p`` (starting at ``p0``) by ``method``.
+
+    ``x`` is handed to ``f`` as a float tensor when numeric (any other object unchanged); ``sigma`` are the
+    per-observation standard deviations; ``tol`` is LM's relative cost / step tolerance (BFGS / L-BFGS:
+    the gradient tolerance). ``ConfigError`` for bad input before the first iteration.
+    """
     from raytune_opt import optim
     from raytune_opt.optim.lm import jacobian
 
@@ -81,7 +97,7 @@ def curve_fit(
         raise ConfigError.invalid("max_iter", max_iter, "an integer >= 1")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
         raise ConfigError.invalid("tol", tol, "a number > 0")
-    xt = x if isinstance(x, torch.Tensor) and not x.is_floating_point() else _tensor("x", x, dtype)
+    xt = _as_x(x, dtype)
     yt = _tensor("y", y, dtype).reshape(-1)
     p = _tensor("p0", p0, dtype).reshape(-1)
     st = torch.ones_like(yt) if sigma is None else _tensor("sigma", sigma, dtype).reshape(-1)
