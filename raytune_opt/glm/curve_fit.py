@@ -57,7 +57,7 @@ def _tensor(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _as_x(x: Any, dtype: torch.dtype) -> Any:
-    """Floating tensors / numeric arrays become ``dtype`` tensors; anything else goes to f unchanged (as scipy)."""
+    """Numeric arrays and float tensors become ``dtype`` tensors; anything else reaches f unchanged."""
     if isinstance(x, torch.Tensor):
         return x.to(dtype) if x.is_floating_point() else x
     if isinstance(x, (np.ndarray, list, tuple)):
