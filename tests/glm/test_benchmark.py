@@ -1,0 +1,25 @@
+"""benchmarks/glm_solvers.py --quick runs end to end and every raytune_opt solver matches statsmodels."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "glm_solvers.py"
+
+
+def test_glm_solvers_benchmark_quick():
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1].startswith("headline (raytune_opt irls time ratio): logistic ")
+    ours = [line.split("|") for line in lines if "| raytune_opt" in line]
+    assert len(ours) == 8
+    for cells in ours:
+        assert float(cells[5]) <= 1e-6, cells  # max |dcoef| against statsmodels
