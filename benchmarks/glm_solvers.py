@@ -1,8 +1,8 @@
 """GLM and robust-regression solvers against statsmodels and scikit-learn, same data, same run.
 
 Float64, 2 threads (torch and BLAS). Problems: logistic regression (n=200 000, p=100), Poisson regression
-(n=200 000, p=50), Huber regression (n=200 000, p=50); ``--quick`` uses n=1 000, p/5. Each solver's wall time is
-the best of ``--repeats`` runs; ``iters`` is the solver's own count; ``max|dcoef|`` is measured against
+(n=200 000, p=50), Huber regression (n=200 000, p=50); ``--quick`` uses n=1 000, p/5. Each solver's wall
+time is the best of ``--repeats`` runs; ``iters`` is the solver's own count; ``max|dcoef|`` is against
 statsmodels (GLM IRLS or RLM HuberT), the reference. scikit-learn's ``HuberRegressor`` estimates its scale
 jointly with the coefficients (a different M-estimator than RLM's MAD scale), so its coefficients differ.
 
