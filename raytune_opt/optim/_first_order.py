@@ -80,6 +80,8 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
 
     Class attributes:
       name        registry name, used in error messages;
+      counts_steps  keep a float32 ``step`` counter per parameter (as torch.optim does) when the
+                  equation needs t (Adam's bias correction) or torch's fused kernel reads it;
       state_keys  per-parameter buffers (same shape and dtype as the parameter), created at the first
                   step that needs them with :meth:`_init_fill` (0 unless overridden);
     and ``_buffer_keys(group)`` when a buffer is needed only for some hyperparameters.
@@ -87,6 +89,7 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
 
     name: ClassVar[str] = ""
     state_keys: ClassVar[tuple[str, ...]] = ()
+    counts_steps: ClassVar[bool] = False
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         if isinstance(params, Tensor):
@@ -134,8 +137,8 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
 
     def _init_state(self, p: Tensor, group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
         state = self.state[p]
-        if "step" not in state:
-            state["step"] = torch.zeros((), dtype=torch.float32)
+        if self.counts_steps and "step" not in state:
+            state["step"] = torch.zeros((), dtype=torch.float32, device=_step_device(p, group))
         for key in keys:
             if key not in state:
                 state[key] = torch.full_like(
@@ -163,7 +166,8 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
                 b = buckets[(p.device, p.dtype)] = Bucket(p.device, p.dtype, buffers={k: [] for k in keys})
             b.params.append(p)
             b.grads.append(p.grad)
-            b.steps.append(state["step"])
+            if self.counts_steps:
+                b.steps.append(state["step"])
             for key in keys:
                 b.buffers[key].append(state[key])
         return list(buckets.values())
@@ -180,7 +184,8 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             fused = group["fused"]
             for bucket in self._buckets(group):
-                torch._foreach_add_(bucket.steps, 1.0)
+                if bucket.steps:
+                    _count_step(bucket.steps)
                 lists, hyper = self._rule_inputs(group, bucket)
                 if (
                     fused is not False
@@ -188,6 +193,7 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
                     and self._native(bucket, lists, hyper)
                 ):
                     continue
+                hyper = self._rule_hyper(bucket, hyper)
                 if fused:
                     run_compiled(type(self).rule, lists, hyper)
                 else:
@@ -208,6 +214,10 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
                 hyper[key] = scalar(value)
         return lists, hyper
 
+    def _rule_hyper(self, b: Bucket, hyper: dict[str, Any]) -> dict[str, Any]:
+        """Scalars only the rule needs (not the native kernel), e.g. Adam's step counts."""
+        return hyper
+
     def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
         """Run torch's native fused kernel if one computes this equation here; return whether it did."""
         return False
@@ -219,6 +229,20 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
 
 
 _NATIVE_DEVICES = ("cpu", "cuda")
+_ONE = torch.tensor(1.0)
+
+
+def _step_device(p: Tensor, group: dict[str, Any]) -> torch.device | str:
+    """Step counters live on the CPU, except on CUDA when torch's fused kernels (which read them) may run."""
+    return p.device if p.is_cuda and group["fused"] is not False else "cpu"
+
+
+def _count_step(steps: list[Tensor]) -> None:
+    """t ← t + 1 for every counter (on the CPU with one wrapped 1.0, not one per tensor, as torch does)."""
+    if steps[0].is_cpu:
+        torch._foreach_add_(steps, _ONE, alpha=1.0)
+    else:
+        torch._foreach_add_(steps, 1.0)
 
 
 def run_compiled(rule: Callable[..., None], lists: tuple[Any, ...], hyper: dict[str, Any]) -> None:

@@ -65,6 +65,7 @@ class Adagrad(FirstOrderOptimizer):
 
     name = "adagrad"
     state_keys = ("sum",)
+    counts_steps = True  # torch's fused kernel reads t (for its lr_decay, which is 0 here)
     rule = staticmethod(adagrad_update)
 
     def __init__(

@@ -73,6 +73,7 @@ class Adam(FirstOrderOptimizer):
 
     name = "adam"
     state_keys = ("exp_avg", "exp_avg_sq")
+    counts_steps = True
     rule = staticmethod(adam_update)
     _kernel = staticmethod(torch._fused_adam_)
 
@@ -96,10 +97,8 @@ class Adam(FirstOrderOptimizer):
         check_betas(self.name, group["betas"])
         check_positive(self.name, "eps", group["eps"])
 
-    def _rule_inputs(self, group: dict[str, Any], b: Bucket) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        lists, hyper = super()._rule_inputs(group, b)
-        hyper["steps"] = [float(t) for t in b.steps]
-        return lists, hyper
+    def _rule_hyper(self, b: Bucket, hyper: dict[str, Any]) -> dict[str, Any]:
+        return {**hyper, "steps": [float(t) for t in b.steps]}
 
     def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
         params, grads, m, s = lists

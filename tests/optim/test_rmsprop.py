@@ -52,7 +52,7 @@ def test_momentum_buffer_only_when_momentum_is_used():
     opt = RMSProp([x], lr=0.1)
     x.grad = torch.ones(3)
     opt.step()
-    assert set(opt.state[x]) == {"step", "square_avg"}
+    assert set(opt.state[x]) == {"square_avg"}
     opt.param_groups[0]["momentum"] = 0.9  # e.g. OneCycleLR turning momentum on
     opt.step()
-    assert set(opt.state[x]) == {"step", "square_avg", "momentum_buffer"}
+    assert set(opt.state[x]) == {"square_avg", "momentum_buffer"}

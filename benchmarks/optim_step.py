@@ -1,0 +1,236 @@
+"""Optimizer step throughput against torch.optim, lion-pytorch, pytorch_optimizer and the memory bandwidth.
+
+An optimizer step is a streaming pass over memory: each float32 parameter reads θ, g and its state and
+writes θ and its state back, so the fastest possible step moves 4·(3 + 2k) … bytes a parameter (k state
+buffers; 12 for SGD, 20 for Momentum/Nesterov/RMSProp/Adagrad/Lion, 28 for Adam/AdamW). The ceiling is
+the best bandwidth of plain in-place streaming passes (``torch._foreach_add_`` / ``mul_`` / ``addcmul_``,
+``copy_``) over the same tensors, measured in the same run; "of ceiling" is the step's bandwidth at that
+minimal traffic divided by it.
+
+Every implementation runs on the same parameters and gradients, interleaved round by round so that load
+from other processes hits them alike; the table reports the best round (params/s) and the median.
+
+    python benchmarks/optim_step.py            # 16 M float32 params: 4 tensors, then 400 tensors of 40 k
+    python benchmarks/optim_step.py --quick    # small sizes, no torch.compile (the test suite runs this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from raytune_opt import optim
+
+# bytes a float32 parameter must move in one step: read θ, g, state; write θ, state
+STATE_BUFFERS = {
+    "sgd": 0,
+    "momentum": 1,
+    "nesterov": 1,
+    "rmsprop": 1,
+    "adagrad": 1,
+    "adam": 2,
+    "adamw": 2,
+    "lion": 1,
+}
+PEER = {  # the torch.optim optimizer computing the same function (RMSprop: ε outside the root; Lion: none)
+    "sgd": "torch SGD fused",
+    "momentum": "torch SGD(momentum) fused",
+    "nesterov": "torch SGD(nesterov) fused",
+    "rmsprop": "torch RMSprop foreach",
+    "adagrad": "torch Adagrad fused",
+    "adam": "torch Adam fused",
+    "adamw": "torch AdamW fused",
+    "lion": "torch AdamW fused",
+}
+LR = 1e-6  # tiny, so that thousands of steps leave the parameters where they are
+
+
+@dataclass
+class Row:
+    label: str
+    name: str  # registry name whose equation it computes
+    make: Callable[[list[torch.Tensor]], torch.optim.Optimizer]
+    times: list[float] = field(default_factory=list)
+    opt: torch.optim.Optimizer | None = None
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def moved_bytes(name: str) -> int:
+    return 4 * (3 + 2 * STATE_BUFFERS[name])
+
+
+def state_bytes(opt: torch.optim.Optimizer, n: int) -> float:
+    total = sum(
+        v.numel() * v.element_size()
+        for s in opt.state.values()
+        for v in s.values()
+        if torch.is_tensor(v) and v.dim() > 0
+    )
+    return total / n
+
+
+def rows(compile_: bool) -> list[Row]:
+    out = []
+    for name in STATE_BUFFERS:
+        hp = {"lr": LR}
+        out.append(Row(f"ours {name}", name, lambda p, name=name, hp=hp: optim.create(name, p, **hp)))
+        if compile_ and name in ("nesterov", "rmsprop", "lion"):  # no native kernel: the compiled rule
+            out.append(
+                Row(
+                    f"ours {name} fused=True",
+                    name,
+                    lambda p, name=name, hp=hp: optim.create(name, p, **hp, fused=True),
+                )
+            )
+    t = torch.optim
+    out += [
+        Row("torch SGD fused", "sgd", lambda p: t.SGD(p, lr=LR, fused=True)),
+        Row("torch SGD(momentum) fused", "momentum", lambda p: t.SGD(p, lr=LR, momentum=0.9, fused=True)),
+        Row(
+            "torch SGD(nesterov) fused",
+            "nesterov",
+            lambda p: t.SGD(p, lr=LR, momentum=0.9, nesterov=True, fused=True),
+        ),
+        Row("torch RMSprop foreach", "rmsprop", lambda p: t.RMSprop(p, lr=LR, foreach=True)),
+        Row("torch Adagrad fused", "adagrad", lambda p: t.Adagrad(p, lr=LR, fused=True)),
+        Row("torch Adam fused", "adam", lambda p: t.Adam(p, lr=LR, fused=True)),
+        Row("torch AdamW fused", "adamw", lambda p: t.AdamW(p, lr=LR, fused=True)),
+    ]
+    try:
+        import lion_pytorch
+
+        out.append(Row("lion-pytorch", "lion", lambda p: lion_pytorch.Lion(p, lr=LR)))
+    except ImportError:
+        print("lion-pytorch not installed: row left out", file=sys.stderr)
+    try:
+        import pytorch_optimizer
+
+        out.append(Row("pytorch_optimizer Lion", "lion", lambda p: pytorch_optimizer.Lion(p, lr=LR)))
+    except ImportError:
+        print("pytorch_optimizer not installed: row left out", file=sys.stderr)
+    return out
+
+
+def ceiling_passes(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[list[torch.Tensor]]):
+    """In-place streaming passes over the same tensors, with the bytes each moves per parameter."""
+    m, s = bufs
+    return {
+        "foreach_add_ (12 B)": (lambda: torch._foreach_add_(m, grads, alpha=1e-30), 12),
+        "foreach_mul_ (8 B)": (lambda: torch._foreach_mul_(m, 1.0), 8),
+        "copy_ (8 B)": (lambda: [a.copy_(b) for a, b in zip(m, s, strict=True)], 8),
+        "foreach_addcmul_ (16 B)": (lambda: torch._foreach_addcmul_(m, s, grads, value=1e-30), 16),
+    }
+
+
+def run_case(shapes: list[tuple[int, ...]], rounds: int, steps: int, compile_: bool) -> tuple[str, float]:
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.randn(s, generator=gen).requires_grad_() for s in shapes]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=gen) * 1e-2
+    n = sum(p.numel() for p in params)
+    grads = [p.grad for p in params]
+    bufs = [[torch.zeros_like(p) for p in params] for _ in range(2)]
+    passes = ceiling_passes(params, grads, bufs)
+    pass_times: dict[str, list[float]] = {k: [] for k in passes}
+
+    table = rows(compile_)
+    for r in table:  # build the state and compile (if asked) before anything is timed
+        r.opt = r.make(params)
+        r.opt.step()
+    with torch.no_grad():
+        for _ in range(rounds):
+            for key, (fn, _) in passes.items():
+                fn()
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    fn()
+                pass_times[key].append((time.perf_counter() - t0) / steps)
+            for r in table:
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    r.opt.step()
+                r.times.append((time.perf_counter() - t0) / steps)
+
+    bandwidth = {k: b * n / min(v) for k, (_, b) in passes.items() for v in [pass_times[k]]}
+    ceiling_key = max(bandwidth, key=bandwidth.get)
+    ceiling = bandwidth[ceiling_key]
+    by_label = {r.label: r for r in table}
+    shape_txt = f"{len(shapes)} tensors of {shapes[0][0]:,}" if len(set(shapes)) == 1 else str(shapes)
+    lines = [
+        f"### {n / 1e6:.1f} M float32 parameters in {shape_txt}, {torch.get_num_threads()} threads",
+        "",
+        "ceiling: "
+        + ", ".join(f"{k} {v / 1e9:.1f} GB/s" for k, v in bandwidth.items())
+        + f" → {ceiling / 1e9:.1f} GB/s",
+        "",
+        "| implementation | params/s (best) | params/s (median) | state B/param | moved B/step (per param) "
+        "| of ceiling | vs torch peer |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in table:
+        b = moved_bytes(r.name)
+        frac = (b * n / r.best) / ceiling
+        peer_txt = ""
+        if r.label.startswith("ours"):
+            peer = by_label.get(PEER[r.name])
+            if peer is not None:
+                peer_txt = f"{peer.best / r.best:.2f}× {PEER[r.name]}"
+            if r.name == "lion":
+                for other in ("lion-pytorch", "pytorch_optimizer Lion"):
+                    if other in by_label:
+                        peer_txt += f", {by_label[other].best / r.best:.2f}× {other}"
+        lines.append(
+            f"| {r.label} | {n / r.best / 1e6:,.0f} M | {n / r.median / 1e6:,.0f} M "
+            f"| {state_bytes(r.opt, n):.0f} | {b * n / 1e6:,.0f} MB ({b}) | {frac:.2f} | {peer_txt} |"
+        )
+    lion = by_label.get("ours lion fused=True") or by_label["ours lion"]
+    adamw = by_label["torch AdamW fused"]
+    headline = adamw.best / lion.best
+    return "\n".join(lines), headline
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes, few rounds, no torch.compile")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--no-compile", action="store_true", help="leave out the compiled (fused=True) rows")
+    ap.add_argument("--save", default=None, help="also write the printed table to this markdown file")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        cases = [[(1 << 16,)] * 4, [(4_000,)] * 40]
+        rounds, steps, compile_ = args.rounds or 2, 2, False
+    else:
+        cases = [[(1 << 22,)] * 4, [(40_000,)] * 400]
+        rounds, steps, compile_ = args.rounds or 7, 3, not args.no_compile
+    out = [f"## optimizer step, torch {torch.__version__}, float32 on CPU", ""]
+    headline = None
+    for shapes in cases:
+        text, h = run_case(shapes, rounds, steps, compile_)
+        headline = h if headline is None else headline
+        out += [text, ""]
+    lion_impl = "ours lion fused=True" if compile_ else "ours lion"
+    out.append(f"headline (first case): {lion_impl} = {headline:.2f}× torch AdamW fused params/s")
+    text = "\n".join(out)
+    print(text)
+    if args.save:
+        with open(args.save, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
