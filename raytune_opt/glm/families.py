@@ -270,6 +270,7 @@ class Binomial(Family):
         return (y + 0.5) / 2.0
 
     def unit_deviance(self, y, mu):
+        # four xlogy terms (not xlogy(y, y / mu)) keep the derivative in mu finite at y = 0 for LM's Jacobian
         return 2.0 * (
             torch.xlogy(y, y) - torch.xlogy(y, mu) + torch.xlogy(1 - y, 1 - y) - torch.xlogy(1 - y, 1 - mu)
         )

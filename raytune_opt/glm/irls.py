@@ -25,6 +25,7 @@ import torch
 __all__ = ["SolverOutput", "irls", "newton", "irls_lm", "solve_spd", "converged_by"]
 
 _MAX_HALVINGS = 40
+LOW_PRECISION_STEP = 1e-5  # IRLS forms X^T W X in float32 while its last step exceeds this (relative)
 
 
 @dataclass
@@ -78,7 +79,9 @@ def _bad(value: float) -> bool:
     return value != value or value in (float("inf"), float("-inf"))
 
 
-def irls(backend, start: tuple, alpha: float, max_iter: int, tol: float) -> SolverOutput:
+def irls(
+    backend, start: tuple, alpha: float, max_iter: int, tol: float, mixed_precision: bool = True
+) -> SolverOutput:
     """IRLS, the seed's w_{k+1} = (X^T W_k X + alpha I)^{-1} X^T W_k z_k, solved by Cholesky.
 
     ``start`` holds the pieces (D, X^T W X, X^T W z) at statsmodels' mu_0. Each iteration solves, then
@@ -88,15 +91,25 @@ def irls(backend, start: tuple, alpha: float, max_iter: int, tol: float) -> Solv
     fit did not converge). A step that makes F non-finite or larger (mu
     leaving the domain, e.g. a negative mean under the inverse link) is halved towards the previous
     coefficients (R's ``glm.fit`` safeguard).
+
+    Mixed precision (``mixed_precision``, float64 data): while the last step is larger than
+    ``LOW_PRECISION_STEP`` relative, X^T W X is formed in float32 (half the time). From a current a the
+    step is a + (X^T W X)^{-1} X^T W r with X^T W r in full precision, so an approximate X^T W X only
+    slows the (then still far from converged) iteration by a relative error ~1e-7 cond(X^T W X), never
+    moves its fixed point; the last steps, the rank check (at mu_0) and the covariance use float64.
     """
     dev, G, rhs = start
     F = 0.5 * float(dev)
     beta: torch.Tensor | None = None
     history: list[dict] = []
     converged = False
+    low = False  # was G formed in float32?
     n_iter = 0
     while n_iter < max_iter:
-        new = _solve(_ridge(G, alpha), rhs)
+        if beta is None:
+            new = _solve(_ridge(G, alpha), rhs)
+        else:
+            new = beta + _solve(_ridge(G, alpha), rhs - alpha * beta)
         F_n = _objective(backend.sum("deviance", new)[0], new, alpha)
         halvings = 0
         while (
@@ -114,6 +127,7 @@ def irls(backend, start: tuple, alpha: float, max_iter: int, tol: float) -> Solv
                 "objective": F_n,
                 "step": step,
                 "halvings": halvings,
+                "float32_gram": low,
             }
         )
         done = converged_by(F_n, F, tol) and small_step(step, new, tol)
@@ -122,8 +136,9 @@ def irls(backend, start: tuple, alpha: float, max_iter: int, tol: float) -> Solv
             converged = True
             break
         if n_iter < max_iter:
-            dev, G, rhs = backend.sum("irls_pieces", beta)
-    if not converged:  # (converged: the last step moved a by <= tol relative, so G is current to ~tol)
+            low = mixed_precision and step > LOW_PRECISION_STEP * (1.0 + float(beta.abs().max()))
+            dev, G, rhs = backend.sum("irls_pieces", beta, low)
+    if not converged or low:  # (converged: the last step moved a by <= tol relative, so G is current)
         G = backend.sum("fisher_gram", beta)[0]  # the information at the returned coefficients
     return SolverOutput(beta, _ridge(G, alpha), n_iter, converged, history)
 
@@ -188,10 +203,11 @@ def irls_lm(
     """The seed's IRLS combined with Levenberg–Marquardt.
 
     J_k = W_k^{1/2} X,  Delta a = (J_k^T J_k + lambda I)^{-1} J_k^T W_k^{1/2} r_k,  a_new = a_old + Delta a,
-    with r_k = (y - mu) g'(mu) the working residual, so J^T W^{1/2} r = X^T W z - X^T W X a (plus -alpha a
-    and alpha I for the penalty). lambda starts at ``lam0`` times the mean diagonal of J^T J; a step that
-    lowers F is accepted and lambda /= 10, otherwise lambda *= 10 and the step is recomputed from the same
-    pieces. lambda -> 0 is IRLS; large lambda is a short gradient step.
+    with r_k = (y - mu) g'(mu) the working residual, so J^T W^{1/2} r = X^T W r
+    (``Shard.irls_pieces``; plus -alpha a and alpha I for the penalty). lambda starts at ``lam0`` times
+    the mean diagonal of J^T J; a step that lowers F is accepted and lambda /= 10, otherwise
+    lambda *= 10 and the step is recomputed from the same pieces. lambda -> 0 is IRLS; large lambda is a
+    short gradient step.
     """
     beta = first_step(start, alpha)
     dev, G, rhs = backend.sum("irls_pieces", beta)
@@ -204,7 +220,7 @@ def irls_lm(
     converged = False
     n_iter = 0
     while n_iter < max_iter:
-        g = rhs - G @ beta - alpha * beta  # J^T W^{1/2} r - alpha a
+        g = rhs - alpha * beta  # J^T W^{1/2} r - alpha a
         A = G + (alpha + lam) * eye
         for _ in range(_MAX_HALVINGS):
             delta = _solve(A, g)

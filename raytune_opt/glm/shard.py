@@ -36,33 +36,56 @@ class Shard:
     ) -> None:
         self.X, self.y, self.w, self.offset, self.family = X, y, w, offset, family
         self._buf: torch.Tensor | None = None
+        self._X32: torch.Tensor | None = None
+        self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._buf32: torch.Tensor | None = None
 
     @property
     def n(self) -> int:
         return self.X.shape[0]
 
     # -- shared kernels -------------------------------------------------------------------------------
-    def gram(self, sqrt_w: torch.Tensor) -> torch.Tensor:
-        """X^T diag(sqrt_w^2) X, as (sqrt_w X)^T (sqrt_w X) in a reused buffer."""
+    def gram(self, sqrt_w: torch.Tensor, low: bool = False) -> torch.Tensor:
+        """X^T diag(sqrt_w^2) X, as (sqrt_w X)^T (sqrt_w X) in a reused buffer.
+
+        ``low``: in float32 from a float32 copy of X made once (half the time of float64), returned in
+        X's dtype — an approximate Hessian for the early Newton/IRLS steps, see ``irls.irls``.
+        """
+        if low and self.X.dtype == torch.float64:
+            if self._X32 is None:
+                self._X32 = self.X.to(torch.float32)
+                self._buf32 = torch.empty_like(self._X32)
+            Xs = torch.mul(self._X32, sqrt_w.to(torch.float32)[:, None], out=self._buf32)
+            return (Xs.T @ Xs).to(self.X.dtype)
         if self._buf is None:
             self._buf = torch.empty_like(self.X)
         Xs = torch.mul(self.X, sqrt_w[:, None], out=self._buf)
         return Xs.T @ Xs
 
     def _mean(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """eta = X a + offset and mu = g^{-1}(eta) (clipped into the domain of V)."""
+        """eta = X a + offset and mu = g^{-1}(eta) (clipped into the domain of V), cached for the last a.
+
+        IRLS evaluates the deviance at a new a and then, when it continues, its pieces at the same a:
+        the cache saves that second pass over X.
+        """
+        if self._cache is not None and torch.equal(self._cache[0], beta):
+            return self._cache[1], self._cache[2]
         eta = torch.addmv(self.offset, self.X, beta)
-        return eta, self.family.clip_mu(self.family.link.inverse(eta))
+        mu = self.family.clip_mu(self.family.link.inverse(eta))
+        self._cache = (beta.clone(), eta, mu)
+        return eta, mu
 
     def _deviance(self, mu: torch.Tensor) -> torch.Tensor:
         return (self.w * self.family.unit_deviance(self.y, mu)).sum()
 
     # -- GLM ------------------------------------------------------------------------------------------
-    def irls_pieces(self, beta: torch.Tensor | None) -> Pieces:
-        """(D, X^T W X, X^T W z) at ``beta`` (at statsmodels' mu_0 when ``beta`` is None).
+    def irls_pieces(self, beta: torch.Tensor | None, low: bool = False) -> Pieces:
+        """(D, X^T W X, X^T W z) at statsmodels' mu_0 (``beta`` None), else (D, X^T W X, X^T W r) at ``beta``.
 
-        W = diag(w / (V(mu) g'(mu)^2)) and the working response z = eta - offset + (y - mu) g'(mu):
-        the seed's IRLS step is a_new = (X^T W X)^{-1} X^T W z.
+        W = diag(w / (V(mu) g'(mu)^2)), working residual r = (y - mu) g'(mu) and working response
+        z = eta - offset + r: the seed's IRLS step a_new = (X^T W X)^{-1} X^T W z is
+        a + (X^T W X)^{-1} X^T W r, the form used from a current ``beta`` (its fixed point X^T W r = 0 is
+        the likelihood equation whatever the accuracy of X^T W X, which ``low`` forms in float32).
         """
         fam = self.family
         if beta is None:
@@ -72,9 +95,9 @@ class Shard:
             eta, mu = self._mean(beta)
         gprime = fam.link.deriv(mu)
         weight = self.w / (fam.variance(mu) * gprime * gprime)
-        z = eta - self.offset + (self.y - mu) * gprime
-        G = self.gram(weight.sqrt())
-        rhs = self.X.T @ (weight * z)
+        r = (self.y - mu) * gprime
+        G = self.gram(weight.sqrt(), low)
+        rhs = self.X.T @ (weight * (r + eta - self.offset if beta is None else r))
         return self._deviance(mu), G, rhs
 
     def deviance(self, beta: torch.Tensor) -> Pieces:
@@ -125,7 +148,9 @@ class Shard:
 
     def fisher_gram(self, beta: torch.Tensor) -> Pieces:
         """(X^T W X,) with the IRLS (expected-information) weights at ``beta``."""
-        return self.irls_pieces(beta)[1:2]
+        mu = self._mean(beta)[1]
+        gprime = self.family.link.deriv(mu)
+        return (self.gram((self.w / (self.family.variance(mu) * gprime * gprime)).sqrt()),)
 
     def mean(self, beta: torch.Tensor) -> torch.Tensor:
         """mu(a) for these rows."""
