@@ -13,18 +13,19 @@ the penalty ``worst + max(1, worst − best)`` over the finite losses seen (:fun
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from ray import cloudpickle
-from ray.tune.search import Searcher
+from ray.tune.search import BasicVariantGenerator, Searcher
 
 from raytune_opt.errors import ConfigError
 from raytune_opt.search.space import SearchSpace
 
-__all__ = ["SpaceSearcher", "SpaceAdapter", "penalize", "check_param_space"]
+__all__ = ["SpaceSearcher", "SpaceAdapter", "PresetGenerator", "penalize", "check_param_space"]
 
 #: loss given to a diverged trial when no finite loss has been seen yet
 FALLBACK_PENALTY = 1e6
@@ -201,3 +202,26 @@ class SpaceAdapter(_Stateful):
 
     def on_unpause(self, trial_id: str) -> None:
         self.inner.on_unpause(trial_id)
+
+
+class PresetGenerator(BasicVariantGenerator):
+    """Ray's ``BasicVariantGenerator`` running exactly the given configurations, one trial each.
+
+    For strategies that need Ray's own generator (PBT and PB2 reject ``Searcher`` s) or a fixed
+    list of trials (the grid): the configurations come from the space (only active parameters),
+    so the Tuner's ``param_space`` needs no key for them — unlike ``points_to_evaluate``, which
+    must name keys of the ``param_space``. The state (its iterators) is saved and restored by Ray.
+    """
+
+    def __init__(self, configs: list[dict[str, Any]], random_state: int | None = None) -> None:
+        super().__init__(random_state=random_state)
+        self.presets = [dict(c) for c in configs]
+
+    def add_configurations(self, experiments: Any) -> None:
+        from ray.tune.experiment import _convert_to_experiment_list
+
+        for exp in _convert_to_experiment_list(experiments):
+            for config in self.presets:
+                one = copy.copy(exp)
+                one.spec = {**exp.spec, "config": {**exp.spec.get("config", {}), **config}, "num_samples": 1}
+                super().add_configurations([one])

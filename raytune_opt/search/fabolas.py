@@ -130,26 +130,27 @@ class FabolasSearcher(SpaceSearcher):
         return max(float(c0), 1e-3 * scale), max(float(c1), 1e-3 * scale)
 
     def recommend(self) -> dict[str, Any]:
-        """The configuration of lowest predicted loss at ``s = 1`` (observed ones and a pool)."""
+        """The evaluated configuration of lowest predicted loss at ``s = 1`` (the incumbent: the
+        model's extrapolation of each evaluated configuration to the full data set)."""
         if not self.observations:
             raise RuntimeError("Fabolas has no finished trial to recommend from")
         import torch
 
         seen = [{k: v for k, v in o[1].items() if k != self.fidelity} for o in self.observations]
-        pool = seen + candidate_pool(self.space, self.n_candidates, self.rng)
-        P = torch.tensor(np.stack([self._features(c, 1.0) for c in pool]), dtype=torch.float64)
+        P = torch.tensor(np.stack([self._features(c, 1.0) for c in seen]), dtype=torch.float64)
         with torch.random.fork_rng():
             torch.manual_seed(int(self.rng.integers(2**31)))
             try:
+                model = self._fit()
                 with torch.no_grad():
-                    mean = self._fit().posterior(P).mean.squeeze(-1).numpy()
+                    mean = model.posterior(P).mean.squeeze(-1).numpy()
             except Exception:  # noqa: BLE001 - fall back to the best observed at the largest s
                 best = min(
                     range(len(self.observations)),
                     key=lambda i: (-self.observations[i][1][self.fidelity], self.losses()[i]),
                 )
                 return seen[best]
-        return pool[int(np.argmax(mean))]
+        return seen[int(np.argmax(mean))]
 
     # ------------------------------------------------------------------ suggestions
     def _propose(self) -> dict[str, Any] | None:

@@ -240,11 +240,10 @@ class SearchSpace:
         """Parse a YAML file (or a YAML string) of the dict form."""
         import yaml
 
-        text = (
-            Path(path_or_text).read_text()
-            if Path(str(path_or_text)).suffix in (".yaml", ".yml")
-            else str(path_or_text)
+        is_file = isinstance(path_or_text, Path) or (
+            "\n" not in path_or_text and path_or_text.endswith((".yaml", ".yml"))
         )
+        text = Path(path_or_text).read_text() if is_file else str(path_or_text)
         data = yaml.safe_load(text)
         if not isinstance(data, Mapping):
             raise ConfigTypeError.invalid(
@@ -466,8 +465,8 @@ class SearchSpace:
                     return hp.loguniform(label, math.log(d.low), math.log(d.high))
                 return hp.uniform(label, d.low, d.high)
             if isinstance(d, Int):
-                if d.log:  # log-uniform over [low, high + 1), floored
-                    return hp.qloguniform(label, math.log(d.low), math.log(d.high + 1), 1)
+                if d.log:  # log-uniform over [low - ½, high + ½], rounded
+                    return hp.qloguniform(label, math.log(d.low - 0.5), math.log(d.high + 0.5), 1)
                 return hp.uniformint(label, d.low, d.high)
             kids = children.get(p.name, [])
             if not kids:

@@ -130,10 +130,10 @@ def _sequence(kind: str) -> Callable[[_Request], tuple[Any, Any, int]]:
 
 
 def _grid(r: _Request) -> tuple[Any, Any, int]:
-    from ray.tune.search import BasicVariantGenerator
+    from raytune_opt.search._searcher import PresetGenerator
 
     points = r.space.grid(r.opt("points", 3)) * r.num_samples
-    return BasicVariantGenerator(points_to_evaluate=points, random_state=r.seed), None, len(points)
+    return PresetGenerator(points, r.seed), None, len(points)
 
 
 def _bo(r: _Request) -> tuple[Any, Any, int]:
@@ -225,8 +225,15 @@ def _population(r: _Request) -> list[dict[str, Any]]:
 
 
 def _mutable(r: _Request, kinds: tuple[type, ...]) -> dict[str, Any]:
-    """Unconditional searched parameters of the given domain kinds (conditional ones keep their value)."""
-    out = {p.name: p.domain for p in r.space if p.when is None and isinstance(p.domain, kinds)}
+    """The parameters PBT/PB2 may mutate: unconditional ones of the given domain kinds that no other
+    parameter is conditioned on (mutating a parent would leave its children inconsistent);
+    conditional parameters and parents keep the values the trial started with."""
+    parents = {p.when[0] for p in r.space if p.when is not None}
+    out = {
+        p.name: p.domain
+        for p in r.space
+        if p.when is None and p.name not in parents and isinstance(p.domain, kinds)
+    }
     if not out:
         raise ConfigError.invalid(
             f"{r.strategy} search space",
@@ -243,7 +250,8 @@ def _interval(r: _Request) -> int:
 def _pbt(r: _Request) -> tuple[Any, Any, int]:
     from ray import tune
     from ray.tune.schedulers import PopulationBasedTraining
-    from ray.tune.search import BasicVariantGenerator
+
+    from raytune_opt.search._searcher import PresetGenerator
 
     mutations: dict[str, Any] = {}
     for name, d in _mutable(r, (Float, Int, Choice)).items():
@@ -262,12 +270,13 @@ def _pbt(r: _Request) -> tuple[Any, Any, int]:
         custom_explore_fn=r.space.clip,
         synch=r.opt("synch", False),
     )
-    return BasicVariantGenerator(points_to_evaluate=_population(r), random_state=r.seed), sched, r.num_samples
+    return PresetGenerator(_population(r), r.seed), sched, r.num_samples
 
 
 def _pb2(r: _Request) -> tuple[Any, Any, int]:
     from ray.tune.schedulers.pb2 import PB2
-    from ray.tune.search import BasicVariantGenerator
+
+    from raytune_opt.search._searcher import PresetGenerator
 
     bounds = {name: [d.low, d.high] for name, d in _mutable(r, (Float, Int)).items()}
     sched = PB2(
@@ -278,7 +287,7 @@ def _pb2(r: _Request) -> tuple[Any, Any, int]:
         synch=r.opt("synch", False),
         custom_explore_fn=r.space.clip,
     )
-    return BasicVariantGenerator(points_to_evaluate=_population(r), random_state=r.seed), sched, r.num_samples
+    return PresetGenerator(_population(r), r.seed), sched, r.num_samples
 
 
 _PBT_OPTIONS = ("perturbation_interval", "quantile_fraction", "synch")

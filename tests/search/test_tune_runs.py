@@ -1,0 +1,134 @@
+"""Every strategy end-to-end on the real local Ray, interrupted and resumed with ``Tuner.restore``.
+
+One run per strategy does it all, to keep Ray runs few: the experiment stops after a few
+trials (:class:`synthetic.InterruptOnce`, as by Ctrl+C), ``Tuner.restore`` finishes it, and the
+finished run must hold the whole budget, configurations with only their active parameters, and
+a configuration near the known optimum of :func:`synthetic.objective`. PBT/PB2 must show clones
+that continue from a donor's checkpoint with a mutated ``lr``; Fabolas must start on small data
+fractions and evaluate its recommendation on all of the data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from ray import tune
+from synthetic import SPACE, InterruptOnce, objective, space, trainable
+
+from raytune_opt.search import SearchSpace, make_tune_config
+
+# strategy → (num_samples, max_t, stop after n trials, extra options, checkpointing, tolerance on f)
+CASES = {
+    "grid": (1, 1, 6, {"points": 3}, False, 0.1),
+    "random": (12, 2, 5, {}, False, 0.25),
+    "sobol": (12, 2, 5, {}, False, 0.25),
+    "halton": (12, 2, 5, {}, False, 0.25),
+    "bo": (12, 1, 6, {}, False, 0.1),
+    "tpe": (12, 2, 5, {}, False, 0.25),
+    "hyperband": (9, 9, 4, {}, True, 0.25),
+    "asha": (12, 9, 5, {}, False, 0.25),
+    "bohb": (12, 9, 5, {}, True, 0.25),
+    "fabolas": (12, 1, 6, {"cost_attr": "cost", "n_initial": 6}, False, 0.25),
+    "pbt": (4, 8, 3, {"perturbation_interval": 2}, True, 0.3),
+    "pb2": (4, 8, 3, {"perturbation_interval": 2}, True, 0.3),
+}
+#: searcher-driven strategies also get diverging trials (lr > 0.3 reports NaN)
+DIVERGING = {"random", "sobol", "bo", "tpe", "fabolas"}
+#: PBT and PB2 mutate unconditional leaves only: they run on the space with ``opt`` fixed
+POPULATION = {"pbt", "pb2"}
+FLAT = {"opt": "a", "lr": SPACE["lr"], "mom": {"uniform": [0.0, 1.0]}}
+
+
+def run_interrupted_then_restored(strategy: str, tmp_path) -> tuple[tune.ResultGrid, tune.ResultGrid, int]:
+    num_samples, max_t, stop_after, options, checkpoint, _ = CASES[strategy]
+    cfg = make_tune_config(
+        strategy,
+        space() if strategy not in POPULATION else SearchSpace(FLAT),
+        metric="loss",
+        mode="min",
+        num_samples=num_samples,
+        max_t=max_t,
+        seed=0,
+        trainable=trainable,
+        **options,
+    )
+    param_space = {"max_t": max_t, "checkpoint": checkpoint}
+    if strategy in DIVERGING:
+        param_space["diverge_lr"] = 0.3
+    interrupt = InterruptOnce(stop_after, str(tmp_path / "interrupted"))
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=cfg,
+        param_space=param_space,
+        run_config=tune.RunConfig(
+            name=strategy, storage_path=str(tmp_path), callbacks=[interrupt], verbose=0
+        ),
+    )
+    first = tuner.fit()
+    restored = tune.Tuner.restore(str(tmp_path / strategy), trainable, resume_unfinished=True).fit()
+    return first, restored, cfg.num_samples
+
+
+def finished(result: tune.Result, max_t: int) -> bool:
+    """Trained to the end: ``max_t`` iterations (on all of the data for Fabolas)."""
+    m = result.metrics or {}
+    return m.get("training_iteration") == max_t and m.get("cost", 1.0) == 1.0
+
+
+@pytest.mark.parametrize("strategy", list(CASES))
+def test_strategy_runs_resumes_and_finds_the_optimum(strategy, ray_local, tmp_path):
+    first, grid, total = run_interrupted_then_restored(strategy, tmp_path)
+    _, max_t, _, _, _, tol = CASES[strategy]
+    sp = space() if strategy not in POPULATION else SearchSpace(FLAT)
+
+    # the first run was interrupted; the restored one holds every trial, none failed
+    assert sum(finished(r, max_t) or (r.metrics or {}).get("done", False) for r in first) < total
+    assert len(grid) == total and grid.num_errors == 0
+    first_configs = {r.path.split("/")[-1]: r.config for r in first if r.config}
+    assert first_configs
+    for r in grid:
+        name = r.path.split("/")[-1]
+        if name in first_configs and strategy not in ("pbt", "pb2"):  # PBT mutates configs
+            assert r.config == first_configs[name]  # resumed, not re-sampled
+
+    # only the active parameters of the conditional space, within their domains
+    for r in grid:
+        searched = {k: v for k, v in r.config.items() if k in sp.params}
+        sp.validate(searched)
+
+    # near the known optimum (0) among the configurations trained to the end (diverged ones excluded)
+    done = [r for r in grid if finished(r, max_t) and math.isfinite(r.metrics["loss"])]
+    assert done, "no trial was trained to the end"
+    best = min(objective(r.config) for r in done)
+    assert best <= tol, f"{strategy}: best f = {best:.3f} > {tol}"
+    if strategy in POPULATION:
+        assert_exploited(grid)
+    if strategy == "fabolas":
+        by_index = sorted(grid, key=trial_index)
+        fractions = [r.config["data_fraction"] for r in by_index]
+        assert max(fractions[:6]) <= 0.125 and np.median(fractions) <= 0.125  # mostly small s
+        assert fractions[-1] == 1.0  # the last trial evaluates the recommendation on all data
+        assert fractions.count(1.0) == 1
+
+
+def trial_index(result: tune.Result) -> int:
+    """The creation index of a trial (its directory is ``trainable_<id>_<index>_...``)."""
+    return int(result.path.rstrip("/").split("/")[-1].split("_")[2])
+
+
+def assert_exploited(grid: tune.ResultGrid) -> None:
+    """Some trial reported from another trial's checkpoint (``donor``), continuing at the donor's
+    step with a learning rate different from the donor's at that step."""
+    history = {r.metrics["trial_id"]: r.metrics_dataframe for r in grid}
+    clones = []
+    for tid, df in history.items():
+        for _, row in df[df["donor"] != tid].iterrows():
+            donor = history[row["donor"]]
+            donor_lr = donor[donor["training_iteration"] == row["start"]]["lr_used"].iloc[0]
+            clones.append((row["training_iteration"], row["start"], row["lr_used"], donor_lr))
+    assert clones, "no trial was cloned from another trial's checkpoint"
+    for iteration, start, lr, donor_lr in clones:
+        assert iteration > start > 0  # continued from the donor's step, not from scratch
+        assert lr != donor_lr  # with a mutated learning rate
