@@ -176,6 +176,13 @@ def validate(config: Mapping[str, Any]) -> TrainConfig:
         if isinstance(bs, str):
             raise ConfigError.invalid("batch_size", bs, "a positive integer or 'full'")
         _int("batch_size", bs, 1)
+        workers = c["num_workers"]
+        if isinstance(workers, int) and workers > 1 and bs % workers:
+            raise ConfigError.invalid(
+                "batch_size",
+                bs,
+                f"a multiple of num_workers = {workers} (it is the global batch, split evenly)",
+            )
     if spec.kind == SECOND_ORDER and c["num_workers"] != 1:
         raise ConfigError.invalid(
             "num_workers",

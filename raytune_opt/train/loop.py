@@ -149,8 +149,8 @@ def train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
         apply_hparams(opt, fresh_groups, state["hparams"], cfg.hparams)
         sched.load_state_dict(state["scheduler"])
         sched.base_lrs = base_lrs  # the configured lr wins (a PBT mutation), the step count is kept
-        for group, base, fresh in zip(opt.param_groups, base_lrs, fresh_groups, strict=False):
-            group["initial_lr"] = fresh.get("initial_lr", base)
+        for group, base in zip(opt.param_groups, base_lrs, strict=True):
+            group["initial_lr"] = base
             group["lr"] = base * sched.lr_lambdas[0](sched.last_epoch)
         sched._last_lr = [g["lr"] for g in opt.param_groups]
         rngs = state["rng"]

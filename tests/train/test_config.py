@@ -28,6 +28,7 @@ def test_valid_config() -> None:
         ({"momentum": 0.9}, "momentum"),  # not a hyperparameter of adamw
         ({"batch_size": 0}, "batch_size"),
         ({"batch_size": "all"}, "batch_size"),
+        ({"batch_size": 63, "num_workers": 2}, "multiple of num_workers"),
         ({"epochs": 2.5}, "epochs"),
         ({"data_fraction": 0.0}, "data_fraction"),
         ({"grad_clip": -1.0}, "grad_clip"),
