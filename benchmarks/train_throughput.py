@@ -3,7 +3,7 @@
 Same task (data and seeded initial model), same optimizer object (``optim.create``), same batch
 size and epochs, in the same run, in three settings:
 
-- in-process: ``train.run_local`` vs the plain loop called directly;
+- in-process: ``train.train_loop`` with a local session vs the plain loop called directly;
 - 1 worker in a Tune trial: ``train.trainable`` vs the plain loop in a Tune function trainable;
 - 2-worker DDP (gloo, CPU): ``train.trainable(num_workers=2)`` (driver + TorchTrainer) vs the plain
   loop as ``train_loop_per_worker`` of a TorchTrainer launched the documented way (Ray's
@@ -19,7 +19,7 @@ caps any loop at one report per interval; the script sets it to 0.05 s (for both
 DDP rows measure the loops rather than that poll. The last line is the headline (the smallest
 ratio). Results go to ``benchmarks/results/train_throughput.md``.
 
-    python benchmarks/train_throughput.py            # mnist1d-cnn, 12 epochs, 2 repeats
+    python benchmarks/train_throughput.py            # mnist1d-cnn, 12 epochs, best of 3
     python benchmarks/train_throughput.py --quick    # tiny: a smoke run
 """
 
@@ -94,12 +94,16 @@ def _rate(n_train: int, stamps: list[float]) -> float:
     return n_train / statistics.median(b - a for a, b in zip(stamps, stamps[1:], strict=False))
 
 
-def _local(config: dict[str, Any], n_train: int) -> tuple[float, float]:
+def _local_plain(config: dict[str, Any], n_train: int) -> float:
     stamps: list[float] = []
     plain_loop(config, lambda m: stamps.append(time.perf_counter()))
+    return _rate(n_train, stamps)
+
+
+def _local_ours(config: dict[str, Any], n_train: int) -> float:
     session = _TimedSession()
     train_loop({**config, "checkpoint_every": 0}, session)
-    return _rate(n_train, stamps), _rate(n_train, session.stamps)
+    return _rate(n_train, session.stamps)
 
 
 def _plain_tune_trial(config: dict[str, Any]) -> None:
@@ -152,7 +156,9 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--skip-ddp", action="store_true", help="leave out the 2-worker DDP rows")
-    parser.add_argument("--repeats", type=int, default=None, help="best of this many runs per row")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="best of this many runs per row (3; quick: 1)"
+    )
     parser.add_argument("--storage", default=str(Path(__file__).parent / "results" / "tmp"))
     args = parser.parse_args(argv)
     import ray
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float]]:
     else:
         config = {"task": "mnist1d-cnn", "task_args": {}, "batch_size": 128, "epochs": 12}
     config.update(optimizer="adam", lr=1e-2, seed=0)
-    repeats = args.repeats or (1 if args.quick else 2)
+    repeats = args.repeats or (1 if args.quick else 3)
     n_train = len(get_task(config["task"]).build(**config["task_args"]).train[1])
     torch.set_num_threads(1)
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.05")  # inherited by Ray's workers
@@ -173,40 +179,31 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float]]:
 
     rows: list[tuple[str, float, float]] = []
 
-    def best(run: Callable[[], tuple[float, float]]) -> tuple[float, float]:
-        runs = [run() for _ in range(repeats)]
-        return max(r[0] for r in runs), max(r[1] for r in runs)
+    def best(name: str, plain: Callable[[], float], ours: Callable[[], float]) -> None:
+        """Best of ``repeats`` runs of each, alternating which goes first (warm-up and load drift)."""
+        p, o = [], []
+        for i in range(repeats):
+            for fn, out in ((plain, p), (ours, o)) if i % 2 == 0 else ((ours, o), (plain, p)):
+                out.append(fn())
+        rows.append((name, max(p), max(o)))
 
-    rows.append(("in-process, 1 worker", *best(lambda: _local(config, n_train))))
+    best("in-process, 1 worker", lambda: _local_plain(config, n_train), lambda: _local_ours(config, n_train))
     ours_cfg = {**config, "checkpoint_every": 0}
-    rows.append(
-        (
-            "Tune trial, 1 worker",
-            *best(
-                lambda: (
-                    _tune_rate(tune.with_resources(_plain_tune_trial, {"CPU": 1}), config, n_train, storage),
-                    _tune_rate(trainable(ours_cfg), ours_cfg, n_train, storage),
-                )
-            ),
-        )
+    best(
+        "Tune trial, 1 worker",
+        lambda: _tune_rate(tune.with_resources(_plain_tune_trial, {"CPU": 1}), config, n_train, storage),
+        lambda: _tune_rate(trainable(ours_cfg), ours_cfg, n_train, storage),
     )
     if not args.skip_ddp:
-        ddp = {**config, "num_workers": 2}
-        ours_ddp = {**ours_cfg, "num_workers": 2}
         from raytune_opt.train.trainable import DRIVER_RESOURCES
 
-        rows.append(
-            (
-                "Tune trial, 2-worker DDP (gloo)",
-                *best(
-                    lambda: (
-                        _tune_rate(
-                            tune.with_resources(_plain_ddp_trial, DRIVER_RESOURCES), ddp, n_train, storage
-                        ),
-                        _tune_rate(trainable(ours_ddp), ours_ddp, n_train, storage),
-                    )
-                ),
-            )
+        ddp, ours_ddp = {**config, "num_workers": 2}, {**ours_cfg, "num_workers": 2}
+        best(
+            "Tune trial, 2-worker DDP (gloo)",
+            lambda: _tune_rate(
+                tune.with_resources(_plain_ddp_trial, DRIVER_RESOURCES), ddp, n_train, storage
+            ),
+            lambda: _tune_rate(trainable(ours_ddp), ours_ddp, n_train, storage),
         )
 
     lines = [
