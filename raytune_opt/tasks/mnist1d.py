@@ -6,6 +6,9 @@ file keyed by the generation arguments, so trials after the first load them in m
 Default arguments give the published split: 4000 training and 1000 test signals of length 40.
 
 Tasks: ``mnist1d-mlp`` (published reference ≈ 68 % test accuracy) and ``mnist1d-cnn`` (≈ 94 %).
+With the paper's recipe through ``raytune_opt.train`` (``optimizer="adam", lr=1e-2,
+batch_size=100, epochs=150`` = 6000 steps, seed 0) the final test accuracy measured here was
+67.0 % for the MLP (25 s on one shared CPU thread) and 92.5 % for the CNN (best epoch 92.9 %; 69 s).
 """
 
 from __future__ import annotations
