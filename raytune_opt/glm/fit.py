@@ -53,7 +53,9 @@ class GLMResult:
 
     ``deviance`` is sum_i w_i d(y_i, mu_i) (for robust fits: sum rho(r / scale)); ``loglike`` is
     statsmodels' ``llf`` (NaN for robust fits); ``scale`` the dispersion (1 for binomial and Poisson,
-    Pearson chi2 / (n - p) otherwise, the MAD scale for robust fits); ``history`` one dict per iteration.
+    Pearson chi2 / (n - p) otherwise, the MAD scale for robust fits); ``pearson_chi2`` is
+    sum w (y - mu)^2 / V(mu) (for robust fits the residual sum of squares); ``history`` one dict per
+    iteration (deviance, objective, largest coefficient step, and the method's own entries).
     """
 
     coef: np.ndarray
