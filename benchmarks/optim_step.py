@@ -7,8 +7,10 @@ the best bandwidth of plain in-place streaming passes (``torch._foreach_add_`` /
 ``copy_``) over the same tensors, measured in the same run; "of ceiling" is the step's bandwidth at that
 minimal traffic divided by it.
 
-Every implementation runs on the same parameters and gradients, interleaved round by round so that load
-from other processes hits them alike; the table reports the best round (params/s) and the median.
+Every implementation runs on the same parameters and gradients, one step per round, interleaved round by
+round so that load from other processes hits them alike; the table reports the best round (params/s) and
+the median, and the load average before and after (other processes sharing the cores make the median,
+and even the best, slower than an idle machine would).
 
     python benchmarks/optim_step.py            # 16 M float32 params: 4 tensors, then 400 tensors of 40 k
     python benchmarks/optim_step.py --quick    # small sizes, no torch.compile (the test suite runs this)
@@ -17,6 +19,7 @@ from other processes hits them alike; the table reports the best round (params/s
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -135,7 +138,7 @@ def ceiling_passes(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: 
     }
 
 
-def run_case(shapes: list[tuple[int, ...]], rounds: int, steps: int, compile_: bool) -> tuple[str, float]:
+def run_case(shapes: list[tuple[int, ...]], rounds: int, compile_: bool) -> tuple[str, float]:
     gen = torch.Generator().manual_seed(0)
     params = [torch.randn(s, generator=gen).requires_grad_() for s in shapes]
     for p in params:
@@ -153,16 +156,13 @@ def run_case(shapes: list[tuple[int, ...]], rounds: int, steps: int, compile_: b
     with torch.no_grad():
         for _ in range(rounds):
             for key, (fn, _) in passes.items():
-                fn()
                 t0 = time.perf_counter()
-                for _ in range(steps):
-                    fn()
-                pass_times[key].append((time.perf_counter() - t0) / steps)
+                fn()
+                pass_times[key].append(time.perf_counter() - t0)
             for r in table:
                 t0 = time.perf_counter()
-                for _ in range(steps):
-                    r.opt.step()
-                r.times.append((time.perf_counter() - t0) / steps)
+                r.opt.step()
+                r.times.append(time.perf_counter() - t0)
 
     bandwidth = {k: b * n / min(v) for k, (_, b) in passes.items() for v in [pass_times[k]]}
     ceiling_key = max(bandwidth, key=bandwidth.get)
@@ -213,16 +213,25 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     if args.quick:
         cases = [[(1 << 16,)] * 4, [(4_000,)] * 40]
-        rounds, steps, compile_ = args.rounds or 2, 2, False
+        rounds, compile_ = args.rounds or 2, False
     else:
         cases = [[(1 << 22,)] * 4, [(40_000,)] * 400]
-        rounds, steps, compile_ = args.rounds or 7, 3, not args.no_compile
-    out = [f"## optimizer step, torch {torch.__version__}, float32 on CPU", ""]
+        rounds, compile_ = args.rounds or 25, not args.no_compile
+    load0 = os.getloadavg()[0]
+    out = [
+        f"## optimizer step, torch {torch.__version__}, float32 on CPU, best of {rounds} interleaved steps",
+        "",
+    ]
     headline = None
     for shapes in cases:
-        text, h = run_case(shapes, rounds, steps, compile_)
+        text, h = run_case(shapes, rounds, compile_)
         headline = h if headline is None else headline
         out += [text, ""]
+    out += [
+        f"load average (1 min) on {os.cpu_count()} cores: {load0:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at end",
+        "",
+    ]
     lion_impl = "ours lion fused=True" if compile_ else "ours lion"
     out.append(f"headline (first case): {lion_impl} = {headline:.2f}× torch AdamW fused params/s")
     text = "\n".join(out)

@@ -9,6 +9,7 @@ import torch
 from first_order_helpers import SmoothProblem, check_against_reference, max_rel_err, run_ours, run_reference
 
 from raytune_opt.optim import Lion
+from raytune_opt.optim._first_order import COMPILED_MIN_NUMEL
 
 
 def ref_lion(lr, betas=(0.9, 0.99), weight_decay=0.0, maximize=False):
@@ -73,9 +74,11 @@ def test_matches_lion_pytorch_and_pytorch_optimizer():
 
 
 def test_compiled_kernel_equals_foreach_path():
-    """The one test that compiles (torch.compile → one C++ loop): fused=True gives the foreach result."""
+    """The one test that compiles (torch.compile → one C++ loop): fused=True gives the foreach result.
+
+    The first tensor is large enough for the compiled kernel; the small one takes the eager rule."""
     torch.manual_seed(0)
-    params = [torch.randn(300), torch.randn(7, 11)]
+    params = [torch.randn(COMPILED_MIN_NUMEL), torch.randn(7, 11)]
     out = []
     for fused in (True, False):
         ps = [p.clone() for p in params]
