@@ -95,6 +95,7 @@ def _peers(kind: str, X: np.ndarray, y: np.ndarray):
             ("raytune_opt irls", ours(family="binomial")),
             ("raytune_opt newton", ours(family="binomial", method="newton")),
             ("raytune_opt irls-lm", ours(family="binomial", method="irls-lm")),
+            ("raytune_opt lbfgs", ours(family="binomial", method="lbfgs")),
         ]
     if kind == "poisson":
         return [
@@ -110,6 +111,7 @@ def _peers(kind: str, X: np.ndarray, y: np.ndarray):
             ("raytune_opt irls", ours(family="poisson")),
             ("raytune_opt newton", ours(family="poisson", method="newton")),
             ("raytune_opt irls-lm", ours(family="poisson", method="irls-lm")),
+            ("raytune_opt lbfgs", ours(family="poisson", method="lbfgs")),
         ]
 
     def sm_rlm():
