@@ -459,13 +459,17 @@ def make_tune_config(
         )
 
     trainable = options.get("trainable")
-    reuse = options.get("reuse_actors", True)
+    # PBT/PB2 restart trials from other trials' checkpoints: a reused function-trainable actor
+    # keeps reporting its previous trial's id (Ray 2.60), so those get fresh actors
+    reuse = options.get("reuse_actors", strategy not in ("pbt", "pb2"))
     if trainable is not None:
         _check_trainable(strategy, trainable, options.get("fidelity", "data_fraction"))
         from ray.tune import Trainable
 
         if inspect.isclass(trainable) and issubclass(trainable, Trainable):
-            reuse = options.get("reuse_actors", trainable.reset_config is not Trainable.reset_config)
+            reuse = reuse and options.get(
+                "reuse_actors", trainable.reset_config is not Trainable.reset_config
+            )
 
     r = _Request(
         strategy, space, metric, mode, num_samples, max_t, grace_period, reduction_factor, seed, options
