@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:
-        cases = [[(1 << 16,)] * 4, [(4_000,)] * 40]
+        cases = [[(1 << 14,)] * 4, [(1_000,)] * 40]
         rounds, compile_ = args.rounds or 2, False
     else:
         cases = [[(1 << 22,)] * 4, [(40_000,)] * 400]
