@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         text, h = run_case(shapes, rounds, compile_)
         headline = h if headline is None else headline
         out += [text, ""]
+        print(text + "\n", file=sys.stderr, flush=True)  # progress; the whole table goes to stdout at the end
     out += [
         f"load average (1 min) on {os.cpu_count()} cores: {load0:.1f} at start, "
         f"{os.getloadavg()[0]:.1f} at end",
