@@ -120,27 +120,38 @@ def bench_trainable(config: dict) -> None:
             tune.report(metrics)
 
 
+#: results of the running experiment, by name: the Tuner copies its callbacks and stoppers, the
+#: driver process is one, so the ledger lives here
+LEDGERS: dict[str, list] = {}
+
+
+def spent(name: str) -> float:
+    return LEDGERS[name][-1][0] if LEDGERS.get(name) else 0.0
+
+
 class Ledger(tune.Callback):
     """Records every result in arrival order with the cumulative cost."""
 
-    def __init__(self) -> None:
-        self.events: list[tuple[float, float, float, dict]] = []
-        self.cost = 0.0
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        self.cost += float(result.get("spent", 0.0))
-        self.events.append((self.cost, float(result["fidelity"]), float(result["loss"]), dict(trial.config)))
+        cost = spent(self.name) + float(result.get("spent", 0.0))
+        event = (cost, float(result["fidelity"]), float(result["loss"]), dict(trial.config))
+        LEDGERS.setdefault(self.name, []).append(event)
 
 
 class Budget(tune.Stopper):
-    def __init__(self, ledger: Ledger, budget: float) -> None:
-        self.ledger, self.budget = ledger, budget
+    """Stops the experiment once ``budget`` full-fidelity evaluations are spent."""
+
+    def __init__(self, name: str, budget: float) -> None:
+        self.name, self.budget = name, budget
 
     def __call__(self, trial_id, result) -> bool:
         return False
 
     def stop_all(self) -> bool:
-        return self.ledger.cost >= self.budget
+        return spent(self.name) >= self.budget
 
 
 def trace(events, true_value, optimum) -> list[tuple[float, float]]:
@@ -188,17 +199,18 @@ def run_one(strategy: str, problem: str, seed: int, budget: float, storage: str)
         max_concurrent=2,
         **opts,
     )
-    ledger = Ledger()
+    name = f"{problem}-{strategy}-{seed}"
+    LEDGERS[name] = []
     rungs = strategy in MULTI_FIDELITY
     tune.Tuner(
         bench_trainable,
         tune_config=cfg,
         param_space={"problem": problem, "seed": seed, "rungs": rungs},
         run_config=tune.RunConfig(
-            name=f"{problem}-{strategy}-{seed}", storage_path=storage, stop=Budget(ledger, budget), verbose=0
+            name=name, storage_path=storage, stop=Budget(name, budget), callbacks=[Ledger(name)], verbose=0
         ),
     ).fit()
-    return trace(ledger.events, true_value, optimum)
+    return trace(LEDGERS.pop(name), true_value, optimum)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -224,9 +236,16 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as storage:
         for problem in args.problems.split(","):
             for strategy in strategies:
-                results[(problem, strategy)] = [
-                    run_one(strategy, problem, seed, args.budget, storage) for seed in range(args.seeds)
-                ]
+                results[(problem, strategy)] = []
+                for seed in range(args.seeds):
+                    tr = run_one(strategy, problem, seed, args.budget, storage)
+                    results[(problem, strategy)].append(tr)
+                    final = tr[-1] if tr else (math.nan, math.nan)
+                    print(
+                        f"[{time.time() - t0:6.0f}s] {problem} {strategy} seed {seed}: "
+                        f"cost {final[0]:.2f}, regret {final[1]:.4f}",
+                        flush=True,
+                    )
     lines = report(results, args, time.time() - t0)
     plot(results, args, Path(args.out) / "hpo_strategies.png")
     return {"lines": lines, "results": results}

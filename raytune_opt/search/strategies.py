@@ -14,6 +14,14 @@ reuse). A trainable tells them with :func:`declare`; otherwise a ``ray.tune.Trai
 read from its methods and a function from its source (its own and that of the functions it calls
 by name, two levels deep) — a heuristic that can only raise for a trainable that never
 mentions a checkpoint / the fidelity anywhere.
+
+Notes on Ray 2.60 behaviour: ``grid``, ``pbt`` and ``pb2`` run their configurations (the
+space's conditional grid, the seeded initial population) through Ray's own
+``BasicVariantGenerator`` (PBT refuses ``Searcher`` s); PBT and PB2 mutate only unconditional
+parameters that no other parameter depends on, clip perturbations into the domains and draw
+their mutations from Python's ``random`` (not seeded here); ``hyperband`` (Ray's synchronous
+``HyperBandScheduler``) does not resume paused brackets after ``Tuner.restore`` — use ``asha``
+or ``bohb`` where runs must be resumable.
 """
 
 from __future__ import annotations
