@@ -109,7 +109,7 @@ def test_strategy_runs_resumes_and_finds_the_optimum(strategy, ray_local, tmp_pa
     best = min(objective(r.config) for r in done)
     assert best <= tol, f"{strategy}: best f = {best:.3f} > {tol}"
     if strategy in POPULATION:
-        assert_exploited(grid)
+        assert_exploited(grid, mutated=strategy == "pbt")  # PB2's GP may keep the donor's lr
     if strategy == "fabolas":
         by_index = sorted(grid, key=trial_index)
         fractions = [r.config["data_fraction"] for r in by_index]
@@ -123,7 +123,7 @@ def trial_index(result: tune.Result) -> int:
     return int(result.path.rstrip("/").split("/")[-1].split("_")[2])
 
 
-def assert_exploited(grid: tune.ResultGrid) -> None:
+def assert_exploited(grid: tune.ResultGrid, mutated: bool) -> None:
     """Some trial reported from another trial's checkpoint (``donor``), continuing at the donor's
     step with a learning rate different from the donor's at that step."""
     history = {r.metrics["trial_id"]: r.metrics_dataframe for r in grid}
@@ -136,4 +136,4 @@ def assert_exploited(grid: tune.ResultGrid) -> None:
     assert clones, "no trial was cloned from another trial's checkpoint"
     for iteration, start, lr, donor_lr in clones:
         assert iteration > start > 0  # continued from the donor's step, not from scratch
-        assert lr != donor_lr  # with a mutated learning rate
+        assert lr != donor_lr or not mutated  # with a mutated learning rate
