@@ -9,19 +9,35 @@ driven by ``step(closure)``: ``newton``, ``bfgs``, ``lbfgs``, ``lm``.
     >>> optim.available()["lion"].hparams["lr"]                          # default and search range
 """
 
-from raytune_opt.optim.registry import HParam, OptimizerSpec, available, create, param_groups, register, spec
-from raytune_opt.optim.sgd import SGD, Momentum, Nesterov
-from raytune_opt.optim.rmsprop import RMSProp
 from raytune_opt.optim.adagrad import Adagrad
 from raytune_opt.optim.adam import Adam, AdamW
-from raytune_opt.optim.lion import Lion
-from raytune_opt.optim.newton import Newton
 from raytune_opt.optim.bfgs import BFGS
 from raytune_opt.optim.lbfgs import LBFGS
+from raytune_opt.optim.lion import Lion
 from raytune_opt.optim.lm import LM
+from raytune_opt.optim.newton import Newton
+from raytune_opt.optim.registry import HParam, OptimizerSpec, available, create, param_groups, register, spec
+from raytune_opt.optim.rmsprop import RMSProp
+from raytune_opt.optim.sgd import SGD, Momentum, Nesterov
 
 __all__ = [
-    "HParam", "OptimizerSpec", "available", "create", "param_groups", "register", "spec",
-    "SGD", "Momentum", "Nesterov", "RMSProp", "Adagrad", "Adam", "AdamW", "Lion",
-    "Newton", "BFGS", "LBFGS", "LM",
+    "HParam",
+    "OptimizerSpec",
+    "available",
+    "create",
+    "param_groups",
+    "register",
+    "spec",
+    "SGD",
+    "Momentum",
+    "Nesterov",
+    "RMSProp",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Lion",
+    "Newton",
+    "BFGS",
+    "LBFGS",
+    "LM",
 ]

@@ -31,9 +31,10 @@ def check_positive(opt: str, field: str, value: Any) -> None:
 
 def check_unit(opt: str, field: str, value: Any, *, closed: bool = False) -> None:
     """``value`` lies in [0, 1) (or [0, 1] with ``closed``): momentum, decay rates."""
-    ok = _is_number(value) and 0.0 <= float(value) and (float(value) <= 1.0 if closed else float(value) < 1.0)
+    ok = _is_number(value) and float(value) >= 0.0 and (float(value) <= 1.0 if closed else float(value) < 1.0)
     if not ok:
-        raise ConfigError.invalid(f"{opt}.{field}", value, "a number in [0, 1]" if closed else "a number in [0, 1)")
+        allowed = "a number in [0, 1]" if closed else "a number in [0, 1)"
+        raise ConfigError.invalid(f"{opt}.{field}", value, allowed)
 
 
 def check_betas(opt: str, betas: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from raytune_opt.optim._flat import DEFAULT_MAX_DENSE_BYTES, Evaluation
-from raytune_opt.optim.linesearch import LineSearchOptimizer
+from raytune_opt.optim.linesearch import LineSearchOptimizer, loop_hparams
 from raytune_opt.optim.registry import HParam, register
 
 __all__ = ["BFGS", "bfgs_inverse_update", "bfgs_update"]
@@ -118,17 +118,7 @@ register(
     kind="second-order",
     summary="BFGS quasi-Newton (dense inverse-Hessian update) with strong-Wolfe line search; closure-driven",
     hparams=[
-        HParam("lr", 1.0, 0.1, 1.0, log=True, doc="initial line-search step α₀"),
-        HParam("max_iter", 20, doc="iterations per step(closure)"),
-        HParam("max_eval", None, doc="closure calls per step (default 1.25·max_iter)"),
-        HParam("tolerance_grad", 1e-7, doc="stop when max|∇J| ≤ tolerance_grad"),
-        HParam("tolerance_change", 1e-9, doc="stop when the step or loss change is smaller"),
-        HParam(
-            "line_search_fn",
-            "strong_wolfe",
-            choices=("strong_wolfe", "backtracking", None),
-            doc="line search",
-        ),
+        *loop_hparams("initial line-search step α₀", "strong_wolfe"),
         HParam("max_dense_bytes", DEFAULT_MAX_DENSE_BYTES, doc="memory limit of the n×n matrix H"),
     ],
 )

@@ -9,7 +9,7 @@ import torch
 
 from raytune_opt.optim import _checks
 from raytune_opt.optim._flat import Evaluation
-from raytune_opt.optim.linesearch import LineSearchOptimizer
+from raytune_opt.optim.linesearch import LineSearchOptimizer, loop_hparams
 from raytune_opt.optim.registry import HParam, register
 
 __all__ = ["LBFGS", "two_loop"]
@@ -120,17 +120,7 @@ register(
     kind="second-order",
     summary="L-BFGS (two-loop recursion, history_size pairs) with strong-Wolfe line search; closure-driven",
     hparams=[
-        HParam("lr", 1.0, 0.1, 1.0, log=True, doc="initial line-search step α₀"),
-        HParam("max_iter", 20, doc="iterations per step(closure)"),
-        HParam("max_eval", None, doc="closure calls per step (default 1.25·max_iter)"),
-        HParam("tolerance_grad", 1e-7, doc="stop when max|∇J| ≤ tolerance_grad"),
-        HParam("tolerance_change", 1e-9, doc="stop when the step or loss change is smaller"),
+        *loop_hparams("initial line-search step α₀", "strong_wolfe"),
         HParam("history_size", 100, 5, 200, log=True, doc="number of (s, y) pairs kept"),
-        HParam(
-            "line_search_fn",
-            "strong_wolfe",
-            choices=("strong_wolfe", "backtracking", None),
-            doc="line search",
-        ),
     ],
 )

@@ -9,7 +9,7 @@ import torch
 
 from raytune_opt.errors import ConfigError
 from raytune_opt.optim._flat import DEFAULT_MAX_DENSE_BYTES, Evaluation
-from raytune_opt.optim.linesearch import LineSearchOptimizer
+from raytune_opt.optim.linesearch import LineSearchOptimizer, loop_hparams
 from raytune_opt.optim.registry import HParam, register
 
 __all__ = ["Newton", "damped_newton_direction", "hessian"]
@@ -194,17 +194,7 @@ register(
     kind="second-order",
     summary="Newton-Raphson: exact Hessian, Cholesky with Levenberg damping, line search; closure-driven",
     hparams=[
-        HParam("lr", 1.0, 0.1, 1.0, log=True, doc="initial step t₀ (1 = full Newton step)"),
-        HParam("max_iter", 20, doc="iterations per step(closure)"),
-        HParam("max_eval", None, doc="closure calls per step (default 1.25·max_iter)"),
-        HParam("tolerance_grad", 1e-7, doc="stop when max|∇J| ≤ tolerance_grad"),
-        HParam("tolerance_change", 1e-9, doc="stop when the step or loss change is smaller"),
-        HParam(
-            "line_search_fn",
-            "backtracking",
-            choices=("backtracking", "strong_wolfe", None),
-            doc="line search",
-        ),
+        *loop_hparams("initial step t₀ (1 = full Newton step)", "backtracking"),
         HParam(
             "damping", 1e-3, 1e-6, 1e-1, log=True, doc="Levenberg damping β when H is not positive definite"
         ),

@@ -102,9 +102,14 @@ def create(name: str, params_or_module: Any, **hparams: Any) -> torch.optim.Opti
         if key not in s.hparams:
             raise ConfigError.unknown(f"{name}.{key} (hyperparameter)", key, s.hparams)
     if isinstance(params_or_module, nn.Module):
-        wd = hparams.get("weight_decay", s.hparams["weight_decay"].default if "weight_decay" in s.hparams else 0.0)
-        params: Any = param_groups(params_or_module, wd) if "weight_decay" in s.hparams else params_or_module.parameters()
-    elif isinstance(params_or_module, (torch.Tensor, str, bytes)) or not isinstance(params_or_module, Iterable):
+        if "weight_decay" in s.hparams:
+            wd = hparams.get("weight_decay", s.hparams["weight_decay"].default)
+            params: Any = param_groups(params_or_module, wd)
+        else:
+            params = params_or_module.parameters()
+    elif isinstance(params_or_module, (torch.Tensor, str, bytes)) or not isinstance(
+        params_or_module, Iterable
+    ):
         raise ConfigTypeError(
             f"{name}: params = {type(params_or_module).__name__} is not allowed: expected an nn.Module "
             "or an iterable of tensors / parameter-group dicts"
