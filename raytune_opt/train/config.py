@@ -24,7 +24,7 @@ from raytune_opt.tasks import check_fraction, get_task
 from raytune_opt.train.glm_solvers import GLM_METHODS
 from raytune_opt.train.schedules import SCHEDULES
 
-__all__ = ["DEFAULTS", "TrainConfig", "validate", "validate_space", "SECOND_ORDER"]
+__all__ = ["DEFAULTS", "TrainConfig", "validate", "validate_space", "resolve_optimizer_keys", "SECOND_ORDER"]
 
 SECOND_ORDER = "second-order"
 
@@ -140,10 +140,45 @@ def _choice(key: str, value: Any, choices: Iterable[str]) -> str:
 def _check_keys(config: Mapping[str, Any], optimizers: Iterable[str]) -> None:
     allowed = set(DEFAULTS)
     for name in optimizers:
-        allowed |= set(_spec(name).hparams)
+        hparams = _spec(name).hparams
+        allowed |= set(hparams) | {f"{name}.{h}" for h in hparams}
     for key in config:
         if key not in allowed:
             raise ConfigError.unknown("config key", key, allowed)
+
+
+def resolve_optimizer_keys(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Fold the optimizer-aware keys of a conditional search space into flat ones.
+
+    ``{"optimizer": "lion", "lion.lr": 3e-4, "adamw.lr": 1e-3}`` → ``{"optimizer": "lion", "lr": 3e-4}``:
+    ``"<name>.<hparam>"`` is the hyperparameter of optimizer ``name`` (the naming of
+    ``raytune_opt.search.SearchSpace.for_optimizers``); the chosen optimizer's keys become flat
+    hyperparameters, other optimizers' (inactive branches) are dropped. A flat key given as well
+    is a ``ConfigError`` (the value would be ambiguous).
+    """
+    name = config.get("optimizer", DEFAULTS["optimizer"])
+    out = {k: v for k, v in config.items() if not (isinstance(k, str) and "." in k)}
+    for key, value in config.items():
+        if not (isinstance(key, str) and "." in key):
+            continue
+        owner, _, hparam = key.partition(".")
+        from raytune_opt import optim
+
+        if owner not in optim.available() and owner not in GLM_METHODS:
+            raise ConfigError.unknown(
+                "config key", key, [*DEFAULTS, *(f"{n}.<hparam>" for n in optim.available())]
+            )
+        hparams = _spec(owner).hparams
+        if hparam not in hparams:  # checked in inactive branches too
+            raise ConfigError.unknown(f"config key {key!r}: {owner} hyperparameter", hparam, hparams)
+        if owner != name:
+            continue
+        if hparam in config:
+            raise ConfigError.invalid(
+                key, value, f"either {key!r} or {hparam!r}, not both ({hparam} = {config[hparam]!r})"
+            )
+        out[hparam] = value
+    return out
 
 
 def validate(config: Mapping[str, Any]) -> TrainConfig:
@@ -158,6 +193,7 @@ def validate(config: Mapping[str, Any]) -> TrainConfig:
         raise ConfigError("config['task'] is required: a name from raytune_opt.tasks.available_tasks()")
     c = {**DEFAULTS, **config}
     spec = _spec(c["optimizer"])
+    config = resolve_optimizer_keys(config)
     _check_keys(config, [c["optimizer"]])
     task = get_task(c["task"])
     if not isinstance(c["task_args"], Mapping):
@@ -263,6 +299,10 @@ def validate_space(param_space: Mapping[str, Any]) -> TrainConfig:
         for value in values or ():
             if key in DEFAULTS:
                 validate({**base, key: value})
+            elif "." in key:
+                name, _, hparam = key.partition(".")
+                if name in optimizers:
+                    validate({**base, "optimizer": name, hparam: value})
             else:
                 for name in optimizers:
                     if key in _spec(name).hparams:

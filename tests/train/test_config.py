@@ -64,3 +64,43 @@ def test_search_space() -> None:
         validate_space({**space, "num_workers": tune.choice([1, 2])})
     with pytest.raises(ConfigError, match="betas"):
         validate_space({**space, "optimizer": "sgd", "betas": (0.9, 0.99)})
+
+
+def test_optimizer_aware_keys_fold_into_the_chosen_optimizers_hparams():
+    """``SearchSpace.for_optimizers`` names hyperparameters ``<optimizer>.<hparam>``: the chosen one's
+    become flat hyperparameters, the other optimizers' (inactive branches) are dropped."""
+    from raytune_opt.train.config import resolve_optimizer_keys
+
+    config = {
+        "task": "digits-mlp",
+        "optimizer": "lion",
+        "lion.lr": 3e-4,
+        "adamw.lr": 1e-3,
+        "adamw.weight_decay": 0.1,
+    }
+    assert resolve_optimizer_keys(config) == {"task": "digits-mlp", "optimizer": "lion", "lr": 3e-4}
+    assert validate(config).hparams == {"lr": 3e-4}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"lion.lrr": 1e-3}, "did you mean 'lr'"),
+        ({"adamw.x": 1.0}, "adamw hyperparameter = 'x' is not known"),
+        ({"foo.lr": 1.0}, "'foo.lr' is not known"),
+        ({"lion.lr": 1e-3, "lr": 1e-2}, "either 'lion.lr' or 'lr'"),
+    ],
+)
+def test_bad_optimizer_aware_keys_are_config_errors(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        validate({"task": "digits-mlp", "optimizer": "lion", **extra})
+
+
+def test_validate_space_checks_optimizer_aware_values():
+    from raytune_opt.search import SearchSpace
+
+    space = SearchSpace.for_optimizers(["adamw", "lion"], task="digits-mlp").to_tune()
+    assert validate_space(space).task == "digits-mlp"
+    with pytest.raises(ConfigError, match="betas"):
+        validate_space({**space, "lion.betas": tune.choice([(0.9, 1.5)])})
+
