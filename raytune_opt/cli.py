@@ -1,0 +1,145 @@
+"""The ``raytune-opt`` command (also ``python -m raytune_opt``).
+
+    raytune-opt run CONFIG [--set key.path=value ...] [--address auto|ray://host:10001]
+                           [--storage DIR] [--dry-run]
+    raytune-opt resume DIR [--address ...]
+    raytune-opt report DIR [--out DIR]
+    raytune-opt list optimizers|strategies|tasks
+
+Bad input (a wrong key, value or name in CONFIG or ``--set``) prints one ``error:`` line that names the
+file, line and key, and exits with status 2, before Ray starts. A run prints the Ray dashboard's URL,
+a live status line, and at the end the best configuration, its metric and the files written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from raytune_opt.errors import ConfigError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="raytune-opt",
+        description="Tune PyTorch training with Ray: which optimizer and hyperparameters train best.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run an experiment described in a YAML file")
+    run.add_argument("config", type=Path, help="the experiment YAML (see examples/)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a key of the YAML, e.g. --set search.num_samples=8 (repeatable; values are YAML)",
+    )
+    run.add_argument(
+        "--address", help="Ray cluster to join: auto, ray://host:10001 (default: run.address, or local)"
+    )
+    run.add_argument("--storage", help="results folder (default: run.storage_path)")
+    run.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
+    run.add_argument("--no-report", action="store_true", help="skip the report at the end")
+
+    resume = sub.add_parser("resume", help="continue an interrupted experiment from its folder")
+    resume.add_argument("dir", type=Path, help="the experiment folder (<storage_path>/<name>)")
+    resume.add_argument("--address", help="Ray cluster to join (default: the experiment's run.address)")
+
+    report = sub.add_parser("report", help="write summary.json, trials.csv, plots and report.md of a folder")
+    report.add_argument("dir", type=Path, help="the experiment folder")
+    report.add_argument("--out", type=Path, help="where to write (default: the experiment folder)")
+    report.add_argument("--metric", help="for a folder not written by raytune-opt: the metric")
+    report.add_argument("--mode", choices=("min", "max"), help="... and its mode")
+
+    lst = sub.add_parser("list", help="list optimizers, strategies or tasks")
+    lst.add_argument("what", choices=("optimizers", "strategies", "tasks"))
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from raytune_opt.experiment import Experiment, run_experiment
+
+    overrides = list(args.overrides)
+    if args.address is not None:
+        overrides.append(f"run.address={args.address}")
+    if args.storage is not None:
+        overrides.append(f"run.storage_path={args.storage}")
+    exp = Experiment.from_yaml(args.config, overrides=overrides)
+    print(exp.plan(), flush=True)
+    if args.dry_run:
+        print("dry run: nothing started", flush=True)
+        return 0
+    result = run_experiment(exp, report=not args.no_report)
+    failed = result.summary.get("trials", {}).get("failed", 0) if result.summary else 0
+    return 0 if not failed or failed < len(result.grid) else 1
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from raytune_opt.experiment import resume_experiment
+
+    resume_experiment(args.dir, address=args.address)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from raytune_opt import report
+
+    files = report.write(args.dir, out=args.out, metric=args.metric, mode=args.mode)
+    print(report.table(report.load(args.dir, metric=args.metric, mode=args.mode)))
+    for name, path in files.items():
+        print(f"  {name}: {path}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    if args.what == "optimizers":
+        from raytune_opt import optim
+
+        for name, spec in optim.available().items():
+            hp = ", ".join(
+                f"{h.name}={h.default!r}"
+                + (f" [{h.low:g}, {h.high:g}{' log' if h.log else ''}]" if h.low is not None else "")
+                for h in spec.hparams.values()
+                if h.name not in ("maximize", "fused")
+            )
+            print(f"{name:10s} {spec.kind:13s} {spec.summary}")
+            print(f"{'':24s} {hp}")
+    elif args.what == "strategies":
+        from raytune_opt.search import strategies
+
+        for name, summary in strategies().items():
+            print(f"{name:10s} {summary}")
+    else:
+        from raytune_opt.tasks import available_tasks
+
+        for name, task in available_tasks().items():
+            print(f"{name:16s} {task.summary}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``raytune-opt``; returns the exit status (2 for bad input)."""
+    args = build_parser().parse_args(argv)
+    command = {"run": _run, "resume": _resume, "report": _report, "list": _list}[args.command]
+    try:
+        return command(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted: `raytune-opt resume <experiment folder>` continues where it stopped",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
