@@ -1,0 +1,17 @@
+"""Results and reports of an experiment directory written by Ray Tune (and the raytune-opt runner).
+
+    >>> from raytune_opt import report
+    >>> results = report.load("~/ray_results/quickstart")      # metric/mode from experiment.json
+    >>> print(report.table(results, top=10))                  # the best trials, as markdown
+    >>> report.write("~/ray_results/quickstart")              # summary.json, trials.csv, PNGs, report.md
+
+- :func:`load` → :class:`Results` (``.trials``, ``.history``, ``.best``, ``.summary()``)
+- :func:`write` → ``{name: path}`` of the files written
+- :func:`table` → the best trials as a compact markdown table
+"""
+
+from raytune_opt.report.results import STATUSES, Results, load
+from raytune_opt.report.tables import optimizer_table, table
+from raytune_opt.report.writer import write, write_results
+
+__all__ = ["STATUSES", "Results", "load", "optimizer_table", "table", "write", "write_results"]

@@ -1,0 +1,112 @@
+"""Writing an experiment's report: summary.json, trials.csv, the figures and report.md.
+
+Files written into ``out`` (default: the experiment directory itself, beside Ray's own files):
+
+=========================  ==============================================================
+``summary.json``           :meth:`Results.summary`: strategy, metric, mode, best config,
+                           metric and trial, trial counts, wall_s, trial_seconds
+``trials.csv``             one row per trial: status, config/…, final metrics, best_<metric>
+``best_so_far.png``        best so far vs wall time and vs trial-seconds
+``learning_curves.png``    the metric vs training_iteration, per trial
+``hyperparameters.png``    per searched hyperparameter, best metric vs its value
+``optimizers.png``         only when several optimizers were run: spread and best of each
+``report.md``              ties them together with the top-10 and per-optimizer tables
+=========================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from raytune_opt.report import plots
+from raytune_opt.report.results import Results, load
+from raytune_opt.report.tables import fmt, optimizer_table, table
+
+__all__ = ["write", "write_results"]
+
+
+def write(
+    exp_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    metric: str | None = None,
+    mode: str | None = None,
+) -> dict[str, Path]:
+    """Load the experiment in ``exp_dir`` (see :func:`load`) and write its report into ``out``
+    (default ``exp_dir``). Returns ``{"summary", "trials", "best_so_far", "learning_curves",
+    "hyperparameters", ["optimizers",] "report"}`` → path."""
+    return write_results(load(exp_dir, metric=metric, mode=mode), out)
+
+
+def write_results(results: Results, out: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Write the report of already loaded ``results`` into ``out`` (default: their directory)."""
+    out = Path(out) if out is not None else results.exp_dir
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    summary = results.summary()
+    paths["summary"] = out / "summary.json"
+    paths["summary"].write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    paths["trials"] = out / "trials.csv"
+    results.trials.to_csv(paths["trials"], index=False)
+    paths["best_so_far"] = plots.best_so_far(results, out / "best_so_far.png")
+    paths["learning_curves"] = plots.learning_curves(results, out / "learning_curves.png")
+    paths["hyperparameters"] = plots.hyperparameters(results, out / "hyperparameters.png")
+    if len(results.optimizers) > 1:
+        paths["optimizers"] = plots.optimizers(results, out / "optimizers.png")
+    paths["report"] = out / "report.md"
+    paths["report"].write_text(_markdown(results, summary, paths), encoding="utf-8")
+    return paths
+
+
+def _markdown(results: Results, summary: dict, paths: dict[str, Path]) -> str:
+    c = summary["trials"]
+    lines = [
+        f"# {summary['name']}",
+        "",
+        f"Strategy **{summary['strategy'] or 'unknown'}**, metric **{results.metric}** ({results.mode}). "
+        f"{c['total']} trials: {c['finished']} finished, {c['failed']} failed, {c['diverged']} diverged, "
+        f"{c['unfinished']} unfinished. Wall time {fmt(summary['wall_s'])} s, "
+        f"{fmt(summary['trial_seconds'])} trial-seconds.",
+        "",
+    ]
+    if summary["best_trial_id"] is not None:
+        lines += [
+            f"Best: trial `{summary['best_trial_id']}`, "
+            f"{results.metric} = {fmt(summary['best_metric'])}, config:",
+            "",
+            "```json",
+            json.dumps(summary["best_config"], indent=2, sort_keys=True, default=str),
+            "```",
+            "",
+        ]
+    else:
+        lines += [f"No trial reported a finite {results.metric}.", ""]
+    lines += ["## Best trials", "", table(results, top=10), ""]
+    if "optimizers" in paths:
+        lines += ["## Optimizers", "", optimizer_table(results), "", "![optimizers](optimizers.png)", ""]
+    lines += [
+        "## Best so far",
+        "",
+        "Best value so far against the experiment's wall time and against the trial-seconds spent.",
+        "",
+        "![best so far](best_so_far.png)",
+        "",
+        "## Learning curves",
+        "",
+        "![learning curves](learning_curves.png)",
+        "",
+        "## Hyperparameters",
+        "",
+        "Each trial's best value against its searched hyperparameters (red crosses: no finite value).",
+        "",
+        "![hyperparameters](hyperparameters.png)",
+        "",
+    ]
+    failed = results.trials[results.trials["status"] == "failed"] if len(results.trials) else []
+    if len(failed):
+        lines += ["## Failed trials", ""]
+        lines += [f"- `{r.trial_id}` ({r.path}): {r.error}" for r in failed.itertuples()]
+        lines += [""]
+    lines += ["Files: [summary.json](summary.json), [trials.csv](trials.csv).", ""]
+    return "\n".join(lines)
