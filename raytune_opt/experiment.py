@@ -127,7 +127,7 @@ class SearchSection(_Section):
     strategy: str
     space: dict[str, Any] = Field(default_factory=dict)
     optimizers: list[str] | None = None
-    num_samples: int = 10
+    num_samples: int | None = None  # default: 10 (grid: 1 pass over the grid)
     metric: str | None = None
     mode: Literal["min", "max"] | None = None
     max_t: int | None = None
@@ -318,7 +318,7 @@ class Experiment(_Section):
                 self.space(),
                 metric=metric,
                 mode=mode,
-                num_samples=s.num_samples,
+                num_samples=self.num_samples,
                 max_t=s.max_t if s.max_t is not None else self.train.epochs,
                 grace_period=s.grace_period,
                 reduction_factor=s.reduction_factor,
@@ -326,6 +326,15 @@ class Experiment(_Section):
                 max_concurrent=max_conc,
                 **options,
             )
+
+    @property
+    def num_samples(self) -> int:
+        """``search.num_samples``, default 10 (for ``grid``: 1, the number of passes over the grid)."""
+        if self.search is None:
+            return 1
+        if self.search.num_samples is not None:
+            return self.search.num_samples
+        return 1 if self.search.strategy == "grid" else 10
 
     @property
     def _distributed(self) -> bool:
@@ -431,8 +440,9 @@ class Experiment(_Section):
             opt = self.optimizer.name if self.optimizer else "adamw"
             lines.append(f"  one trial: {opt} {self.optimizer.hparams if self.optimizer else {}}")
         else:
+            trials = self.tune_config().num_samples
             lines.append(
-                f"  strategy {s.strategy}: {s.num_samples} samples, {metric} ({mode}), "
+                f"  strategy {s.strategy}: {trials} trials, {metric} ({mode}), "
                 f"max_t {s.max_t or self.train.epochs} epochs, seed {s.seed}"
                 + (f", time budget {s.time_budget_s:g} s" if s.time_budget_s else "")
                 + (f", options {s.options}" if s.options else "")
@@ -533,7 +543,7 @@ def import_plugins(entries: Any, *, base: Path, where: str = "imports") -> None:
     import importlib.util
     import sys
 
-    import cloudpickle
+    from ray import cloudpickle  # Ray pickles trainables with its own copy of cloudpickle
 
     if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
         raise ConfigError(
@@ -543,7 +553,7 @@ def import_plugins(entries: Any, *, base: Path, where: str = "imports") -> None:
         try:
             if entry.endswith(".py"):
                 file = (base / entry).resolve()
-                name = f"raytune_opt_imports.{file.stem}_{abs(hash(str(file))) % 10**8}"
+                name = f"raytune_opt_imports_{file.stem}_{abs(hash(str(file))) % 10**8}"
                 if name not in sys.modules:
                     spec = importlib.util.spec_from_file_location(name, file)
                     if spec is None or spec.loader is None or not file.is_file():
@@ -557,7 +567,6 @@ def import_plugins(entries: Any, *, base: Path, where: str = "imports") -> None:
         except ConfigError:
             raise
         except Exception as e:  # the user's code: any error, reported in one line
-            sys.modules.pop(f"raytune_opt_imports.{Path(entry).stem}", None)
             raise ConfigError(
                 f"{where}: imports[{i}] = {entry!r} cannot be imported: {type(e).__name__}: {e}"
             ) from None
@@ -667,7 +676,7 @@ def _write_state(path: Path, exp: Experiment, **times: Any) -> None:
             "mode": mode,
             "optimizers": exp.searched_optimizers,
             "optimizer_searched": len(exp.searched_optimizers) > 1,
-            "num_samples": exp.search.num_samples if exp.search else 1,
+            "num_samples": exp.num_samples,
             "max_t": (exp.search.max_t or exp.train.epochs) if exp.search else exp.train.epochs,
             "experiment": exp.to_dict(),
         }

@@ -1,0 +1,188 @@
+"""``raytune-opt`` end to end on a real local Ray: run, report, --dry-run, --set, list, resume after SIGKILL,
+failing and diverging trials recorded while the experiment completes, every example at a tiny budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from raytune_opt.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted([ROOT / "examples" / "quickstart.yaml", ROOT / "examples" / "glm.yaml"]) + sorted(
+    (ROOT / "examples" / "strategies").glob("*.yaml")
+)
+REPORT_FILES = ("summary.json", "trials.csv", "best_so_far.png", "learning_curves.png", "report.md")
+
+#: a tiny budget per example (on top of train.epochs=2, search.num_samples=3)
+TINY = {
+    "quickstart": ["search.max_t=2"],
+    "hyperband": ["search.max_t=2"],
+    "asha": ["search.max_t=2"],
+    "bohb": ["search.max_t=2"],
+    "grid": ["search.options.points=2", "search.num_samples=1"],
+    "bo": ["search.options.n_initial=2"],
+    "fabolas": ["search.options.n_initial=2", "search.num_samples=4"],
+    "pbt": ["train.epochs=4", "search.options.perturbation_interval=2", "search.num_samples=2"],
+    "pb2": ["train.epochs=4", "search.options.perturbation_interval=2", "search.num_samples=2"],
+    "glm": ["train.epochs=5"],
+}
+
+
+def cli(*args: str) -> int:
+    return main([str(a) for a in args])
+
+
+def test_list(capsys):
+    assert cli("list", "optimizers") == 0
+    out = capsys.readouterr().out
+    assert "lion" in out and "lbfgs" in out and "lr=" in out
+    assert cli("list", "strategies") == 0
+    assert "bohb" in capsys.readouterr().out
+    assert cli("list", "tasks") == 0
+    assert "mnist1d-mlp" in capsys.readouterr().out
+
+
+def test_console_script_dry_run_and_bad_input(tmp_path):
+    """The installed command: --dry-run prints the plan and starts nothing; bad input is one error
+    line and exit status 2, never a traceback."""
+    exe = Path(sys.executable).with_name("raytune-opt")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "raytune_opt"]
+    quick = ROOT / "examples" / "quickstart.yaml"
+    out = subprocess.run(
+        [*cmd, "run", quick, "--dry-run", "--set", "search.num_samples=7", "--storage", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "strategy bohb: 7 trials" in out.stdout and "dry run: nothing started" in out.stdout
+    assert "lion.lr: loguniform" in out.stdout and not list(tmp_path.iterdir())
+    bad = subprocess.run(
+        [*cmd, "run", quick, "--dry-run", "--set", "search.strategy=bohbb"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    assert "search.strategy" in bad.stderr and "did you mean 'bohb'" in bad.stderr
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_runs_at_a_tiny_budget(ray_local, tmp_path, example):
+    overrides = ["train.epochs=2", "search.num_samples=3", *TINY.get(example.stem, [])]
+    sets = [x for o in overrides for x in ("--set", o)]
+    assert cli("run", example, "--storage", tmp_path, *sets) == 0
+    name = yaml.safe_load(example.read_text())["name"]
+    folder = tmp_path / name
+    for f in REPORT_FILES:
+        assert (folder / f).stat().st_size > 0, f
+    summary = json.loads((folder / "summary.json").read_text())
+    trials = pd.read_csv(folder / "trials.csv")
+    assert len(trials) == summary["trials"]["total"] >= 1
+    assert summary["trials"]["failed"] == 0
+    assert summary["best_metric"] is not None
+
+
+TASKS = '''
+import torch
+from raytune_opt.tasks import get_task, register_task
+
+
+@register_task("digits-flaky")
+def digits_flaky(crash: bool = False):
+    """digits-mlp, except that it raises inside the trial when crash=True."""
+    if crash:
+        raise RuntimeError("the task failed on purpose")
+    return get_task("digits-mlp").fn()
+'''
+
+
+def test_failing_and_diverging_trials_are_recorded_and_the_experiment_completes(ray_local, tmp_path, capsys):
+    (tmp_path / "flaky_tasks.py").write_text(TASKS)
+    config = {
+        "name": "flaky",
+        "imports": ["flaky_tasks.py"],
+        "task": "digits-flaky",
+        "train": {"epochs": 2},
+        "optimizer": {"name": "momentum"},
+        "search": {
+            "strategy": "grid",
+            "space": {"task_args": {"grid": [{}, {"crash": True}]}, "lr": {"grid": [0.05, 1.0e6]}},
+        },
+        "run": {"max_failures": 0, "storage_path": str(tmp_path / "results")},
+    }
+    path = tmp_path / "flaky.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli("run", path) == 0
+    out = capsys.readouterr().out
+    assert "4 trials: 0 running, 1 finished, 2 failed, 1 diverged" in out
+    folder = tmp_path / "results" / "flaky"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["trials"] == {**summary["trials"], "total": 4, "finished": 1, "failed": 2, "diverged": 1}
+    trials = pd.read_csv(folder / "trials.csv")
+    assert sorted(trials["status"]) == ["diverged", "failed", "failed", "finished"]
+    assert summary["best_config"]["config/lr" if "config/lr" in summary["best_config"] else "lr"] == 0.05
+
+
+def _finished_trials(folder: Path, epochs: int) -> set[str]:
+    done = set()
+    for result in folder.glob("*/result.json"):
+        lines = [json.loads(x) for x in result.read_text().splitlines() if x.strip()]
+        if lines and lines[-1].get("training_iteration") == epochs:
+            done.add(lines[-1]["trial_id"])
+    return done
+
+
+def test_sigkill_the_driver_then_resume_keeps_every_finished_trial(ray_local, tmp_path):
+    """A driver killed with SIGKILL mid-run (trials on the cluster die with it); ``resume`` finishes the
+    budget from the experiment state and checkpoints, and every trial finished before the kill is in
+    trials.csv."""
+    epochs, samples = 6, 8
+    config = {
+        "name": "killed",
+        "task": "digits-mlp",
+        "train": {"epochs": epochs, "batch_size": 32},
+        "search": {"strategy": "random", "optimizers": ["adam", "momentum"], "num_samples": samples},
+        "resources": {"max_concurrent_trials": 2},
+        "run": {"storage_path": str(tmp_path), "max_failures": 1},
+    }
+    path = tmp_path / "killed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    gcs = ray_local.get_runtime_context().gcs_address
+    with open(tmp_path / "driver.log", "w") as log:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "raytune_opt", "run", str(path), "--address", gcs],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    folder = tmp_path / "killed"
+    deadline = time.monotonic() + 240
+    before: set[str] = set()
+    while time.monotonic() < deadline and len(before) < 3 and driver.poll() is None:
+        time.sleep(0.5)
+        before = _finished_trials(folder, epochs)
+    assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+    assert len(before) >= 3
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+    assert not (folder / "summary.json").exists()
+
+    assert cli("resume", folder) == 0
+    trials = pd.read_csv(folder / "trials.csv")
+    assert len(trials) == samples
+    assert (trials["status"] == "finished").all()
+    assert before <= set(trials["trial_id"])
+    state = json.loads((folder / "experiment.json").read_text())
+    assert state["finished_at"] is not None
