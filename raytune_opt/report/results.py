@@ -274,7 +274,8 @@ class Results:
         df["trial_seconds"] = df["spent"].cumsum()
         pool = set(self.eligible()["trial_id"]) if len(self.trials) else set()
         counted = df["value"].where(df["trial_id"].isin(pool) & np.isfinite(df["value"]))
-        df["best"] = counted.cummin() if self.mode == "min" else counted.cummax()
+        # cummin/cummax leave NaN where the report itself does not count: carry the best over it
+        df["best"] = (counted.cummin() if self.mode == "min" else counted.cummax()).ffill()
         return df[cols].reset_index(drop=True)
 
     @property

@@ -142,6 +142,18 @@ def test_single_trial(tmp_path: Path) -> None:
     assert list(curve["wall_s"]) == [1.0, 2.0, 3.0] and list(curve["best"]) == [0.5, 0.75, 0.75]
 
 
+def test_best_so_far_carries_the_best_over_reports_that_do_not_count(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    _write(exp, _info())
+    _trial(exp, 0, {"lr": 0.1}, [0.5, 0.3], t0=1000.0)  # reports at 1001, 1002
+    _trial(exp, 1, {"lr": 9.0}, [0.9, math.nan], t0=1002.0)  # 1003, then NaN at 1004: diverged
+    _trial(exp, 2, {"lr": 0.2}, [0.1], t0=1004.0, error="RuntimeError: x")  # 1005: failed, not counted
+    curve = report.load(exp).best_so_far()
+    assert list(curve["wall_s"]) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert list(curve["best"]) == [0.5, 0.3, 0.3, 0.3, 0.3]
+    assert list(curve["trial_seconds"]) == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
 def test_optimizer_aware_space(tmp_path: Path) -> None:
     """``<opt>.<hp>`` keys belong to their optimizer's trials; a range over > 2 decades gets a log axis."""
     exp = tmp_path / "exp"
