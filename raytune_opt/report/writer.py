@@ -34,8 +34,9 @@ def write(
     mode: str | None = None,
 ) -> dict[str, Path]:
     """Load the experiment in ``exp_dir`` (see :func:`load`) and write its report into ``out``
-    (default ``exp_dir``). Returns ``{"summary", "trials", "best_so_far", "learning_curves",
-    "hyperparameters", ["optimizers",] "report"}`` → path."""
+    (default ``exp_dir``). Returns file name → path: ``summary.json``, ``trials.csv``,
+    ``best_so_far.png``, ``learning_curves.png``, ``hyperparameters.png``, [``optimizers.png``,]
+    ``report.md``."""
     return write_results(load(exp_dir, metric=metric, mode=mode), out)
 
 
@@ -43,23 +44,20 @@ def write_results(results: Results, out: str | os.PathLike[str] | None = None) -
     """Write the report of already loaded ``results`` into ``out`` (default: their directory)."""
     out = Path(out) if out is not None else results.exp_dir
     out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
     summary = results.summary()
-    paths["summary"] = out / "summary.json"
-    paths["summary"].write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    paths["trials"] = out / "trials.csv"
-    results.trials.to_csv(paths["trials"], index=False)
-    paths["best_so_far"] = plots.best_so_far(results, out / "best_so_far.png")
-    paths["learning_curves"] = plots.learning_curves(results, out / "learning_curves.png")
-    paths["hyperparameters"] = plots.hyperparameters(results, out / "hyperparameters.png")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    results.trials.to_csv(out / "trials.csv", index=False)
+    figures = [plots.best_so_far, plots.learning_curves, plots.hyperparameters]
     if len(results.optimizers) > 1:
-        paths["optimizers"] = plots.optimizers(results, out / "optimizers.png")
-    paths["report"] = out / "report.md"
-    paths["report"].write_text(_markdown(results, summary, paths), encoding="utf-8")
-    return paths
+        figures.append(plots.optimizers)
+    for draw in figures:
+        draw(results, out / f"{draw.__name__}.png")
+    (out / "report.md").write_text(_markdown(results, summary, len(figures) == 4), encoding="utf-8")
+    names = ["summary.json", "trials.csv", *(f"{d.__name__}.png" for d in figures), "report.md"]
+    return {name: out / name for name in names}
 
 
-def _markdown(results: Results, summary: dict, paths: dict[str, Path]) -> str:
+def _markdown(results: Results, summary: dict, with_optimizers: bool) -> str:
     c = summary["trials"]
     lines = [
         f"# {summary['name']}",
@@ -83,7 +81,7 @@ def _markdown(results: Results, summary: dict, paths: dict[str, Path]) -> str:
     else:
         lines += [f"No trial reported a finite {results.metric}.", ""]
     lines += ["## Best trials", "", table(results, top=10), ""]
-    if "optimizers" in paths:
+    if with_optimizers:
         lines += ["## Optimizers", "", optimizer_table(results), "", "![optimizers](optimizers.png)", ""]
     lines += [
         "## Best so far",

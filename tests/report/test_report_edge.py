@@ -15,7 +15,14 @@ from raytune_opt import report
 from raytune_opt.errors import ConfigError
 from raytune_opt.report.params import is_log_range, own_params, searched_params
 
-ALL_FILES = {"summary", "trials", "best_so_far", "learning_curves", "hyperparameters", "report"}
+ALL_FILES = {
+    "summary.json",
+    "trials.csv",
+    "best_so_far.png",
+    "learning_curves.png",
+    "hyperparameters.png",
+    "report.md",
+}
 
 
 def _info(metric: str = "val_loss", mode: str = "min", finished: bool = True, **extra) -> dict:
@@ -91,11 +98,11 @@ def test_trials_that_never_reported_and_a_running_experiment(tmp_path: Path) -> 
     paths = report.write(exp)
     assert set(paths) == ALL_FILES
     _check_images(paths)
-    summary = json.loads(paths["summary"].read_text())
+    summary = json.loads(paths["summary.json"].read_text())
     assert summary["best_metric"] is None and summary["best_config"] is None
     assert summary["trials"] == {"total": 3, "finished": 0, "failed": 0, "diverged": 0, "unfinished": 3}
     assert summary["trial_seconds"] == 0.0
-    assert "No trial reported a finite val_loss" in paths["report"].read_text()
+    assert "No trial reported a finite val_loss" in paths["report.md"].read_text()
 
 
 def test_every_trial_diverged_or_failed(tmp_path: Path) -> None:
@@ -112,13 +119,13 @@ def test_every_trial_diverged_or_failed(tmp_path: Path) -> None:
     assert results.trials.set_index("trial_id").loc[c, "error"] == "ValueError: boom"
     paths = report.write(exp, out=tmp_path / "out")
     _check_images(paths)
-    with open(paths["trials"], newline="") as f:
+    with open(paths["trials.csv"], newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["val_loss"] for r in rows] == ["inf", "", "0.8"]  # last values as reported (NaN empty)
-    summary = json.loads(paths["summary"].read_text())
+    summary = json.loads(paths["summary.json"].read_text())
     assert summary["trials"]["diverged"] == 2 and summary["trials"]["failed"] == 1
     assert summary["wall_s"] == 100.0 and summary["trial_seconds"] == 3.0 + 1.0 + 1.0
-    assert "## Failed trials" in paths["report"].read_text()
+    assert "## Failed trials" in paths["report.md"].read_text()
 
 
 def test_single_trial(tmp_path: Path) -> None:
@@ -176,9 +183,9 @@ def test_optimizer_aware_space(tmp_path: Path) -> None:
     row = results.trials.iloc[0]  # a lion trial: its own values, prefix dropped
     assert own_params(row, list(params.values())) == {"beta1": 0.9, "lr": 1e-5}
     paths = report.write(exp)
-    assert set(paths) == ALL_FILES | {"optimizers"}
+    assert set(paths) == ALL_FILES | {"optimizers.png"}
     _check_images(paths)
-    md = paths["report"].read_text()
+    md = paths["report.md"].read_text()
     assert "| adamw " in md and "| momentum " in md and "lr=0.002, weight_decay=0.1" in md
     lines = report.table(exp).splitlines()  # a directory will do
     assert "abcde_00003" in lines[2]  # 0.2, the lowest val_loss

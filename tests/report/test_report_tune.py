@@ -84,12 +84,12 @@ def _expected_status(result) -> str:
 def test_write_produces_every_file_agreeing_with_ray(experiment, tmp_path: Path) -> None:
     exp_dir, grid, started = experiment
     paths = report.write(exp_dir, out=tmp_path / "out")
-    figures = {"best_so_far", "learning_curves", "hyperparameters", "optimizers"}
-    assert set(paths) == figures | {"summary", "trials", "report"}
+    figures = {"best_so_far.png", "learning_curves.png", "hyperparameters.png", "optimizers.png"}
+    assert set(paths) == figures | {"summary.json", "trials.csv", "report.md"}
     assert all(p.parent == tmp_path / "out" and p.is_file() for p in paths.values())
 
     # trials.csv: one row per trial, the status Ray's ResultGrid implies
-    with open(paths["trials"], newline="") as f:
+    with open(paths["trials.csv"], newline="") as f:
         rows = {r["trial_id"]: r for r in csv.DictReader(f)}
     assert len(rows) == len(grid) == 6
     by_id = {r.metrics["trial_id"]: r for r in grid}
@@ -103,7 +103,7 @@ def test_write_produces_every_file_agreeing_with_ray(experiment, tmp_path: Path)
 
     # summary.json: the best of the trials that neither failed nor diverged (the crashed trial's 0.99 not
     # counted), counts, and the compute used
-    summary = json.loads(paths["summary"].read_text())
+    summary = json.loads(paths["summary.json"].read_text())
     healthy = [r for r in grid if _expected_status(r) == "finished"]
     best = max(healthy, key=lambda r: r.metrics_dataframe[METRIC].max())
     assert summary["best_metric"] == pytest.approx(best.metrics_dataframe[METRIC].max(), rel=1e-12)
@@ -121,8 +121,8 @@ def test_write_produces_every_file_agreeing_with_ray(experiment, tmp_path: Path)
         img = mpimg.imread(paths[key])
         assert img.ndim == 3 and img.shape[0] > 300 and img.shape[1] > 500, key
         assert img[..., :3].std() > 0.01, key  # not blank
-    md = paths["report"].read_text()
-    for name in ("best_so_far.png", "learning_curves.png", "hyperparameters.png", "optimizers.png"):
+    md = paths["report.md"].read_text()
+    for name in figures:
         assert f"({name})" in md
     assert best.metrics["trial_id"] in md and "| adam" in md and "| sgd" in md
 
