@@ -1,0 +1,154 @@
+"""Per-trial overhead of ``raytune-opt run`` against raw ``ray.tune.Tuner``, side by side in one run.
+
+Both run N no-op trials that report 3 times, on the same local Ray, with ``reuse_actors=True``:
+
+- raw Tune: a function trainable that calls ``tune.report`` 3 times, random search over one float
+  (Tune's ``BasicVariantGenerator``), ``verbose=0``;
+- raytune-opt: an :class:`raytune_opt.Experiment` (random strategy over ``lr``) on a registered
+  no-op task (one sample, a 1-weight linear model: the training loop runs, the work is nil), 3 epochs,
+  checkpoint only at the end — validation, our searcher, the trial's loop, the live status line and
+  ``experiment.json``; the report (plots) is timed separately.
+
+Each side runs ``--repeats`` times, interleaved; the table has the median wall time (``Tuner.fit``
+start to end), trials/s and the ratio. The last line is the headline: ratio of the run (target
+≤ 1.1) and raytune-opt's trials/s (target ≥ 10 on 2 cores).
+
+    python benchmarks/overhead.py            # 200 trials, 3 repeats
+    python benchmarks/overhead.py --quick    # 10 trials, 1 repeat (the test suite runs this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results" / "overhead.md"
+
+
+def noop_task():
+    """One training sample, a 1-weight linear model: the loop's own cost, nothing else."""
+    from raytune_opt.tasks import TaskSpec
+
+    x, y = torch.zeros(1, 1), torch.zeros(1)
+    return TaskSpec(
+        train=(x, y),
+        val=(x, y),
+        model=torch.nn.Linear(1, 1, bias=False),
+        loss=lambda out, t: ((out.squeeze(-1) - t) ** 2).mean(),
+        metric=_metric(),
+    )
+
+
+def _metric():
+    from raytune_opt.tasks.registry import Metric
+
+    return Metric("mse", "min", lambda out, t: ((out.squeeze(-1) - t) ** 2).sum())
+
+
+def raw_noop(config: dict) -> None:
+    from ray import tune
+
+    for i in range(3):
+        tune.report({"val_loss": config["lr"] * (3 - i), "epoch": i + 1})
+
+
+def run_raw(n: int, storage: str) -> float:
+    from ray import tune
+
+    tuner = tune.Tuner(
+        raw_noop,
+        param_space={"lr": tune.loguniform(1e-4, 1e-1)},
+        tune_config=tune.TuneConfig(metric="val_loss", mode="min", num_samples=n, reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=storage, name=f"raw-{time.monotonic_ns()}", verbose=0),
+    )
+    start = time.perf_counter()
+    grid = tuner.fit()
+    wall = time.perf_counter() - start
+    assert len(grid) == n and not grid.errors
+    return wall
+
+
+def run_ours(n: int, storage: str) -> tuple[float, float]:
+    """(wall time of the run, wall time of the report) through the experiment runner."""
+    from raytune_opt import Experiment, report
+    from raytune_opt.experiment import run_experiment
+
+    exp = Experiment.from_dict(
+        {
+            "name": f"ours-{time.monotonic_ns()}",
+            "task": "noop",
+            "train": {"epochs": 3, "batch_size": "full", "checkpoint_every": 0},
+            "optimizer": {"name": "sgd"},
+            "search": {"strategy": "random", "space": {"lr": {"loguniform": [1e-4, 1e-1]}}, "num_samples": n},
+            "run": {"storage_path": storage},
+        }
+    )
+    start = time.perf_counter()
+    result = run_experiment(exp, progress=False, report=False)
+    wall = time.perf_counter() - start
+    assert len(result.grid) == n and not result.grid.errors
+    start = time.perf_counter()
+    report.write(result.path)
+    return wall, time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="10 trials, 1 repeat")
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"markdown table (default {RESULTS}, not --quick)"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.trials, args.repeats = 10, 1
+    import ray
+
+    from raytune_opt.tasks import available_tasks, register_task
+
+    if "noop" not in available_tasks():
+        register_task("noop", noop_task)
+    if not ray.is_initialized():
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    raw, ours, rep = [], [], []
+    with tempfile.TemporaryDirectory() as storage:
+        for i in range(args.repeats):
+            raw.append(run_raw(args.trials, storage))
+            wall, report_s = run_ours(args.trials, storage)
+            ours.append(wall)
+            rep.append(report_s)
+            print(f"repeat {i + 1}/{args.repeats}: raw {raw[-1]:.1f} s, raytune-opt {wall:.1f} s", end="")
+            print(f" (+ report {report_s:.1f} s)")
+    r, o, p = statistics.median(raw), statistics.median(ours), statistics.median(rep)
+    n = args.trials
+    rows = [
+        "| side | median wall (s) | trials/s | ratio to raw |",
+        "| --- | ---: | ---: | ---: |",
+        f"| raw ray.tune.Tuner | {r:.2f} | {n / r:.1f} | 1.00 |",
+        f"| raytune-opt run | {o:.2f} | {n / o:.1f} | {o / r:.2f} |",
+        f"| raytune-opt run + report | {o + p:.2f} | {n / (o + p):.1f} | {(o + p) / r:.2f} |",
+    ]
+    headline = f"headline: raytune-opt/raw = {o / r:.2f} (target <= 1.1), {n / o:.1f} trials/s (target >= 10)"
+    text = "\n".join(rows)
+    print(text)
+    print(headline)
+    out = args.out or (None if args.quick else RESULTS)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(
+            f"# overhead ({n} no-op trials x 3 reports, median of {args.repeats}, {os.cpu_count()} CPUs)\n\n"
+            f"{text}\n\n{headline}\n"
+        )
+    return {"raw_s": r, "ours_s": o, "report_s": p, "ratio": o / r, "trials_per_s": n / o}
+
+
+if __name__ == "__main__":
+    main()
