@@ -12,8 +12,21 @@ Packages, one concept each (imports point down this list only):
 - ``raytune_opt.cli``        the ``raytune-opt`` command
 """
 
+from typing import Any
+
 from raytune_opt.errors import ConfigError
-from raytune_opt.experiment import Experiment, resume_experiment, run_experiment
 
 __version__ = "0.1.0"
 __all__ = ["ConfigError", "Experiment", "run_experiment", "resume_experiment", "__version__"]
+
+_EXPERIMENT = ("Experiment", "run_experiment", "resume_experiment")
+
+
+def __getattr__(name: str) -> Any:
+    """``raytune_opt.Experiment`` and friends, imported on first use (Ray workers that only train never
+    pay for pydantic and the runner)."""
+    if name in _EXPERIMENT:
+        from raytune_opt import experiment
+
+        return getattr(experiment, name)
+    raise AttributeError(f"module 'raytune_opt' has no attribute {name!r}")

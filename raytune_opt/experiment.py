@@ -52,6 +52,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from raytune_opt.errors import ConfigError, did_you_mean
+from raytune_opt.storage import ExperimentFolder
 
 __all__ = [
     "Experiment",
@@ -652,7 +653,8 @@ def _config_error(e: ValidationError, source: str, lines: Mapping[str, int]) -> 
 # ---------------------------------------------------------------------- running
 @dataclass
 class ExperimentResult:
-    """What a run left behind: its directory, Ray's ``ResultGrid``, the summary and the report's files."""
+    """What a run left behind: its directory (local, or the local mirror of a remote one), Ray's
+    ``ResultGrid``, the summary and the report's files."""
 
     path: Path
     grid: Any
@@ -660,14 +662,14 @@ class ExperimentResult:
     files: dict[str, Path]
 
 
-def _experiment_dir(exp: Experiment) -> Path:
-    return Path(exp.run_.storage_path).expanduser().resolve() / exp.name
+def _folder(exp: Experiment) -> ExperimentFolder:
+    return ExperimentFolder(exp.run_.storage_path, exp.name)
 
 
-def _write_state(path: Path, exp: Experiment, **times: Any) -> None:
+def _write_state(folder: ExperimentFolder, exp: Experiment, **times: Any) -> None:
     metric, mode = exp.metric_mode()
-    state_file = path / EXPERIMENT_FILE
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    text = folder.read_text(EXPERIMENT_FILE)
+    state = json.loads(text) if text else {}
     state.update(
         {
             "name": exp.name,
@@ -685,10 +687,7 @@ def _write_state(path: Path, exp: Experiment, **times: Any) -> None:
     state.setdefault("finished_at", None)
     state.setdefault("wall_s", None)
     state.update(times)
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = state_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2, default=str))
-    tmp.replace(state_file)
+    folder.write_text(EXPERIMENT_FILE, json.dumps(state, indent=2, default=str))
 
 
 def _connect(address: str | None, progress: bool) -> None:
@@ -723,17 +722,15 @@ def run_experiment(
     from raytune_opt.train import trainable
 
     exp.check()
-    path = _experiment_dir(exp)
-    if not _restore and path.exists() and any(path.iterdir()):
+    folder = _folder(exp)
+    if not _restore and folder.exists():
         base, n = exp.name, 2  # never mix two runs in one folder: quickstart, quickstart-2, ...
-        while (path.parent / f"{base}-{n}").exists():
+        while folder.renamed(f"{base}-{n}").exists():
             n += 1
         exp.name = f"{base}-{n}"
-        path = _experiment_dir(exp)
         if progress:
-            print(
-                f"{path.parent / base} exists (resume it with `raytune-opt resume`): this run goes to {path}"
-            )
+            print(f"{folder.path} exists (`raytune-opt resume` continues it): this run goes to {exp.name}")
+        folder = _folder(exp)
     fixed = exp.param_space()
     fn = trainable({**fixed, **(exp.space().to_tune() if exp.search else {})})
     tune_config = exp.tune_config(trainable=fn)
@@ -742,7 +739,7 @@ def run_experiment(
     # warning about their frequency is noise for short epochs
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     _connect(exp.run_.address, progress)
-    _write_state(path, exp)
+    _write_state(folder, exp)
     started = time.time()
     callbacks = []
     if progress:
@@ -752,7 +749,7 @@ def run_experiment(
         callbacks.append(LiveStatus(metric, mode, total=tune_config.num_samples, searched=searched))
     run_config = tune.RunConfig(
         name=exp.name,
-        storage_path=str(path.parent),
+        storage_path=folder.storage_path,
         failure_config=tune.FailureConfig(max_failures=exp.run_.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=callbacks,
@@ -760,31 +757,35 @@ def run_experiment(
     )
     if _restore:
         tuner = tune.Tuner.restore(
-            str(path), trainable=fn, param_space=fixed, resume_unfinished=True, resume_errored=True
+            folder.path, trainable=fn, param_space=fixed, resume_unfinished=True, resume_errored=True
         )
     else:
         tuner = tune.Tuner(fn, param_space=fixed, tune_config=tune_config, run_config=run_config)
     grid = tuner.fit()
-    state = json.loads((path / EXPERIMENT_FILE).read_text())
+    state = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")
     wall = (state.get("wall_s") or 0.0) + time.time() - started
-    _write_state(path, exp, finished_at=time.time(), wall_s=wall)
+    _write_state(folder, exp, finished_at=time.time(), wall_s=wall)
     files: dict[str, Path] = {}
     summary: dict[str, Any] = {}
+    path = folder.local_copy()
     if report:
         from raytune_opt import report as report_
 
-        files = report_.write(path)
+        results = report_.load(path)
+        files = report_.write_results(results, path)
         summary = json.loads(Path(files["summary.json"]).read_text()) if "summary.json" in files else {}
+        if folder.remote:
+            folder.upload(files)
         if progress:
-            print(report_.table(report_.load(path), top=5), flush=True)
+            print(report_.table(results, top=5), flush=True)
     if progress:
         searched = [p.name for p in exp.space()] if exp.search else list(fixed)
-        _print_best(grid, metric, mode, path, files, searched)
+        _print_best(grid, metric, mode, folder.path, files, searched)
     return ExperimentResult(path, grid, summary, files)
 
 
 def _print_best(
-    grid: Any, metric: str, mode: str, path: Path, files: Mapping[str, Path], searched: list[str]
+    grid: Any, metric: str, mode: str, path: str, files: Mapping[str, Path], searched: list[str]
 ) -> None:
     """The best trial by its best report (``scope="all"``, as the live line and the report count)."""
     try:
@@ -809,18 +810,20 @@ def _print_best(
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    """The :class:`Experiment` that ran in ``path`` (from its ``experiment.json``)."""
-    path = Path(path).expanduser().resolve()
-    state_file = path / EXPERIMENT_FILE
-    if not state_file.exists():
+    """The :class:`Experiment` that ran in ``path`` (a folder or a URI, from its ``experiment.json``)."""
+    folder = ExperimentFolder.at(path)
+    text = folder.read_text(EXPERIMENT_FILE)
+    if text is None:
         raise ConfigError.invalid(
-            "experiment directory", str(path), f"a folder written by raytune-opt run (with {EXPERIMENT_FILE})"
+            "experiment directory",
+            folder.path,
+            f"a folder written by raytune-opt run (with {EXPERIMENT_FILE})",
         )
-    state = json.loads(state_file.read_text())
-    exp = Experiment.from_dict(state["experiment"], source=str(state_file))
+    state = json.loads(text)
+    exp = Experiment.from_dict(state["experiment"], source=f"{folder.path}/{EXPERIMENT_FILE}")
     # the folder may have moved (copied off a cluster): run where it is now
-    exp.run_.storage_path = str(path.parent)
-    exp.name = path.name
+    exp.run_.storage_path = folder.storage_path
+    exp.name = folder.name
     return exp
 
 

@@ -186,3 +186,22 @@ def test_sigkill_the_driver_then_resume_keeps_every_finished_trial(ray_local, tm
     assert before <= set(trials["trial_id"])
     state = json.loads((folder / "experiment.json").read_text())
     assert state["finished_at"] is not None
+
+
+def test_storage_uri_goes_through_pyarrow_and_the_report_is_uploaded(ray_local, tmp_path, monkeypatch):
+    """``run.storage_path`` as a URI (here ``file://``, the code path of ``s3://`` and ``gs://``):
+    Tune and the runner write through pyarrow.fs; the report is made in a local mirror and uploaded."""
+    monkeypatch.setenv("RAYTUNE_OPT_CACHE", str(tmp_path / "cache"))
+    uri = f"file://{tmp_path}/shared"
+    quick = ROOT / "examples" / "strategies" / "random.yaml"
+    sets = ["train.epochs=1", "search.num_samples=2", "search.optimizers=[adam]"]
+    assert cli("run", quick, "--storage", uri, *[x for o in sets for x in ("--set", o)]) == 0
+    remote = tmp_path / "shared" / "random"
+    assert json.loads((remote / "experiment.json").read_text())["finished_at"] is not None
+    for f in REPORT_FILES:
+        assert (remote / f).stat().st_size > 0, f
+    assert (tmp_path / "cache" / "results" / "random" / "trials.csv").exists()
+    from raytune_opt.experiment import load_experiment
+
+    exp = load_experiment(f"{uri}/random")
+    assert exp.run_.storage_path == uri and exp.name == "random"
