@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: venv  ## the main job: tune the optimizer zoo on a local Ray
-	$(PY) examples/quickstart.py
+	$(VENV)/bin/raytune-opt run examples/quickstart.yaml
 
 test: venv  ## the test suite
 	$(PY) -m pytest -q

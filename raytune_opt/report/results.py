@@ -391,6 +391,10 @@ def _status(
             return "diverged"
     if tune_status == "TERMINATED" or (tune_status is None and reports and not running):
         return "finished"
+    # Hyperband/BOHB leave the trials they stopped at a rung PAUSED when the experiment ends: stopped
+    # early by the scheduler, i.e. finished with the budget it gave them
+    if tune_status == "PAUSED" and reports and not running:
+        return "finished"
     return "unfinished"
 
 

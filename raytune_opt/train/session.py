@@ -16,6 +16,13 @@ from torch import nn
 __all__ = ["Session", "LocalSession", "TuneSession", "TrainSession"]
 
 
+def _node_id() -> str:
+    """The Ray node this worker runs on (reported with every epoch: where each trial ran)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
 class Session:
     """One worker's view of its run (rank 0 of 1 unless distributed)."""
 
@@ -92,7 +99,7 @@ class TuneSession(Session):
         import ray.tune
 
         ckpt = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.tune.report(metrics, checkpoint=ckpt)
+        ray.tune.report({**metrics, "node_id": _node_id()}, checkpoint=ckpt)
 
 
 class TrainSession(Session):
@@ -125,7 +132,7 @@ class TrainSession(Session):
         import ray.train
 
         ckpt = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.train.report(metrics, checkpoint=ckpt)
+        ray.train.report({**metrics, "node_id": _node_id()}, checkpoint=ckpt)
 
     def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
         if self.world_size > 1:
