@@ -115,8 +115,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     if "noop" not in available_tasks():
         register_task("noop", noop_task)
+    from raytune_opt.experiment import connect
+
     if not ray.is_initialized():
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        connect(None, progress=False)  # the runner's own local Ray (workers preload torch)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     raw, ours, rep = [], [], []
     with tempfile.TemporaryDirectory() as storage:
