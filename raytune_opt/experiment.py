@@ -315,7 +315,7 @@ class Experiment(_Section):
         if self._distributed:
             options.setdefault("reuse_actors", False)
         with self._at("search"):
-            return make_tune_config(
+            config = make_tune_config(
                 s.strategy,
                 self.space(),
                 metric=metric,
@@ -328,6 +328,13 @@ class Experiment(_Section):
                 max_concurrent=max_conc,
                 **options,
             )
+        from ray.tune.search import BasicVariantGenerator
+
+        if max_conc and isinstance(config.search_alg, BasicVariantGenerator):
+            # Tune caps concurrency by wrapping a Searcher; a variant generator (grid, PBT's
+            # population) ignores TuneConfig.max_concurrent_trials and takes its own cap
+            config.search_alg.max_concurrent = max_conc
+        return config
 
     @property
     def num_samples(self) -> int:

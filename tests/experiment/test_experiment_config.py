@@ -275,3 +275,15 @@ def test_fuzz_malformed_yaml_text_gives_one_line_config_errors(tmp_path_factory,
         Experiment.from_yaml(path)
     except ConfigError as e:
         assert "\n" not in str(e)
+
+
+def test_max_concurrent_trials_reaches_variant_generators_too():
+    """Tune applies TuneConfig.max_concurrent_trials by wrapping a Searcher; grid and PBT run through a
+    variant generator, which must get the cap itself."""
+    for name in ("grid", "pbt", "random"):
+        exp = Experiment.from_yaml(
+            EXAMPLES / "strategies" / f"{name}.yaml", overrides=["resources.max_concurrent_trials=1"]
+        )
+        cfg = exp.tune_config()
+        assert cfg.max_concurrent_trials == 1
+        assert getattr(cfg.search_alg, "max_concurrent", 1) == 1
