@@ -76,6 +76,8 @@ def _run(args: argparse.Namespace) -> int:
         print("dry run: nothing started", flush=True)
         return 0
     result = run_experiment(exp, report=not args.no_report)
+    if result.interrupted:
+        return 130
     failed = result.summary.get("trials", {}).get("failed", 0) if result.summary else 0
     return 0 if not failed or failed < len(result.grid) else 1
 
@@ -83,8 +85,8 @@ def _run(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from raytune_opt.experiment import resume_experiment
 
-    resume_experiment(args.dir, address=args.address)
-    return 0
+    result = resume_experiment(args.dir, address=args.address)
+    return 130 if result.interrupted else 0
 
 
 def _report(args: argparse.Namespace) -> int:

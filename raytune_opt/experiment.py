@@ -668,6 +668,7 @@ class ExperimentResult:
     grid: Any
     summary: dict[str, Any]
     files: dict[str, Path]
+    interrupted: bool = False
 
 
 def _folder(exp: Experiment) -> ExperimentFolder:
@@ -780,9 +781,10 @@ def run_experiment(
     else:
         tuner = tune.Tuner(fn, param_space=fixed, tune_config=tune_config, run_config=run_config)
     grid = tuner.fit()
+    interrupted = _interrupted(grid, exp)
     state = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")
     wall = (state.get("wall_s") or 0.0) + time.time() - started
-    _write_state(folder, exp, finished_at=time.time(), wall_s=wall)
+    _write_state(folder, exp, finished_at=None if interrupted else time.time(), wall_s=wall)
     files: dict[str, Path] = {}
     summary: dict[str, Any] = {}
     path = folder.local_copy()
@@ -799,7 +801,19 @@ def run_experiment(
     if progress:
         searched = [p.name for p in exp.space()] if exp.search else list(fixed)
         _print_best(grid, metric, mode, folder.path, files, searched)
-    return ExperimentResult(path, grid, summary, files)
+        if interrupted:
+            print(f"interrupted: `raytune-opt resume {folder.path}` continues where it stopped", flush=True)
+    return ExperimentResult(path, grid, summary, files, interrupted)
+
+
+def _interrupted(grid: Any, exp: Experiment) -> bool:
+    """Whether ``Tuner.fit`` returned early (Ctrl-C / SIGINT: Tune saves its state and returns): a trial
+    still running or pending, or fewer trials than the budget (unless a time budget ended the run)."""
+    trials = getattr(grid._experiment_analysis, "trials", None) or []
+    if any(t.status in ("RUNNING", "PENDING") for t in trials):
+        return True
+    budget = exp.search.time_budget_s if exp.search else None
+    return budget is None and len(trials) < exp.tune_config().num_samples
 
 
 def _print_best(
