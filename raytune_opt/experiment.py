@@ -458,10 +458,11 @@ class Experiment(_Section):
             )
             lines.append("  space:")
             lines += [f"    {p.name}: {_describe(p)}" for p in self.space()]
-        t = self.train
+        fixed = self.param_space()
+        shown = {k: fixed.get(k, "searched") for k in ("epochs", "batch_size", "schedule", "seed")}
         lines.append(
-            f"  train: {t.epochs} epochs, batch {t.batch_size}, {t.schedule} schedule, "
-            f"checkpoint every {t.checkpoint_every}, seed {t.seed}"
+            f"  train: {shown['epochs']} epochs, batch {shown['batch_size']}, {shown['schedule']} schedule, "
+            f"checkpoint every {self.train.checkpoint_every}, seed {shown['seed']}"
         )
         r = self.resources
         per = f"{r.cpus_per_worker:g} CPU" + (f" + {r.gpus_per_worker or 1:g} GPU" if r.use_gpu else "")
