@@ -47,7 +47,8 @@ class Lion(FirstOrderOptimizer):
     the new m). Weight decay λ is decoupled, as in AdamW; sgn(0) = 0. Lion's updates have a larger
     norm than AdamW's, so it wants an lr 3–10× smaller and a weight decay 3–10× larger (seed 3.4).
     It keeps one buffer (4 bytes a float32 parameter against Adam's 8). torch has no fused Lion
-    kernel: ``fused=True`` compiles the rule into one pass (read θ, g, m; write θ, m).
+    kernel: by default the foreach rule runs cache-blocked on the CPU (``_first_order.run_chunked``),
+    ``fused=True`` compiles it into one pass (read θ, g, m; write θ, m).
 
     Args:
         lr: η ≥ 0; betas: (β₁, β₂), each in [0, 1); weight_decay: λ ≥ 0 (decoupled);
@@ -86,6 +87,8 @@ register(
         HParam("betas", (0.9, 0.99), choices=((0.9, 0.99), (0.95, 0.98), (0.9, 0.9)), doc="(β₁, β₂)"),
         HParam("weight_decay", 0.0, 1e-2, 1.0, log=True, doc="decoupled weight decay λ (3–10× AdamW's)"),
         HParam("maximize", False, doc="ascend instead of descend"),
-        HParam("fused", None, doc="None/False: foreach; True: the rule compiled into one pass"),
+        HParam(
+            "fused", None, doc="None: foreach, cache-blocked on CPU; False: foreach; True: compiled, one pass"
+        ),
     ],
 )

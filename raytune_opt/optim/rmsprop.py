@@ -51,7 +51,8 @@ class RMSProp(FirstOrderOptimizer):
     when γ first becomes > 0) as in the seed's momentum method: u ← γ u + α g / √(v + ε); a ← a − u.
 
     Unlike ``torch.optim.RMSprop`` (ε outside the root), ε sits inside the root as the seed writes it;
-    torch has no fused RMSProp kernel, so ``fused=True`` compiles the rule into one pass.
+    torch has no fused RMSProp kernel: by default the foreach rule runs cache-blocked on the CPU
+    (``_first_order.run_chunked``), ``fused=True`` compiles it into one pass.
 
     Args:
         lr: α ≥ 0; beta: β in [0, 1); eps: ε > 0; momentum: γ in [0, 1);
@@ -108,6 +109,8 @@ register(
         HParam("momentum", 0.0, 0.0, 0.99, doc="momentum γ on the step (0 = the seed's RMSProp)"),
         HParam("weight_decay", 0.0, 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
         HParam("maximize", False, doc="ascend instead of descend"),
-        HParam("fused", None, doc="None/False: foreach; True: the rule compiled into one pass"),
+        HParam(
+            "fused", None, doc="None: foreach, cache-blocked on CPU; False: foreach; True: compiled, one pass"
+        ),
     ],
 )
