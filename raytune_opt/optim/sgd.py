@@ -6,6 +6,7 @@ the training loop decides the batch size.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -46,19 +47,22 @@ def momentum_update(
 def nesterov_update(
     params: list[Tensor],
     grads: list[Tensor],
-    v: list[Tensor],
+    u: list[Tensor],
     *,
     lr: float,
     momentum: float,
+    dampening: float,
     weight_decay: float,
     maximize: bool,
 ) -> None:
-    """In the look-ahead point b = a − γ v that the parameter holds: v ← γ v + α g ; b ← b − α g − γ v."""
+    """u ← μ u + (1 − d) g ; b ← b − L (g + μ u): ``torch.optim.SGD(nesterov=True)``'s equation in its
+    parameters (L, μ, d) = (``lr``, ``momentum``, ``dampening``), which :class:`Nesterov` sets from α, γ and
+    the buffer's scale so that it is the seed's update (see there)."""
     g = effective_grads(params, grads, weight_decay, maximize)
-    torch._foreach_mul_(v, momentum)
-    torch._foreach_add_(v, g, alpha=lr)
+    torch._foreach_mul_(u, momentum)
+    torch._foreach_add_(u, g, alpha=1.0 - dampening)
     torch._foreach_add_(params, g, alpha=-lr)
-    torch._foreach_add_(params, v, alpha=-momentum)
+    torch._foreach_add_(params, u, alpha=-lr * momentum)
 
 
 class SGD(FirstOrderOptimizer):
@@ -72,8 +76,9 @@ class SGD(FirstOrderOptimizer):
         weight_decay: coupled L2 coefficient λ ≥ 0 (added to g).
         maximize: ascend J instead of descending.
         fused: ``None`` (default) torch's native fused kernel where it computes this equation, else
-            the multi-tensor ``torch._foreach_*`` path; ``True`` a single-pass kernel always (native, or
-            the foreach rule compiled by ``torch.compile``); ``False`` the foreach path.
+            the multi-tensor ``torch._foreach_*`` path (on the CPU cache-blocked: applied to ~1 MiB
+            blocks by worker threads); ``True`` a single-pass kernel always (native, or the foreach
+            rule compiled by ``torch.compile``); ``False`` the foreach path over whole tensors.
     """
 
     name = "sgd"
@@ -163,7 +168,7 @@ class Momentum(FirstOrderOptimizer):
 
 
 class Nesterov(Momentum):
-    r"""Nesterov accelerated gradient (seed 3.1), velocity v (state ``momentum_buffer``, v₀ = 0):
+    r"""Nesterov accelerated gradient (seed 3.1), velocity v (v₀ = 0):
 
         v ← γ v + α ∇J(a − γ v)
         a ← a − v
@@ -177,15 +182,55 @@ class Nesterov(Momentum):
     which is ``torch.optim.SGD(momentum=γ, nesterov=True)`` at constant α. Recover the seed's iterate
     a = b + γ v with :meth:`iterate` (a = b at the start, where v = 0).
 
-    ``fused=True`` runs the rule compiled into one pass (torch's fused kernel keeps v/α, which is the
-    seed's form only at constant α); the default is the foreach path.
+    State: v is kept scaled, ``momentum_buffer`` u = v / c with the scale c in ``momentum_scale`` (a
+    float; torch keeps u = v / α). Then one pass of torch's fused Nesterov kernel, u ← μ u + (1 − d) g ;
+    b ← b − L (g + μ u), is the seed's step for L = α, μ = γ √(c/α), 1 − d = √(α/c), after which
+    c ← √(c α): at constant α (c = α) it is torch's own step (μ = γ, d = 0), and after an lr change it
+    is still exact — the scale follows α geometrically, no extra pass over the buffer. (α = 0 leaves
+    c as it is: u ← γ u ; b ← b − γ c u.) The native kernel runs by default and with ``fused=True``;
+    ``fused=False`` runs the same equation as foreach ops.
     """
 
     name = "nesterov"
     rule = staticmethod(nesterov_update)
 
+    def _apply(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any], fused: bool | None) -> None:
+        lr, gamma = hyper["lr"], hyper["momentum"]
+        scales = [self.state[p].get("momentum_scale") for p in b.params]
+        for c in dict.fromkeys(scales):  # usually one scale for the whole bucket
+            idx = [i for i, s in enumerate(scales) if s == c]
+            sub = lists if len(idx) == len(scales) else tuple([t[i] for i in idx] for t in lists)
+            params, _, u = sub
+            if lr == 0.0:  # v ← γ v ; b ← b − γ v, in u = v / c (c unchanged; u = 0 while c is unset)
+                torch._foreach_mul_(u, gamma)
+                if c is not None:
+                    torch._foreach_add_(params, u, alpha=-gamma * c)
+                continue
+            c = lr if c is None else c  # u = 0 so far: any scale represents it
+            ratio = math.sqrt(c / lr)
+            kernel = dict(hyper, momentum=gamma * ratio, dampening=1.0 - 1.0 / ratio)
+            super()._apply(b, sub, kernel, fused)
+            new_scale = math.sqrt(c * lr) if c != lr else lr
+            for p in params:
+                self.state[p]["momentum_scale"] = new_scale
+
     def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
-        return False
+        if hyper["momentum"] == 0:  # the kernel leaves the buffer alone when μ = 0; the rule updates it
+            return False
+        params, grads, u = lists
+        torch._fused_sgd_(
+            params,
+            grads,
+            u,
+            weight_decay=hyper["weight_decay"],
+            momentum=hyper["momentum"],
+            lr=hyper["lr"],
+            dampening=hyper["dampening"],
+            nesterov=True,
+            maximize=hyper["maximize"],
+            is_first_step=False,
+        )
+        return True
 
     @torch.no_grad()
     def iterate(self) -> list[Tensor]:
@@ -193,8 +238,12 @@ class Nesterov(Momentum):
         out = []
         for group in self.param_groups:
             for p in group["params"]:
-                v = self.state[p].get("momentum_buffer")
-                out.append(p.detach().clone() if v is None else p.detach() + scalar(group["momentum"]) * v)
+                state = self.state[p]
+                u, c = state.get("momentum_buffer"), state.get("momentum_scale")
+                if u is None or c is None:
+                    out.append(p.detach().clone())
+                else:
+                    out.append(p.detach() + (scalar(group["momentum"]) * c) * u)
         return out
 
 

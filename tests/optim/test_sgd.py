@@ -145,3 +145,43 @@ def test_momentum_zero_is_plain_gradient_descent():
     a, _, _ = run_ours("momentum", problem, 10, lr=0.1, momentum=0.0)
     b, _, _ = run_ours("sgd", problem, 10, lr=0.1)
     assert max_rel_err(a, b) < 1e-14
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_nesterov_keeps_the_seed_form_when_the_lr_changes(fused):
+    """The buffer is kept as v / c with its own scale c; lr drops, a per-step schedule and lr = 0 steps
+    must still give the seed's v ← γ v + α ∇J(a − γ v) ; a ← a − v exactly (float64)."""
+    problem, gamma = SmoothProblem(seed=3), 0.9
+    lrs = [0.05] * 5 + [0.005] * 5 + [0.0] * 3 + [0.02 * 0.9**t for t in range(20)] + [0.01] * 10
+    x = torch.tensor(problem.x0, requires_grad=True)
+    opt = Nesterov([x], lr=lrs[0], momentum=gamma, fused=fused)
+    a, v = problem.x0.copy(), np.zeros_like(problem.x0)
+    for lr in lrs:
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.zero_grad()
+        problem.loss(x).backward()
+        opt.step()
+        v = gamma * v + lr * problem.grad(a - gamma * v)
+        a = a - v
+        np.testing.assert_allclose(x.detach().numpy(), a - gamma * v, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(opt.iterate()[0].numpy(), a, rtol=1e-10, atol=1e-12)
+    assert np.abs(a - problem.x0).max() > 1e-2
+
+
+def test_nesterov_default_is_torch_fused_kernel_at_constant_lr():
+    """The default path runs torch's fused Nesterov kernel: bit-identical to torch.optim.SGD(fused=True)."""
+    problem = SmoothProblem(seed=4)
+    out = []
+    for make in (
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, fused=True),
+        lambda p: Nesterov(p, lr=0.05, momentum=0.9),
+    ):
+        x = torch.tensor(problem.x0, dtype=torch.float32, requires_grad=True)
+        opt = make([x])
+        for _ in range(20):
+            opt.zero_grad()
+            problem.loss(x).backward()
+            opt.step()
+        out.append(x.detach().clone())
+    assert torch.equal(out[0], out[1])
