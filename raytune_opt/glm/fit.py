@@ -41,6 +41,7 @@ RUNAWAY_ITERS = 15  # a binomial fit this long (on data too big for the LP up fr
 RANK_RTOL = (
     1e-12  # smallest / largest eigenvalue of the column-scaled X^T W X below which X is rank-deficient
 )
+RANK_SURE = 0.05  # a float32-formed column-scaled X^T W X whose smallest eigenvalue exceeds this: full rank
 
 
 class GLMConvergenceWarning(RuntimeWarning):
@@ -176,6 +177,20 @@ def _check_number(field_name: str, value: Any, low: float, strict: bool, integer
     ):
         kind = "an integer" if integer else "a finite number"
         raise ConfigError.invalid(field_name, value, f"{kind} {'>' if strict else '>='} {low:g}")
+
+
+def _full_rank_surely(G: torch.Tensor) -> bool:
+    """Is X^T W X (formed in float32) so far from singular that its rounding cannot hide a rank deficiency?
+
+    Its column-scaled form S = D^{-1/2} G D^{-1/2} has a unit diagonal; float32 rounding perturbs its
+    entries by ~1e-5 at most in practice, its eigenvalues by at most p times that (Weyl), so a smallest
+    eigenvalue above ``RANK_SURE`` puts the float64 one far above ``RANK_RTOL``.
+    """
+    d = G.diagonal()
+    if bool((d <= 0).any()):
+        return False
+    s = d.rsqrt()
+    return float(torch.linalg.eigvalsh(G * s[:, None] * s[None, :])[0]) > RANK_SURE
 
 
 def _check_rank(G: torch.Tensor, alpha: float) -> None:
@@ -320,10 +335,13 @@ def _solve_method(method: str):
 
 
 def _fit_glm(backend, fam, method, n, p, alpha, max_iter, tol, Xt, yt, wt, lp_done) -> GLMResult:
-    start = backend.sum("irls_pieces", None)
-    _check_rank(start[1], alpha)
+    # X^T W X at mu_0 in float32 (see irls.irls); in float64 when the rank check needs its precision
+    start, low = backend.sum("irls_pieces", None, True), Xt.dtype == torch.float64
+    if alpha == 0 and not _full_rank_surely(start[1]):
+        start, low = backend.sum("irls_pieces", None), False
+        _check_rank(start[1], alpha)
     solver = _solve_method(method)
-    out = solver(backend, start, alpha, max_iter, tol)
+    out = solver(backend, start, alpha, max_iter, tol, **({"start_low": low} if method == "irls" else {}))
     if fam.name == "binomial" and alpha == 0 and not lp_done and _runaway(out):
         check_separation(as_numpy(Xt), as_numpy(yt), as_numpy(wt))
     beta = out.beta

@@ -25,7 +25,8 @@ import torch
 __all__ = ["SolverOutput", "irls", "newton", "irls_lm", "solve_spd", "converged_by"]
 
 _MAX_HALVINGS = 40
-LOW_PRECISION_STEP = 1e-5  # IRLS forms X^T W X in float32 while its last step exceeds this (relative)
+LOW_PRECISION_STEP = 1e-4  # below this (relative), a step 100x shorter than the one before it means
+# quadratic convergence: the next X^T W X is likely the last one, the covariance's, and is formed in float64
 
 
 @dataclass
@@ -80,30 +81,38 @@ def _bad(value: float) -> bool:
 
 
 def irls(
-    backend, start: tuple, alpha: float, max_iter: int, tol: float, mixed_precision: bool = True
+    backend,
+    start: tuple,
+    alpha: float,
+    max_iter: int,
+    tol: float,
+    mixed_precision: bool = True,
+    start_low: bool = False,
 ) -> SolverOutput:
     """IRLS, the seed's w_{k+1} = (X^T W_k X + alpha I)^{-1} X^T W_k z_k, solved by Cholesky.
 
     ``start`` holds the pieces (D, X^T W X, X^T W z) at statsmodels' mu_0. Each iteration solves, then
     evaluates only the deviance at the new coefficients (one matrix-vector pass) and forms the next
     X^T W X only if not converged: k Gram matrices for k steps. The information returned is the X^T W X
-    that gave the last step, which moved a by at most tol relative (formed afresh at the final a when the
-    fit did not converge). A step that makes F non-finite or larger (mu
-    leaving the domain, e.g. a negative mean under the inverse link) is halved towards the previous
-    coefficients (R's ``glm.fit`` safeguard).
+    that gave the last step, which moved a by at most tol relative (formed afresh, in float64, at the final
+    a when the fit did not converge or that X^T W X was a float32 one). A step that makes F non-finite or
+    larger (mu leaving the domain, e.g. a negative mean under the inverse link) is halved towards the
+    previous coefficients (R's ``glm.fit`` safeguard).
 
-    Mixed precision (``mixed_precision``, float64 data): while the last step is larger than
-    ``LOW_PRECISION_STEP`` relative, X^T W X is formed in float32 (half the time). From a current a the
-    step is a + (X^T W X)^{-1} X^T W r with X^T W r in full precision, so an approximate X^T W X only
-    slows the (then still far from converged) iteration by a relative error ~1e-7 cond(X^T W X), never
-    moves its fixed point; the last steps, the rank check (at mu_0) and the covariance use float64.
+    Mixed precision (``mixed_precision``, float64 data): X^T W X is formed in float32 (a quarter to a half
+    of the time) — ``start_low`` says whether the one at mu_0 in ``start`` was — except when the iteration is
+    converging quadratically into its last step (the step is under ``LOW_PRECISION_STEP`` relative and
+    100x shorter than the one before): that X^T W X, which becomes the covariance, is float64. From a
+    current a the step is a + (X^T W X)^{-1} X^T W r with X^T W r in full precision, so an approximate
+    X^T W X changes a step by a relative ~1e-7 cond(X^T W X), never the fixed point X^T W r = 0.
     """
     dev, G, rhs = start
     F = 0.5 * float(dev)
     beta: torch.Tensor | None = None
     history: list[dict] = []
     converged = False
-    low = False  # was G formed in float32?
+    low = start_low  # was G formed in float32?
+    prev_step = float("inf")
     n_iter = 0
     while n_iter < max_iter:
         if beta is None:
@@ -136,8 +145,10 @@ def irls(
             converged = True
             break
         if n_iter < max_iter:
-            low = mixed_precision and step > LOW_PRECISION_STEP * (1.0 + float(beta.abs().max()))
+            last = step <= min(LOW_PRECISION_STEP * (1.0 + float(beta.abs().max())), 0.01 * prev_step)
+            low = mixed_precision and not last
             dev, G, rhs = backend.sum("irls_pieces", beta, low)
+        prev_step = step
     if not converged or low:  # (converged: the last step moved a by <= tol relative, so G is current)
         G = backend.sum("fisher_gram", beta)[0]  # the information at the returned coefficients
     return SolverOutput(beta, _ridge(G, alpha), n_iter, converged, history)

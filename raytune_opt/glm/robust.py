@@ -21,10 +21,12 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import torch
 
 from raytune_opt.errors import ConfigError
 from raytune_opt.glm.irls import SolverOutput, _solve, converged_by
+from raytune_opt.glm.shard import one_thread
 
 __all__ = ["Norm", "HuberT", "TukeyBiweight", "Cauchy", "L1", "Seed", "NORMS", "get_norm", "mad", "rlm"]
 
@@ -192,14 +194,27 @@ def get_norm(robust: str | Norm) -> Norm:
 
 
 def mad(r: torch.Tensor) -> float:
-    """median(|r|) / Phi^{-1}(3/4) (centre 0; the median averages the two middle values, as numpy's)."""
+    """median(|r|) / Phi^{-1}(3/4) (centre 0; the median averages the two middle values, as numpy's).
+
+    On the CPU by numpy's selection (``np.median``, O(n), statsmodels' own computation); elsewhere by
+    ``torch.quantile`` (a sort).
+    """
+    if r.device.type == "cpu":
+        return float(np.median(np.abs(r.detach().numpy()))) / _MAD_C
     return float(torch.quantile(r.abs(), 0.5)) / _MAD_C
 
 
 def _sm_deviance(norm: Norm, r: torch.Tensor, W: torch.Tensor, df_resid: int) -> float:
     """statsmodels' ``conv='dev'`` criterion: sum rho(r / sigma2_w), sigma2_w = sum W r^2 / (n - p)."""
-    sigma2 = float((W * r * r).sum()) / df_resid
-    return float(norm.rho(r / sigma2).sum())
+    with one_thread(r):
+        sigma2 = float((W * r * r).sum()) / df_resid
+        return float(norm.rho(r / sigma2).sum())
+
+
+def _criterion(norm: Norm, r: torch.Tensor, scale: float) -> float:
+    """sum rho(r / scale)."""
+    with one_thread(r):
+        return float(norm.rho(r / scale).sum())
 
 
 def rlm(
@@ -208,9 +223,13 @@ def rlm(
     """Robust IRLS (``damped=False``) or the seed's IRLS-LM (``damped=True``); returns (output, scale).
 
     ``start`` = (X^T X, X^T y), the least-squares pieces. IRLS follows statsmodels' ``RLM.fit`` step for
-    step. IRLS-LM takes Delta a = (J^T J + lambda I)^{-1} J^T W^{1/2} r with J = W^{1/2} X, accepting a
-    step when sum rho(r / s) does not grow (lambda /= 10) and otherwise raising lambda ten-fold; it stops
-    when that criterion changes by less than tol (|value| + 0.1).
+    step, each weighted least-squares solution written a + (X^T W X)^{-1} X^T W r from the current a
+    (``Shard.wls_pieces``) with X^T W X formed in float32: an approximate X^T W X changes a step by
+    ~1e-7 cond(X^T W X) of its length and never the fixed point, so the iterates stay statsmodels' to
+    ~1e-7 of the early steps' length and to rounding at convergence (where the steps vanish); X^T X for
+    the start and the covariance is float64. IRLS-LM takes Delta a = (J^T J + lambda I)^{-1} J^T W^{1/2} r
+    with J = W^{1/2} X, accepting a step when sum rho(r / s) does not grow (lambda /= 10) and otherwise
+    raising lambda ten-fold; it stops when that criterion changes by less than tol (|value| + 0.1).
     """
     G0, rhs0 = start
     beta = _solve(G0, rhs0)
@@ -230,30 +249,30 @@ def rlm(
                 stacklevel=3,
             )
             break
-        G, rhs = backend.sum("wls_pieces", beta, scale, norm)
+        G, g = backend.sum("wls_pieces", beta, scale, norm, True)  # g = X^T W r
         if damped:
-            obj = float(norm.rho(r / scale).sum())
-            g = rhs - G @ beta
+            obj = _criterion(norm, r, scale)
             eye = torch.eye(p, dtype=G.dtype, device=G.device)
             for _ in range(40):
                 delta = _solve(G + lam * eye, g)
                 r_t = backend.gather("resid", beta + delta)
-                obj_t = float(norm.rho(r_t / scale).sum())
+                obj_t = _criterion(norm, r_t, scale)
                 if obj_t <= obj:
                     break
                 lam *= 10.0
             new, r_new = beta + delta, r_t
             lam /= 10.0
         else:
-            new = _solve(G, rhs)
+            new = beta + _solve(G, g)
             r_new = backend.gather("resid", new)
-            W = norm.weights(r / scale)
+            with one_thread(r):
+                W = norm.weights(r / scale)
         n_iter += 1
         step = float((new - beta).abs().max())
         beta, r = new, r_new
         if damped:
             scale = mad(r)
-            value = float(norm.rho(r / scale).sum())
+            value = _criterion(norm, r, scale)
             done = converged_by(value, crit, tol)
         else:
             value = _sm_deviance(norm, r, W, df_resid)

@@ -9,18 +9,44 @@ The hot path is :meth:`Shard.irls_pieces`: one pass over X gives ``eta = X a + o
 work, then the Gram matrix ``X^T W X = (W^{1/2} X)^T (W^{1/2} X)`` formed in a reused buffer by one
 ``torch.mm``. (numpy's ``A.T @ A`` would call BLAS ``syrk`` with half the flops, but mixing numpy's
 OpenBLAS threads with torch's OpenMP pool made it 5-10x slower on a loaded 2-core machine.)
+
+Threads: the O(n p) passes over X (the Gram matrix, ``X a``, ``X^T v``) run on torch's intra-op threads;
+the O(n) elementwise work in between (mean, weights, residuals, deviance: a dozen small ops an iteration)
+runs on one thread while the shard has at most :data:`SERIAL_MAX_ROWS` rows. Each multi-threaded torch op is
+a fork-join; at 200 000 rows an op is ~1 ms of work, so threads save little on an idle machine, while on a
+busy one every join waits for the slowest thread to be scheduled again (measured: a Poisson deviance
+evaluation took 80-95 ms at 2 threads against 6-10 ms at 1 on a loaded 2-core machine).
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
 from raytune_opt.glm.families import Family
 
-__all__ = ["Shard", "Pieces"]
+__all__ = ["Shard", "Pieces", "SERIAL_MAX_ROWS", "one_thread"]
 
 Pieces = tuple  # a tuple of tensors / floats, summed elementwise across shards
+SERIAL_MAX_ROWS = 1 << 20  # up to this many rows, a shard's O(n) elementwise work runs on one thread
+
+
+@contextlib.contextmanager
+def one_thread(rows: torch.Tensor) -> Iterator[None]:
+    """Run the enclosed torch ops on one intra-op thread when ``rows`` (a per-row tensor: its first
+    dimension counts rows) is on the CPU with at most :data:`SERIAL_MAX_ROWS` rows; else change nothing."""
+    threads = torch.get_num_threads()
+    if threads == 1 or rows.device.type != "cpu" or rows.shape[0] > SERIAL_MAX_ROWS:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class Shard:
@@ -39,10 +65,15 @@ class Shard:
         self._X32: torch.Tensor | None = None
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._buf32: torch.Tensor | None = None
+        self._resid: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def n(self) -> int:
         return self.X.shape[0]
+
+    def _serial(self) -> contextlib.AbstractContextManager:
+        """Run the enclosed O(n) elementwise ops on one thread (CPU shards of <= SERIAL_MAX_ROWS rows)."""
+        return one_thread(self.X)
 
     # -- shared kernels -------------------------------------------------------------------------------
     def gram(self, sqrt_w: torch.Tensor, low: bool = False) -> torch.Tensor:
@@ -71,12 +102,14 @@ class Shard:
         if self._cache is not None and torch.equal(self._cache[0], beta):
             return self._cache[1], self._cache[2]
         eta = torch.addmv(self.offset, self.X, beta)
-        mu = self.family.clip_mu(self.family.link.inverse(eta))
+        with self._serial():
+            mu = self.family.clip_mu(self.family.link.inverse(eta))
         self._cache = (beta.clone(), eta, mu)
         return eta, mu
 
     def _deviance(self, mu: torch.Tensor) -> torch.Tensor:
-        return (self.w * self.family.unit_deviance(self.y, mu)).sum()
+        with self._serial():
+            return (self.w * self.family.unit_deviance(self.y, mu)).sum()
 
     # -- GLM ------------------------------------------------------------------------------------------
     def irls_pieces(self, beta: torch.Tensor | None, low: bool = False) -> Pieces:
@@ -89,16 +122,19 @@ class Shard:
         """
         fam = self.family
         if beta is None:
-            mu = fam.starting_mu(self.y)
-            eta = fam.link(mu)
+            with self._serial():
+                mu = fam.starting_mu(self.y)
+                eta = fam.link(mu)
         else:
             eta, mu = self._mean(beta)
-        gprime = fam.link.deriv(mu)
-        weight = self.w / (fam.variance(mu) * gprime * gprime)
-        r = (self.y - mu) * gprime
-        G = self.gram(weight.sqrt(), low)
-        rhs = self.X.T @ (weight * (r + eta - self.offset if beta is None else r))
-        return self._deviance(mu), G, rhs
+        with self._serial():
+            gprime = fam.link.deriv(mu)
+            weight = self.w / (fam.variance(mu) * gprime * gprime)
+            r = (self.y - mu) * gprime
+            v = weight * (r + eta - self.offset if beta is None else r)
+            sqrt_w = weight.sqrt()
+        G = self.gram(sqrt_w, low)
+        return self._deviance(mu), G, self.X.T @ v
 
     def deviance(self, beta: torch.Tensor) -> Pieces:
         """(D(a),) with D = sum_i w_i d(y_i, mu_i)."""
@@ -113,44 +149,53 @@ class Shard:
         """
         fam = self.family
         eta, mu = self._mean(beta)
-        gp = fam.link.deriv(mu)
-        V = fam.variance(mu)
-        dmu = 1.0 / gp
-        resid = self.y - mu
-        score = self.X.T @ (self.w * resid * dmu / V)
-        c = dmu * dmu / V
-        if not fam.is_canonical:
-            d2mu = -fam.link.deriv2(mu) * dmu**3
-            c = c - resid * (d2mu / V - dmu * dmu * fam.variance_deriv(mu) / (V * V))
-        c = self.w * c
-        H = self.gram(c.sqrt()) if fam.is_canonical else self.X.T @ (c[:, None] * self.X)
-        return self._deviance(mu), H, score
+        with self._serial():
+            gp = fam.link.deriv(mu)
+            V = fam.variance(mu)
+            dmu = 1.0 / gp
+            resid = self.y - mu
+            s = self.w * resid * dmu / V
+            c = dmu * dmu / V
+            if not fam.is_canonical:
+                d2mu = -fam.link.deriv2(mu) * dmu**3
+                c = c - resid * (d2mu / V - dmu * dmu * fam.variance_deriv(mu) / (V * V))
+            c = self.w * c
+            if fam.is_canonical:
+                c = c.sqrt()
+        H = self.gram(c) if fam.is_canonical else self.X.T @ (c[:, None] * self.X)
+        return self._deviance(mu), H, self.X.T @ s
 
     def loss_grad(self, beta: torch.Tensor) -> Pieces:
         """(D/2, grad of D/2) = (D/2, -X^T (w (y - mu) mu' / V)) for gradient-based solvers."""
         fam = self.family
         eta, mu = self._mean(beta)
-        a = self.w * (self.y - mu) / (fam.variance(mu) * fam.link.deriv(mu))
+        with self._serial():
+            a = self.w * (self.y - mu) / (fam.variance(mu) * fam.link.deriv(mu))
         return 0.5 * self._deviance(mu), -(self.X.T @ a)
 
     def fit_stats(self, beta: torch.Tensor) -> Pieces:
         """(D, Pearson chi2 = sum w (y - mu)^2 / V(mu), sum w (y - mu)^2, count of rows with w > 0)."""
         mu = self._mean(beta)[1]
-        r2 = self.w * (self.y - mu) ** 2
-        return self._deviance(mu), (r2 / self.family.variance(mu)).sum(), r2.sum(), float((self.w > 0).sum())
+        with self._serial():
+            r2 = self.w * (self.y - mu) ** 2
+            stats = (r2 / self.family.variance(mu)).sum(), r2.sum(), float((self.w > 0).sum())
+        return (self._deviance(mu), *stats)
 
     def loglike(self, beta: torch.Tensor, scale: float) -> Pieces:
         """(sum_i ll_i,) at dispersion ``scale`` over rows with w > 0."""
         mu = self._mean(beta)[1]
-        keep = self.w > 0
-        s = torch.as_tensor(scale, dtype=self.X.dtype, device=self.X.device)
-        return (self.family.loglike_obs(self.y[keep], mu[keep], self.w[keep], s).sum(),)
+        with self._serial():
+            keep = self.w > 0
+            s = torch.as_tensor(scale, dtype=self.X.dtype, device=self.X.device)
+            return (self.family.loglike_obs(self.y[keep], mu[keep], self.w[keep], s).sum(),)
 
     def fisher_gram(self, beta: torch.Tensor) -> Pieces:
         """(X^T W X,) with the IRLS (expected-information) weights at ``beta``."""
         mu = self._mean(beta)[1]
-        gprime = self.family.link.deriv(mu)
-        return (self.gram((self.w / (self.family.variance(mu) * gprime * gprime)).sqrt()),)
+        with self._serial():
+            gprime = self.family.link.deriv(mu)
+            sqrt_w = (self.w / (self.family.variance(mu) * gprime * gprime)).sqrt()
+        return (self.gram(sqrt_w),)
 
     def mean(self, beta: torch.Tensor) -> torch.Tensor:
         """mu(a) for these rows."""
@@ -158,17 +203,36 @@ class Shard:
 
     # -- robust linear model --------------------------------------------------------------------------
     def resid(self, beta: torch.Tensor) -> torch.Tensor:
-        """r = y - offset - X a for these rows (gathered, not summed: the MAD scale needs all of them)."""
-        return self.y - torch.addmv(self.offset, self.X, beta)
+        """r = y - offset - X a for these rows (gathered, not summed: the MAD scale needs all of them).
 
-    def wls_pieces(self, beta: torch.Tensor | None, scale: float = 1.0, norm=None) -> Pieces:
-        """(X^T W X, X^T W (y - offset)) with W = diag(w * norm.weights(r / scale)), r = resid(beta).
-
-        ``beta`` None gives the unweighted (ordinary / prior-weighted) least-squares pieces.
+        Cached for the last a: robust IRLS gathers r at a new a, then asks for its weighted pieces there.
         """
-        weight = self.w if beta is None else self.w * norm.weights(self.resid(beta) / scale)
-        G = self.gram(weight.sqrt())
-        return G, self.X.T @ (weight * (self.y - self.offset))
+        if self._resid is not None and torch.equal(self._resid[0], beta):
+            return self._resid[1]
+        r = torch.addmv(self.offset, self.X, beta)
+        with self._serial():
+            r = torch.sub(self.y, r, out=r)
+        self._resid = (beta.clone(), r)
+        return r
+
+    def wls_pieces(
+        self, beta: torch.Tensor | None, scale: float = 1.0, norm=None, low: bool = False
+    ) -> Pieces:
+        """(X^T W X, X^T W (y - offset)) for ``beta`` None (prior weights W = diag(w): least squares),
+        else (X^T W X, X^T W r) with W = diag(w * norm.weights(r / scale)), r = resid(beta).
+
+        From a current a the weighted least-squares solution is a + (X^T W X)^{-1} X^T W r, whose fixed
+        point X^T W r = 0 does not depend on the accuracy of X^T W X — which ``low`` forms in float32.
+        """
+        r = None if beta is None else self.resid(beta)
+        with self._serial():
+            if r is None:
+                weight, v = self.w, self.w * (self.y - self.offset)
+            else:
+                weight = self.w * norm.weights(r / scale)
+                v = weight * r
+            sqrt_w = weight.sqrt()
+        return self.gram(sqrt_w, low), self.X.T @ v
 
 
 def as_numpy(t: torch.Tensor) -> np.ndarray:
