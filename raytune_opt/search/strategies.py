@@ -19,9 +19,9 @@ Notes on Ray 2.60 behaviour: ``grid``, ``pbt`` and ``pb2`` run their configurati
 space's conditional grid, the seeded initial population) through Ray's own
 ``BasicVariantGenerator`` (PBT refuses ``Searcher`` s); PBT and PB2 mutate only unconditional
 parameters that no other parameter depends on, clip perturbations into the domains and draw
-their mutations from Python's ``random`` (not seeded here); ``hyperband`` (Ray's synchronous
-``HyperBandScheduler``) does not resume paused brackets after ``Tuner.restore`` — use ``asha``
-or ``bohb`` where runs must be resumable.
+their mutations from ``seed`` (:mod:`raytune_opt.search.schedulers`); ``hyperband`` (Ray's
+synchronous ``HyperBandScheduler``) does not resume paused brackets after ``Tuner.restore`` —
+use ``asha`` or ``bohb`` where runs must be resumable.
 """
 
 from __future__ import annotations
@@ -257,9 +257,9 @@ def _interval(r: _Request) -> int:
 
 def _pbt(r: _Request) -> tuple[Any, Any, int]:
     from ray import tune
-    from ray.tune.schedulers import PopulationBasedTraining
 
     from raytune_opt.search._searcher import PresetGenerator
+    from raytune_opt.search.schedulers import SeededPBT
 
     mutations: dict[str, Any] = {}
     for name, d in _mutable(r, (Float, Int, Choice)).items():
@@ -269,7 +269,7 @@ def _pbt(r: _Request) -> tuple[Any, Any, int]:
             mutations[name] = (tune.lograndint if d.log else tune.randint)(d.low, d.high + 1)
         else:
             mutations[name] = (tune.loguniform if d.log else tune.uniform)(d.low, d.high)
-    sched = PopulationBasedTraining(
+    sched = SeededPBT(
         time_attr=r.time_attr,
         perturbation_interval=_interval(r),
         hyperparam_mutations=mutations,
@@ -277,23 +277,24 @@ def _pbt(r: _Request) -> tuple[Any, Any, int]:
         resample_probability=r.opt("resample_probability", 0.25),
         custom_explore_fn=r.space.clip,
         synch=r.opt("synch", False),
+        seed=r.seed,
     )
     return PresetGenerator(_population(r), r.seed), sched, r.num_samples
 
 
 def _pb2(r: _Request) -> tuple[Any, Any, int]:
-    from ray.tune.schedulers.pb2 import PB2
-
     from raytune_opt.search._searcher import PresetGenerator
+    from raytune_opt.search.schedulers import SeededPB2
 
     bounds = {name: [d.low, d.high] for name, d in _mutable(r, (Float, Int)).items()}
-    sched = PB2(
+    sched = SeededPB2(
         time_attr=r.time_attr,
         perturbation_interval=_interval(r),
         hyperparam_bounds=bounds,
         quantile_fraction=r.opt("quantile_fraction", 0.25),
         synch=r.opt("synch", False),
         custom_explore_fn=r.space.clip,
+        seed=r.seed,
     )
     return PresetGenerator(_population(r), r.seed), sched, r.num_samples
 
