@@ -99,8 +99,11 @@ class LM(FlatOptimizer):
     - ``"nielsen"`` (default; Nielsen 1999, Madsen–Nielsen–Tingleff §3.2): with the gain ratio
       ρ = (F(a) − F(a_new)) / (L(0) − L(h)), L(0) − L(h) = Jᵀr·h − ½ hᵀJᵀJ h the decrease predicted
       by the Gauss–Newton model for the step h: accepted λ ← λ·max(1/3, 1 − (2ρ − 1)³), ν_k ← ν;
-      rejected λ ← λ·ν_k, ν_k ← 2ν_k. It needs fewer evaluations than the classic rule on the
-      MGH problems (benchmarks/solvers_mgh.py).
+      rejected λ ← λ·max(ν_k, 1/t*), ν_k ← 2ν_k, where t* ∈ [0.1, 0.5] is MINPACK's step fraction
+      after a failure — the minimiser gᵀh / (2 (F(a − h) − F(a) + gᵀh)) of the quadratic through the
+      cost along the rejected step, 0.1 when ‖r‖ grew ten-fold — so a wild trial raises λ ten-fold
+      at once instead of through a doubling sequence. It needs fewer evaluations than the classic
+      rule on the MGH problems (benchmarks/solvers_mgh.py).
 
     A trial point costs one closure call; its Jacobian is computed from the same autograd graph
     only if the trial is accepted.
@@ -195,13 +198,13 @@ class LM(FlatOptimizer):
             st["damping"] *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
             st["nu_k"] = float(self.hp["nu"])
 
-    def _reject(self, st: dict[str, Any]) -> None:
-        """λ after a rejected trial: λ·ν (marquardt) or λ·ν_k, ν_k ← 2ν_k (nielsen)."""
+    def _reject(self, st: dict[str, Any], t: float = 0.5) -> None:
+        """λ after a rejected trial: λ·ν (marquardt) or λ·max(ν_k, 1/t), ν_k ← 2ν_k (nielsen)."""
         if self.hp["damping_update"] == "marquardt":
             st["damping"] *= float(self.hp["nu"])
         else:
             nu_k = st.get("nu_k", float(self.hp["nu"]))
-            st["damping"] *= nu_k
+            st["damping"] *= max(nu_k, 1.0 / t)
             st["nu_k"] = 2.0 * nu_k
 
     def _scaling(self, st: dict[str, Any], A: torch.Tensor) -> torch.Tensor:
@@ -255,7 +258,14 @@ class LM(FlatOptimizer):
                     self._accept(st, (ev.f - trial.f) / predicted if predicted > 0 else 1.0)
                     new = trial
                     break
-                self._reject(st)
+                # MINPACK's quadratic interpolation of the cost along the rejected step: its minimiser
+                # t* = gᵀh / (2 (F_trial − F + gᵀh)), bounded to [0.1, 0.5] (0.1 if ‖r‖ grew ten-fold)
+                gh = float(g.dot(h))
+                grew = trial.f - ev.f
+                t = 0.1
+                if math.isfinite(trial.f) and trial.f < 100.0 * ev.f and gh > 0 and grew + gh > 0:
+                    t = min(0.5, max(0.1, gh / (2.0 * (grew + gh))))
+                self._reject(st, t)
             if new is None:  # no trial decreased the cost: stay at the current point
                 self._scatter(ev.x)
                 break
