@@ -69,16 +69,44 @@ def _loss(result: Mapping[str, Any] | None, metric: str, sign: float) -> float:
         return math.nan
 
 
+_COMPANION_STATE = "__companion_scheduler_state__"
+
+
+def _state_with_companion(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (a searcher's ``__dict__``) without its ``companion`` scheduler, with that
+    scheduler's own state instead (see :mod:`raytune_opt.search.schedulers`)."""
+    state = dict(state)
+    companion = state.pop("companion", None)
+    if companion is not None:
+        state[_COMPANION_STATE] = companion.scheduler_state()
+    return state
+
+
+def _load_companion(searcher: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """Hands the saved scheduler state in ``state`` to ``searcher.companion``; the rest of it back."""
+    state = dict(state)
+    saved = state.pop(_COMPANION_STATE, None)
+    state.pop("companion", None)
+    companion = getattr(searcher, "companion", None)
+    if saved is not None and companion is not None:
+        companion.load_scheduler_state(saved)
+    return state
+
+
 class _Stateful(Searcher):
-    """``save``/``restore`` of the whole ``__dict__`` (cloudpickle), as Ray's TuneBOHB does."""
+    """``save``/``restore`` of the whole ``__dict__`` (cloudpickle), as Ray's TuneBOHB does, plus
+    the state of the ``companion`` scheduler when ``make_tune_config`` paired one with it: Ray
+    saves the searcher, never the scheduler, at each experiment checkpoint."""
+
+    companion: Any = None
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
-            cloudpickle.dump(self.__dict__, f)
+            cloudpickle.dump(_state_with_companion(self.__dict__), f)
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(cloudpickle.load(f))
+            self.__dict__.update(_load_companion(self, cloudpickle.load(f)))
 
     def _set_metric_mode(self, metric: str | None, mode: str | None) -> None:
         if metric:
@@ -207,15 +235,25 @@ class SpaceAdapter(_Stateful):
 class PresetGenerator(BasicVariantGenerator):
     """Ray's ``BasicVariantGenerator`` running exactly the given configurations, one trial each.
 
-    For strategies that need Ray's own generator (PBT and PB2 reject ``Searcher`` s) or a fixed
-    list of trials (the grid): the configurations come from the space (only active parameters),
-    so the Tuner's ``param_space`` needs no key for them — unlike ``points_to_evaluate``, which
-    must name keys of the ``param_space``. The state (its iterators) is saved and restored by Ray.
+        For strategies that need Ray's own generator (PBT and PB2 reject ``Searcher`` s) or a fixed
+        list of trials (the grid): the configurations come from the space (only active parameters),
+        so the Tuner's ``param_space`` needs no key for them — unlike ``points_to_evaluate``, which
+        must name keys of the ``param_space``. The state (its iterators) is saved and restored by Ray,
+    with its ``companion`` scheduler's (PBT, PB2).
     """
+
+    companion: Any = None
 
     def __init__(self, configs: list[dict[str, Any]], random_state: int | None = None) -> None:
         super().__init__(random_state=random_state)
         self.presets = [dict(c) for c in configs]
+
+    def get_state(self) -> Any:
+        state = super().get_state()
+        return state if state is False else _state_with_companion(state)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(_load_companion(self, state))
 
     def add_configurations(self, experiments: Any) -> None:
         from ray.tune.experiment import _convert_to_experiment_list

@@ -19,9 +19,10 @@ Notes on Ray 2.60 behaviour: ``grid``, ``pbt`` and ``pb2`` run their configurati
 space's conditional grid, the seeded initial population) through Ray's own
 ``BasicVariantGenerator`` (PBT refuses ``Searcher`` s); PBT and PB2 mutate only unconditional
 parameters that no other parameter depends on, clip perturbations into the domains and draw
-their mutations from ``seed`` (:mod:`raytune_opt.search.schedulers`); ``hyperband`` (Ray's
-synchronous ``HyperBandScheduler``) does not resume paused brackets after ``Tuner.restore`` —
-use ``asha`` or ``bohb`` where runs must be resumable.
+their mutations from ``seed``; Ray saves no scheduler with the experiment, so their state travels
+with the searcher and ``Tuner.restore`` resumes the population (:mod:`raytune_opt.search.schedulers`);
+``hyperband`` (Ray's synchronous ``HyperBandScheduler``) does not resume paused brackets after
+``Tuner.restore`` — use ``asha`` or ``bohb`` where runs must be resumable.
 """
 
 from __future__ import annotations
@@ -484,6 +485,11 @@ def make_tune_config(
         strategy, space, metric, mode, num_samples, max_t, grace_period, reduction_factor, seed, options
     )
     search_alg, scheduler, n = s.build(r)
+    from raytune_opt.search.schedulers import is_resumable
+
+    if is_resumable(scheduler):
+        # Ray saves the searcher, not the scheduler: the searcher carries the scheduler's state
+        search_alg.companion = scheduler
     extra = {
         k: options[k]
         for k in ("time_budget_s", "trial_name_creator", "trial_dirname_creator")

@@ -1,6 +1,7 @@
-"""raytune_opt.search.schedulers without a Ray run: the seeded PBT/PB2 explore.
+"""raytune_opt.search.schedulers without a Ray run: the seeded PBT/PB2 explore, the state's ride.
 
-(The end-to-end check — two seeded synchronous PBT runs mutating alike — is in test_tune_runs.)
+(The end-to-end checks — PBT/PB2 cloning after ``Tuner.restore``, two seeded synchronous PBT runs
+mutating alike — are in test_tune_runs.)
 """
 
 from __future__ import annotations
@@ -8,10 +9,12 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 from ray.tune.experiment import Trial
 
 from raytune_opt.search import SearchSpace, make_tune_config
-from raytune_opt.search.schedulers import SeededStreams
+from raytune_opt.search._searcher import PresetGenerator
+from raytune_opt.search.schedulers import SeededPB2, SeededPBT, SeededStreams
 
 FLAT = {
     "opt": "a",
@@ -71,3 +74,16 @@ def test_seeded_streams_are_reentrant():
             y = random.random()
     ref = random.Random(3)
     assert (x, y) == (ref.random(), ref.random())
+
+
+@pytest.mark.parametrize(
+    "strategy, cls, searcher", [("pbt", SeededPBT, PresetGenerator), ("pb2", SeededPB2, PresetGenerator)]
+)
+def test_population_schedulers_ride_with_their_searcher(strategy, cls, searcher):
+    cfg = make_tune_config(
+        strategy, SearchSpace(FLAT), metric="loss", mode="min", num_samples=4, max_t=8, seed=0
+    )
+    assert isinstance(cfg.scheduler, cls) and isinstance(cfg.search_alg, searcher)
+    assert cfg.search_alg.companion is cfg.scheduler
+    state = cfg.search_alg.get_state()
+    assert "companion" not in state and state["__companion_scheduler_state__"]["trials"] == {}
