@@ -1,14 +1,18 @@
-"""PBT and PB2 that survive ``Tuner.restore`` and explore from a seed.
+"""Ray Tune schedulers that survive ``Tuner.restore`` and, for PBT/PB2, explore from a seed.
 
 **Why.** Ray 2.60 does not save a scheduler with the experiment (ray-project/ray#30838, open):
 ``TuneController.save_to_dir`` writes the trials, the searcher and the callbacks, and
 ``Tuner.restore`` rebuilds the scheduler from ``tuner.pkl`` — pickled when the ``Tuner`` was
 created, so empty — then re-adds *every* trial, finished ones included, through ``on_trial_add``:
 
-``PopulationBasedTraining`` / ``PB2`` forget every score, perturbation time and donor checkpoint
-(every trial perturbs at its first report after the restore, as if it had never perturbed), and
-PB2 forgets its data: its first explores after a restore find no history for the donor and copy
-the donor's configuration unchanged.
+* ``HyperBandScheduler`` puts the re-added trials into fresh brackets in the order Ray re-queues
+  them (latest result first). A finished trial lands in a bracket as a member that never reports
+  (``result = None``, time 0), so that bracket's ``cur_iter_done()`` is never true and the trials
+  paused at its milestone wait for a halving that never comes: the restored run hangs.
+* ``PopulationBasedTraining`` / ``PB2`` forget every score, perturbation time and donor
+  checkpoint (every trial perturbs at its first report after the restore, as if it had never
+  perturbed), and PB2 forgets its data: its first explores after a restore find no history for
+  the donor and copy the donor's configuration unchanged.
 
 **How.** Each scheduler here has ``scheduler_state() -> dict`` (picklable; trials named by id,
 never by ``Trial`` object) and ``load_scheduler_state(state)``. ``make_tune_config`` pairs the
@@ -17,8 +21,12 @@ with its own (``_searcher.SpaceSearcher``, ``PresetGenerator``) — at the same 
 experiment state, so trials and scheduler agree — and hands it back on restore, before Ray
 re-adds the trials. ``on_trial_add`` then puts each known trial back where it was:
 
-its score, perturbation and train times and last result; a trial that held a donor checkpoint
-(upper quantile) gets its latest checkpoint back. PB2 also keeps its data frame.
+* Hyperband: into its own bracket, with its last ``(time, metric)``; finished trials as
+  non-members; a trial that had reached its bracket's milestone and waits for the halving is
+  re-added as ``PAUSED`` (not ``PENDING``), so it does not train past the milestone before the
+  bracket is decided. A finished trial the saved state does not know never joins a bracket.
+* PBT/PB2: its score, perturbation and train times and last result; a trial that held a donor
+  checkpoint (upper quantile) gets its latest checkpoint back. PB2 also keeps its data frame.
 
 **Seeds.** PBT's explore (``random.random``/``random.choice`` in Ray's ``_explore``, the donor's
 ``random.choice``, ``Domain.sample(None)`` = NumPy's global generator) and PB2's acquisition
@@ -31,6 +39,7 @@ the same sequence of results give the same mutations, also across a restore.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,10 +47,20 @@ from typing import Any
 
 import numpy as np
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import PopulationBasedTraining
+from ray.tune.schedulers import HyperBandScheduler, PopulationBasedTraining
+from ray.tune.schedulers.hb_bohb import HyperBandForBOHB
 from ray.tune.schedulers.pb2 import PB2
 
-__all__ = ["SeededStreams", "SeededPBT", "SeededPB2", "is_resumable"]
+__all__ = [
+    "SeededStreams",
+    "SeededPBT",
+    "SeededPB2",
+    "ResumableHyperBand",
+    "ResumableHyperBandForBOHB",
+    "is_resumable",
+]
+
+_DONE = (Trial.TERMINATED, Trial.ERROR)
 
 
 def is_resumable(scheduler: Any) -> bool:
@@ -174,3 +193,128 @@ class SeededPB2(_Population, PB2):
         self.data = state["data"]
         self.current = state["current"]
         self.last_exploration_time = state["last_exploration_time"]
+
+
+# ------------------------------------------------------------------ Hyperband
+_MEMBERS = ("_live_trials", "_all_trials", "trials_to_unpause")
+
+
+class _Brackets:
+    """Hyperband mixin: the bands of brackets and each trial's place in them across a restore."""
+
+    _hyperbands: list
+    _trial_info: dict
+    _state: dict
+
+    def _init_brackets(self) -> None:
+        # trial id → (bracket, band index, rank in the bracket, still live, last (time, metric)
+        # or None, to unpause): filled by load_scheduler_state, emptied as Ray re-adds the trials
+        self._members: dict[str, tuple[Any, int, int, bool, dict | None, bool]] = {}
+        self._rank: dict[str, int] = {}
+
+    def _kept(self, result: dict | None) -> dict | None:
+        if result is None:
+            return None
+        return {k: result[k] for k in (self._time_attr, self._metric) if k in result}
+
+    def scheduler_state(self) -> dict[str, Any]:
+        """The bands (each bracket's counters), each trial's ``(band, bracket, rank, live, last
+        result, to unpause)`` by id, the current bracket and the stop count."""
+        where: dict[int, tuple[int, int]] = {}
+        bands: list[list[dict | None]] = []
+        members: dict[str, tuple[int, int, int, bool, dict | None, bool]] = {}
+        for b, band in enumerate(self._hyperbands):
+            bands.append([])
+            for p, bracket in enumerate(band):
+                if bracket is None:
+                    bands[-1].append(None)
+                    continue
+                where[id(bracket)] = (b, p)
+                bands[-1].append({k: v for k, v in vars(bracket).items() if k not in _MEMBERS})
+                for rank, trial in enumerate(bracket._all_trials):
+                    live = trial in bracket._live_trials
+                    members[trial.trial_id] = (
+                        b,
+                        p,
+                        rank,
+                        live,
+                        self._kept(bracket._live_trials.get(trial)),
+                        trial in bracket.trials_to_unpause,
+                    )
+        current = self._state["bracket"]
+        return {
+            "bands": bands,
+            "members": members,
+            "current": None if current is None else where[id(current)],
+            "band_idx": self._state["band_idx"],
+            "num_stopped": self._num_stopped,
+        }
+
+    def load_scheduler_state(self, state: dict[str, Any]) -> None:
+        from ray.tune.schedulers.hyperband import _Bracket
+
+        self._hyperbands = []
+        for band in state["bands"]:
+            self._hyperbands.append([])
+            for fields in band:
+                bracket = None
+                if fields is not None:
+                    bracket = _Bracket.__new__(_Bracket)
+                    vars(bracket).update(fields)
+                    bracket._live_trials, bracket._all_trials, bracket.trials_to_unpause = {}, [], set()
+                self._hyperbands[-1].append(bracket)
+        self._members = {
+            tid: (self._hyperbands[b][p], b, rank, live, result, unpause)
+            for tid, (b, p, rank, live, result, unpause) in state["members"].items()
+        }
+        self._rank = {tid: m[2] for tid, m in self._members.items()}
+        cur = state["current"]
+        self._state = {
+            "bracket": None if cur is None else self._hyperbands[cur[0]][cur[1]],
+            "band_idx": state["band_idx"],
+        }
+        self._num_stopped = state["num_stopped"]
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        member = self._members.pop(trial.trial_id, None)
+        if member is None:
+            if trial.status in _DONE:
+                return  # finished before any state we know of: it will never report again
+            super().on_trial_add(tune_controller, trial)
+            return
+        bracket, band_idx, _, live, result, unpause = member
+        self._trial_info[trial] = bracket, band_idx
+        bracket._all_trials = sorted([*bracket._all_trials, trial], key=self._rank_of)
+        if not live or trial.status in _DONE:
+            return
+        live_trials = {**bracket._live_trials, trial: result}
+        bracket._live_trials = {t: live_trials[t] for t in sorted(live_trials, key=self._rank_of)}
+        if unpause:
+            bracket.trials_to_unpause.add(trial)
+        elif not bracket.continue_trial(trial) and not bracket.finished():
+            # at the milestone, waiting for the rest of its bracket: keep it waiting
+            trial.set_status(Trial.PAUSED)
+
+    def _rank_of(self, trial: Trial) -> float:
+        """Restored trials keep their order in the bracket; trials added since come after them."""
+        return self._rank.get(trial.trial_id, math.inf)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        if trial in self._trial_info:
+            super().on_trial_remove(tune_controller, trial)
+
+
+class ResumableHyperBand(_Brackets, HyperBandScheduler):
+    """Ray's synchronous ``HyperBandScheduler`` whose brackets survive ``Tuner.restore``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_brackets()
+
+
+class ResumableHyperBandForBOHB(_Brackets, HyperBandForBOHB):
+    """Ray's ``HyperBandForBOHB`` whose brackets survive ``Tuner.restore``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_brackets()

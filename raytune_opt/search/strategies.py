@@ -18,11 +18,11 @@ mentions a checkpoint / the fidelity anywhere.
 Notes on Ray 2.60 behaviour: ``grid``, ``pbt`` and ``pb2`` run their configurations (the
 space's conditional grid, the seeded initial population) through Ray's own
 ``BasicVariantGenerator`` (PBT refuses ``Searcher`` s); PBT and PB2 mutate only unconditional
-parameters that no other parameter depends on, clip perturbations into the domains and draw
-their mutations from ``seed``; Ray saves no scheduler with the experiment, so their state travels
-with the searcher and ``Tuner.restore`` resumes the population (:mod:`raytune_opt.search.schedulers`);
-``hyperband`` (Ray's synchronous ``HyperBandScheduler``) does not resume paused brackets after
-``Tuner.restore`` — use ``asha`` or ``bohb`` where runs must be resumable.
+parameters that no other parameter depends on and clip perturbations into the domains. Ray saves
+no scheduler with the experiment: ``hyperband``, ``bohb``, ``pbt`` and ``pb2`` use the schedulers
+of :mod:`raytune_opt.search.schedulers`, whose state travels with the searcher so that
+``Tuner.restore`` resumes their brackets / population; PBT's and PB2's random draws come from
+``seed``.
 """
 
 from __future__ import annotations
@@ -170,10 +170,10 @@ def _tpe(r: _Request) -> tuple[Any, Any, int]:
 
 
 def _hyperband(r: _Request) -> tuple[Any, Any, int]:
-    from ray.tune.schedulers import HyperBandScheduler
+    from raytune_opt.search.schedulers import ResumableHyperBand
 
     search, _, n = _sequence("random")(r)
-    sched = HyperBandScheduler(time_attr=r.time_attr, max_t=r.max_t, reduction_factor=r.reduction_factor)
+    sched = ResumableHyperBand(time_attr=r.time_attr, max_t=r.max_t, reduction_factor=r.reduction_factor)
     return search, sched, n
 
 
@@ -201,15 +201,17 @@ _BOHB_OPTIONS = (
 
 
 def _bohb(r: _Request) -> tuple[Any, Any, int]:
-    from ray.tune.schedulers.hb_bohb import HyperBandForBOHB
     from ray.tune.search.bohb import TuneBOHB
 
     from raytune_opt.search._searcher import SpaceAdapter
+    from raytune_opt.search.schedulers import ResumableHyperBandForBOHB
 
     bohb_config = {k: r.options[k] for k in _BOHB_OPTIONS if k in r.options}
     inner = TuneBOHB(r.space.to_configspace(seed=r.seed), bohb_config, r.metric, r.mode, seed=r.seed)
     search = SpaceAdapter(inner, r.space, r.space.from_configspace, r.metric, r.mode)
-    sched = HyperBandForBOHB(time_attr=r.time_attr, max_t=r.max_t, reduction_factor=r.reduction_factor)
+    sched = ResumableHyperBandForBOHB(
+        time_attr=r.time_attr, max_t=r.max_t, reduction_factor=r.reduction_factor
+    )
     return search, sched, r.num_samples
 
 

@@ -1,7 +1,7 @@
-"""raytune_opt.search.schedulers without a Ray run: the seeded PBT/PB2 explore, the state's ride.
+"""raytune_opt.search.schedulers without a Ray run: seeded PBT/PB2 explore, Hyperband state round trip.
 
-(The end-to-end checks — PBT/PB2 cloning after ``Tuner.restore``, two seeded synchronous PBT runs
-mutating alike — are in test_tune_runs.)
+(The end-to-end checks — a restored Hyperband run ending as its brackets say, PBT/PB2 cloning
+after ``Tuner.restore``, two seeded synchronous PBT runs mutating alike — are in test_tune_runs.)
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from ray.tune.experiment import Trial
 
 from raytune_opt.search import SearchSpace, make_tune_config
 from raytune_opt.search._searcher import PresetGenerator
-from raytune_opt.search.schedulers import SeededPB2, SeededPBT, SeededStreams
+from raytune_opt.search.qmc import SequenceSearcher
+from raytune_opt.search.schedulers import ResumableHyperBand, SeededPB2, SeededPBT, SeededStreams
 
 FLAT = {
     "opt": "a",
@@ -87,3 +88,70 @@ def test_population_schedulers_ride_with_their_searcher(strategy, cls, searcher)
     assert cfg.search_alg.companion is cfg.scheduler
     state = cfg.search_alg.get_state()
     assert "companion" not in state and state["__companion_scheduler_state__"]["trials"] == {}
+
+
+def hyperband(searcher_seed: int = 0) -> tuple[SequenceSearcher, ResumableHyperBand]:
+    cfg = make_tune_config(
+        "hyperband", SearchSpace(FLAT), metric="loss", mode="min", num_samples=9, max_t=9, seed=searcher_seed
+    )
+    assert cfg.search_alg.companion is cfg.scheduler
+    cfg.scheduler.set_search_properties("loss", "min")  # as tune.run does
+    return cfg.search_alg, cfg.scheduler
+
+
+def membership(sched: ResumableHyperBand) -> list:
+    """Per bracket: its counters and its trials (by id) with their last results."""
+    out = []
+    for band in sched._hyperbands:
+        for b in band:
+            out.append(
+                (
+                    b._n,
+                    b._cumul_r,
+                    b._halves,
+                    [t.trial_id for t in b._all_trials],
+                    {t.trial_id: r for t, r in b._live_trials.items()},
+                )
+            )
+    return out
+
+
+def test_hyperband_brackets_survive_a_save_and_restore_through_the_searcher(tmp_path):
+    search, sched = hyperband()
+    trials = [stub({"lr": 0.1 * (i + 1)}) for i in range(8)]
+    for t in trials:
+        sched.on_trial_add(None, t)
+    # first bracket (s = 0, 3 trials): the first trial finished; second bracket (s = 1, 5 trials,
+    # milestone 3): trials 3 and 4 wait at the milestone, trial 5 is at iteration 1
+    for t, it in [(trials[0], 9), (trials[3], 3), (trials[4], 3), (trials[5], 1)]:
+        for i in range(1, it + 1):
+            decision = sched.on_trial_result(None, t, {"training_iteration": i, "loss": t.config["lr"]})
+    assert decision == "CONTINUE"
+    sched._trial_info[trials[0]][0].cleanup_trial(trials[0])  # what on_trial_complete does
+    trials[0].set_status(Trial.TERMINATED)
+    for t in trials[3:5]:
+        t.set_status(Trial.PAUSED)
+    search.save(str(tmp_path / "searcher.pkl"))
+    saved = membership(sched)
+
+    # Tuner.restore: the searcher and its companion from tuner.pkl (fresh), the state loaded, then
+    # Ray re-adds every trial — unfinished ones PENDING, latest result first
+    search2, sched2 = hyperband()
+    search2.restore(str(tmp_path / "searcher.pkl"))
+    again = [stub(t.config, Trial.TERMINATED if t is trials[0] else Trial.PENDING) for t in trials]
+    for t, old in zip(again, trials, strict=True):
+        t.trial_id = old.trial_id
+    for t in reversed(again):
+        sched2.on_trial_add(None, t)
+    assert membership(sched2) == saved
+    assert [t.status for t in again[3:6]] == [Trial.PAUSED, Trial.PAUSED, Trial.PENDING]  # wait at 3
+    new = stub({"lr": 0.05})
+    sched2.on_trial_add(None, new)  # the 9th trial opens the third bracket (s = 2), as it would have
+    assert sched2._trial_info[new][0] is sched2._hyperbands[0][2] and membership(sched2)[:2] == saved
+
+
+def test_hyperband_never_puts_a_finished_trial_it_does_not_know_into_a_bracket():
+    _, sched = hyperband()
+    done = stub({"lr": 0.1}, Trial.TERMINATED)
+    sched.on_trial_add(None, done)  # a restore without saved state (e.g. a run older than this)
+    assert done not in sched._trial_info and sched._state["bracket"] is None

@@ -5,7 +5,8 @@ trials (:class:`synthetic.InterruptOnce`, as by Ctrl+C), ``Tuner.restore`` finis
 finished run must hold the whole budget, configurations with only their active parameters, and
 a configuration near the known optimum of :func:`synthetic.objective`. PBT/PB2 must show clones
 that continue from a donor's checkpoint — after the restore too — (PBT: with a mutated ``lr``);
-Fabolas must start on small data fractions and evaluate its recommendation on all of the data.
+the restored Hyperband run must end exactly as Hyperband's brackets say; Fabolas must start on
+small data fractions and evaluate its recommendation on all of the data.
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ CASES = {
     "halton": (12, 2, 5, {}, False, 0.25),
     "bo": (12, 1, 6, {}, False, 0.1),
     "tpe": (12, 2, 5, {}, False, 0.25),
-    # Ray's synchronous HyperBandScheduler does not resume its paused brackets after
-    # Tuner.restore (the restored run hangs): hyperband runs uninterrupted (None)
-    "hyperband": (9, 9, None, {}, True, 0.25),
+    # interrupted while the first trials of its second bracket wait at their milestone
+    "hyperband": (9, 9, 6, {}, True, 0.25),
     "asha": (12, 9, 5, {}, False, 0.25),
     "bohb": (12, 9, 5, {}, True, 0.25),
     "fabolas": (12, 1, 6, {"cost_attr": "cost", "n_initial": 6}, False, 0.25),
@@ -112,6 +112,8 @@ def test_strategy_runs_resumes_and_finds_the_optimum(strategy, ray_local, tmp_pa
     assert best <= tol, f"{strategy}: best f = {best:.3f} > {tol}"
     if strategy in POPULATION:
         assert_exploited(first, grid, space=sp if strategy == "pbt" else None)
+    if strategy == "hyperband":
+        assert_hyperband_schedule(grid, max_t)
     if strategy == "fabolas":
         by_index = sorted(grid, key=trial_index)
         fractions = [r.config["data_fraction"] for r in by_index]
@@ -157,6 +159,19 @@ def assert_exploited(first: tune.ResultGrid, grid: tune.ResultGrid, space: Searc
         if space is not None:
             lo, hi = space.params["lr"].domain.low, space.params["lr"].domain.high
             assert lr != donor_lr or donor_lr in (lo, hi)  # with a mutated learning rate
+
+
+def assert_hyperband_schedule(grid: tune.ResultGrid, max_t: int) -> None:
+    """Hyperband with max_t = 9, η = 3 fills its brackets in trial order: s = 0 (3 trials trained
+    to 9), s = 1 (5 trials to 3, the best ⌈5/3⌉ = 2 on to 9), s = 2 (the 9th trial alone: to 9) —
+    after the interruption and restore exactly as without them."""
+    assert max_t == 9
+    runs = sorted(grid, key=trial_index)
+    reached = [int(r.metrics_dataframe["training_iteration"].max()) for r in runs]
+    second = runs[3:8]
+    best_two = sorted(second, key=lambda r: objective(r.config))[:2]
+    expected = [9, 9, 9] + [9 if r in best_two else 3 for r in second] + [9]
+    assert reached == expected
 
 
 def test_seeded_pbt_mutates_the_same_way_twice(ray_local, tmp_path):
