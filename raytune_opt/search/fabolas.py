@@ -37,7 +37,7 @@ import numpy as np
 
 from raytune_opt.errors import ConfigError
 from raytune_opt.search._searcher import SpaceSearcher
-from raytune_opt.search.bo import candidate_pool, fit_gp, targets
+from raytune_opt.search.bo import candidate_pool, fit_gp, hyperparameters, single_threaded, targets
 from raytune_opt.search.qmc import SequenceSearcher
 from raytune_opt.search.space import Float, SearchSpace
 
@@ -93,6 +93,10 @@ class FabolasSearcher(SpaceSearcher):
         self.fractions = sorted(set(self.fractions))
         self.recommended: list[str] = []  # trial ids that evaluate the recommendation at s = 1
         self._recommending = False
+        self.warm: dict[str, Any] | None = None  # the last fit's hyperparameters
+        #: the configuration of lowest predicted loss at s = 1 per the last model fitted (the
+        #: paper's incumbent; ``None`` before the first model)
+        self.incumbent: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ models
     def _features(self, config: dict[str, Any], s: float) -> np.ndarray:
@@ -116,7 +120,9 @@ class FabolasSearcher(SpaceSearcher):
             linear_truncated=False,
             outcome_transform=Standardize(m=1),
         )
-        return fit_gp(model)
+        model = fit_gp(model, self.warm)
+        self.warm = hyperparameters(model)
+        return model
 
     def cost_model(self) -> tuple[float, float]:
         """``(c0, c1)`` of ``cost(s) = c0 + c1 · s``, least squares on the measured costs, both > 0."""
@@ -136,20 +142,29 @@ class FabolasSearcher(SpaceSearcher):
             raise RuntimeError("Fabolas has no finished trial to recommend from")
         import torch
 
-        seen = [{k: v for k, v in o[1].items() if k != self.fidelity} for o in self.observations]
-        P = torch.tensor(np.stack([self._features(c, 1.0) for c in seen]), dtype=torch.float64)
         with torch.random.fork_rng():
             torch.manual_seed(int(self.rng.integers(2**31)))
             try:
-                model = self._fit()
-                with torch.no_grad():
-                    mean = model.posterior(P).mean.squeeze(-1).numpy()
+                self.incumbent = self._predicted_best(self._fit())
             except Exception:  # noqa: BLE001 - fall back to the best observed at the largest s
                 best = min(
                     range(len(self.observations)),
                     key=lambda i: (-self.observations[i][1][self.fidelity], self.losses()[i]),
                 )
-                return seen[best]
+                self.incumbent = self._seen()[best]
+        return self.incumbent
+
+    def _seen(self) -> list[dict[str, Any]]:
+        return [{k: v for k, v in o[1].items() if k != self.fidelity} for o in self.observations]
+
+    def _predicted_best(self, model: Any) -> dict[str, Any]:
+        """The evaluated configuration whose predicted loss at ``s = 1`` is lowest under ``model``."""
+        import torch
+
+        seen = self._seen()
+        P = torch.tensor(np.stack([self._features(c, 1.0) for c in seen]), dtype=torch.float64)
+        with torch.no_grad(), single_threaded():
+            mean = model.posterior(P).mean.squeeze(-1).numpy()  # of −y: the largest is the best
         return seen[int(np.argmax(mean))]
 
     # ------------------------------------------------------------------ suggestions
@@ -193,6 +208,7 @@ class FabolasSearcher(SpaceSearcher):
             torch.manual_seed(int(self.rng.integers(2**31)))
             try:
                 model = self._fit()
+                self.incumbent = self._predicted_best(model)
                 acq = qMultiFidelityMaxValueEntropy(
                     model,
                     candidate_set=target,
@@ -203,7 +219,7 @@ class FabolasSearcher(SpaceSearcher):
                     ),
                     project=lambda X: project_to_target_fidelity(X=X, target_fidelities={d: 1.0}),
                 )
-                with torch.no_grad():
+                with torch.no_grad(), single_threaded():
                     scores = acq(P.unsqueeze(1)).numpy()
             except Exception:  # noqa: BLE001 - a degenerate fit must not stop the experiment
                 scores = -fractions
