@@ -380,7 +380,7 @@ def box_plot(seeds: list[dict[str, Any]], budget: Budget, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     n = len(budget.tasks)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 0.6, 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(max(4.2 * n + 0.6, 7.0), 4.2), squeeze=False)
     for ax, task in zip(axes[0], budget.tasks, strict=True):
         data = {}
         for opt in budget.optimizers:
