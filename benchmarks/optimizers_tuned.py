@@ -24,6 +24,7 @@ trials of the epochs trained; / max_t = full-fidelity-equivalent evaluations), b
     python benchmarks/optimizers_tuned.py --quick             # digits-mlp, adamw + lion, tiny budget
     python benchmarks/optimizers_tuned.py --address auto      # on a Ray cluster
     python benchmarks/optimizers_tuned.py --out DIR --storage DIR   # where the table / trials go
+    python benchmarks/optimizers_tuned.py --storage DIR --resume    # continue: finished ones are loaded
 
 Writes ``<out>/optimizers_tuned.md`` (tables) and ``<out>/optimizers_tuned.png`` (box plots).
 """
