@@ -102,12 +102,15 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
                   equation needs t (Adam's bias correction) or torch's fused kernel reads it;
       state_keys  per-parameter buffers (same shape and dtype as the parameter), created at the first
                   step that needs them with :meth:`_init_fill` (0 unless overridden);
+      compiled_tensors  the rule's scalars that the compiled path passes as 0-d tensors (those a
+                  schedule changes: lr, betas, momentum), which the rule must accept as such;
     and ``_buffer_keys(group)`` when a buffer is needed only for some hyperparameters.
     """
 
     name: ClassVar[str] = ""
     state_keys: ClassVar[tuple[str, ...]] = ()
     counts_steps: ClassVar[bool] = False
+    compiled_tensors: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         if isinstance(params, Tensor):
@@ -213,7 +216,7 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
             return
         hyper = self._rule_hyper(b, hyper)
         if fused:
-            run_compiled(type(self).rule, lists, hyper)
+            run_compiled(type(self).rule, lists, hyper, self.compiled_tensors)
         elif fused is None and b.device.type == "cpu":
             run_chunked(type(self).rule, lists, hyper)
         else:
@@ -264,22 +267,32 @@ def _count_step(steps: list[Tensor]) -> None:
         torch._foreach_add_(steps, 1.0)
 
 
-def run_compiled(rule: Callable[..., None], lists: tuple[Any, ...], hyper: dict[str, Any]) -> None:
+def run_compiled(
+    rule: Callable[..., None], lists: tuple[Any, ...], hyper: dict[str, Any], tensors: tuple[str, ...] = ()
+) -> None:
     """Apply ``rule`` tensor by tensor through its ``torch.compile``'d form: one single-pass loop per tensor.
 
-    Shapes are dynamic and scalars are graph inputs, so one compiled kernel serves every tensor
-    size and every learning rate; hyperparameters given per tensor (lists) are sliced alongside.
+    Shapes are dynamic, and the scalars named in ``tensors`` go in as 0-d float64 tensors — graph
+    inputs; a Python float would be baked into the kernel as a constant, so that a learning-rate
+    schedule recompiled the rule at every step — so one compiled kernel serves every tensor size and
+    every learning rate; hyperparameters given per tensor (lists) are sliced alongside.
     Tensors under :data:`COMPILED_MIN_NUMEL` elements, where the ~50–100 µs a compiled call costs
     exceeds the memory traffic it saves, go through the eager multi-tensor rule together instead
     (cache-blocked on the CPU, :func:`run_chunked`).
     """
     fn = compiled(rule)
     small = []
+    inputs: dict[str, Any] = {}
     for i, p in enumerate(lists[0]):
         if p.numel() < COMPILED_MIN_NUMEL:
             small.append(i)
             continue
-        fn(*([t[i]] for t in lists), **{k: ([v[i]] if isinstance(v, list) else v) for k, v in hyper.items()})
+        if not inputs:
+            inputs = {
+                k: (torch.tensor(v, dtype=torch.float64, device=p.device) if k in tensors else v)
+                for k, v in hyper.items()
+            }
+        fn(*([t[i]] for t in lists), **{k: ([v[i]] if isinstance(v, list) else v) for k, v in inputs.items()})
     if small:
         rest = tuple([t[i] for i in small] for t in lists)
         if lists[0][small[0]].device.type == "cpu":

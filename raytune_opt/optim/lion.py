@@ -32,7 +32,10 @@ def lion_update(
     torch._foreach_sign_(c)
     if weight_decay != 0:
         torch._foreach_mul_(params, 1.0 - lr * weight_decay)
-    torch._foreach_add_(params, c, alpha=-lr)
+    # −η sgn(c) is exact, so θ + (−η sgn(c)) rounds once, as add_(alpha=−η) would; and η may be a
+    # tensor (the compiled path's lr input)
+    torch._foreach_mul_(c, -lr)
+    torch._foreach_add_(params, c)
     torch._foreach_lerp_(m, g, 1.0 - beta2)
 
 
@@ -57,6 +60,7 @@ class Lion(FirstOrderOptimizer):
 
     name = "lion"
     state_keys = ("exp_avg",)
+    compiled_tensors = ("lr", "beta1", "beta2")
     rule = staticmethod(lion_update)
 
     def __init__(

@@ -76,7 +76,8 @@ def test_matches_lion_pytorch_and_pytorch_optimizer():
 def test_compiled_kernel_equals_foreach_path():
     """The one test that compiles (torch.compile → one C++ loop): fused=True gives the foreach result.
 
-    The first tensor is large enough for the compiled kernel; the small one takes the eager rule."""
+    The first tensor is large enough for the compiled kernel; the small one takes the eager rule. The
+    lr and betas change at every step (a schedule): the kernel takes them as inputs, no recompile."""
     torch.manual_seed(0)
     params = [torch.randn(COMPILED_MIN_NUMEL), torch.randn(7, 11)]
     out = []
@@ -84,10 +85,13 @@ def test_compiled_kernel_equals_foreach_path():
         ps = [p.clone() for p in params]
         opt = Lion(ps, lr=0.01, weight_decay=0.1, fused=fused)
         gen = torch.Generator().manual_seed(1)
-        for _ in range(3):
+        for t in range(4):
+            opt.param_groups[0]["lr"] = 0.01 / (t + 1)
+            opt.param_groups[0]["betas"] = (0.9 - 0.01 * t, 0.99)
             for p in ps:
                 p.grad = torch.randn(p.shape, generator=gen)
-            opt.step()
+            with torch._dynamo.config.patch(error_on_recompile=t > 0):
+                opt.step()
         out.append(ps)
     for a, b in zip(*out, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
