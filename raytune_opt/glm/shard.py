@@ -66,6 +66,7 @@ class Shard:
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._buf32: torch.Tensor | None = None
         self._resid: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._dev: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def n(self) -> int:
@@ -108,8 +109,13 @@ class Shard:
         return eta, mu
 
     def _deviance(self, mu: torch.Tensor) -> torch.Tensor:
+        """D at the mean ``mu``, kept for the last ``mu`` (IRLS asks at a new a, then for its pieces)."""
+        if self._dev is not None and self._dev[0] is mu:
+            return self._dev[1]
         with self._serial():
-            return (self.w * self.family.unit_deviance(self.y, mu)).sum()
+            dev = (self.w * self.family.unit_deviance(self.y, mu)).sum()
+        self._dev = (mu, dev)
+        return dev
 
     # -- GLM ------------------------------------------------------------------------------------------
     def irls_pieces(self, beta: torch.Tensor | None, low: bool = False) -> Pieces:
@@ -233,6 +239,13 @@ class Shard:
                 v = weight * r
             sqrt_w = weight.sqrt()
         return self.gram(sqrt_w, low), self.X.T @ v
+
+    def wls_rhs(self, beta: torch.Tensor, scale: float, norm) -> Pieces:
+        """(X^T W r,) of :meth:`wls_pieces` without the Gram matrix."""
+        r = self.resid(beta)
+        with self._serial():
+            v = self.w * norm.weights(r / scale) * r
+        return (self.X.T @ v,)
 
 
 def as_numpy(t: torch.Tensor) -> np.ndarray:
