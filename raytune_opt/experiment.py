@@ -260,7 +260,8 @@ class Experiment(_Section):
 
     def param_space(self) -> dict[str, Any]:
         """The fixed keys of every trial (what ``Tuner(param_space=...)`` gets): task, train, optimizer,
-        resources — less the keys the search space searches (those come from the strategy's searcher)."""
+        resources — less the keys the search space searches (those come from the strategy's searcher) and
+        the train keys left at ``raytune_opt.train.DEFAULTS``."""
         out: dict[str, Any] = {"task": self.task.name, "task_args": dict(self.task.args)}
         out.update(self.train.model_dump())
         if self.optimizer is not None:
@@ -273,8 +274,16 @@ class Experiment(_Section):
         if r.gpus_per_worker is not None:
             res["GPU"] = r.gpus_per_worker
         out["resources_per_worker"] = None if res == {"CPU": 1} else res
+        from raytune_opt.train import DEFAULTS
+
         searched = {p.name for p in self.space()} if self.search is not None else set()
-        return {k: v for k, v in out.items() if k not in searched}
+        # a key at the loop's default stays out: every trial's config (logged with each report) stays short
+        keep = {"task", "epochs", "optimizer"}
+        return {
+            k: v
+            for k, v in out.items()
+            if k not in searched and (k in keep or k not in DEFAULTS or DEFAULTS[k] != v)
+        }
 
     def space(self) -> Any:
         """The :class:`~raytune_opt.search.SearchSpace` of ``search`` (``optimizers`` expanded into the
