@@ -30,7 +30,7 @@ from raytune_opt.glm import irls as _irls
 from raytune_opt.glm.families import Family, get_family
 from raytune_opt.glm.robust import Norm, get_norm, h1_cov, rlm
 from raytune_opt.glm.separation import check_separation
-from raytune_opt.glm.shard import Local, Shard, as_numpy
+from raytune_opt.glm.shard import SMALL_MATRIX, Local, Shard, as_numpy, one_thread
 
 __all__ = ["fit", "GLMResult", "GLMConvergenceWarning", "METHODS", "SEPARATION_LP_LIMIT"]
 
@@ -190,7 +190,8 @@ def _full_rank_surely(G: torch.Tensor) -> bool:
     if bool((d <= 0).any()):
         return False
     s = d.rsqrt()
-    return float(torch.linalg.eigvalsh(G * s[:, None] * s[None, :])[0]) > RANK_SURE
+    with one_thread(G, SMALL_MATRIX):
+        return float(torch.linalg.eigvalsh(G * s[:, None] * s[None, :])[0]) > RANK_SURE
 
 
 def _check_rank(G: torch.Tensor, alpha: float) -> None:
@@ -205,7 +206,8 @@ def _check_rank(G: torch.Tensor, alpha: float) -> None:
             "or pass alpha > 0 (L2 penalty)"
         )
     s = d.rsqrt()
-    evals, evecs = torch.linalg.eigh(G * s[:, None] * s[None, :])
+    with one_thread(G, SMALL_MATRIX):
+        evals, evecs = torch.linalg.eigh(G * s[:, None] * s[None, :])
     tiny = evals <= RANK_RTOL * evals[-1]
     if bool(tiny.any()):
         v = evecs[:, 0].abs()
@@ -355,7 +357,8 @@ def _fit_glm(backend, fam, method, n, p, alpha, max_iter, tol, Xt, yt, wt, lp_do
     # gaussian: statsmodels' concentrated likelihood, scale = sum w (y - mu)^2 / n
     ll_scale = float(backend.sum("fit_stats", beta)[2]) / n if fam.name == "gaussian" else scale
     loglike = float(backend.sum("loglike", beta, ll_scale)[0])
-    cov = scale * torch.linalg.inv(info)
+    with one_thread(info, SMALL_MATRIX):
+        cov = scale * torch.linalg.inv(info)
     return _result(
         beta,
         cov,

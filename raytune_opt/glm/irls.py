@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from raytune_opt.glm.shard import SMALL_MATRIX, one_thread
+
 __all__ = ["SolverOutput", "irls", "newton", "irls_lm", "solve_spd", "converged_by"]
 
 _MAX_HALVINGS = 40
@@ -52,10 +54,11 @@ def converged_by(new: float, old: float, tol: float) -> bool:
 
 def solve_spd(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
     """x = A^{-1} b by Cholesky, or None when A is not (numerically) positive definite."""
-    L, info = torch.linalg.cholesky_ex(A)
-    if int(info) != 0:
-        return None
-    return torch.cholesky_solve(b[:, None], L)[:, 0]
+    with one_thread(A, SMALL_MATRIX):
+        L, info = torch.linalg.cholesky_ex(A)
+        if int(info) != 0:
+            return None
+        return torch.cholesky_solve(b[:, None], L)[:, 0]
 
 
 def _ridge(G: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -72,7 +75,8 @@ def _objective(dev: torch.Tensor | float, beta: torch.Tensor, alpha: float) -> f
 def _solve(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     x = solve_spd(A, b)
     if x is None:  # only reachable from rounding: fit() has checked the rank before the first step
-        x = torch.linalg.lstsq(A, b[:, None]).solution[:, 0]
+        with one_thread(A, SMALL_MATRIX):
+            x = torch.linalg.lstsq(A, b[:, None]).solution[:, 0]
     return x
 
 

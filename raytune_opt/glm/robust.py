@@ -26,7 +26,7 @@ import torch
 
 from raytune_opt.errors import ConfigError
 from raytune_opt.glm.irls import SolverOutput, _solve, converged_by, small_step
-from raytune_opt.glm.shard import one_thread
+from raytune_opt.glm.shard import SMALL_MATRIX, one_thread
 
 __all__ = ["Norm", "HuberT", "TukeyBiweight", "Cauchy", "L1", "Seed", "NORMS", "get_norm", "mad", "rlm"]
 
@@ -320,4 +320,6 @@ def h1_cov(norm: Norm, r: torch.Tensor, scale: float, XtX: torch.Tensor, p: int)
     var_dpsi = float(dpsi.var(unbiased=False))
     k = 1.0 + p / n * var_dpsi / m**2
     ss_psi = float((norm.psi(u) ** 2).sum())
-    return k**2 * (ss_psi / (n - p) * scale**2) / m**2 * torch.linalg.inv(XtX)
+    with one_thread(XtX, SMALL_MATRIX):
+        inv = torch.linalg.inv(XtX)
+    return k**2 * (ss_psi / (n - p) * scale**2) / m**2 * inv

@@ -28,18 +28,19 @@ import torch
 
 from raytune_opt.glm.families import Family
 
-__all__ = ["Shard", "Pieces", "SERIAL_MAX_ROWS", "one_thread"]
+__all__ = ["Shard", "Pieces", "SERIAL_MAX_ROWS", "SMALL_MATRIX", "one_thread"]
 
 Pieces = tuple  # a tuple of tensors / floats, summed elementwise across shards
 SERIAL_MAX_ROWS = 1 << 20  # up to this many rows, a shard's O(n) elementwise work runs on one thread
+SMALL_MATRIX = 512  # p x p factorisations up to this p run on one thread (a fork-join costs more)
 
 
 @contextlib.contextmanager
-def one_thread(rows: torch.Tensor) -> Iterator[None]:
-    """Run the enclosed torch ops on one intra-op thread when ``rows`` (a per-row tensor: its first
-    dimension counts rows) is on the CPU with at most :data:`SERIAL_MAX_ROWS` rows; else change nothing."""
+def one_thread(rows: torch.Tensor, limit: int = SERIAL_MAX_ROWS) -> Iterator[None]:
+    """Run the enclosed torch ops on one intra-op thread when ``rows`` (a per-row tensor, or a p x p
+    matrix with ``limit=SMALL_MATRIX``) is on the CPU with at most ``limit`` rows; else change nothing."""
     threads = torch.get_num_threads()
-    if threads == 1 or rows.device.type != "cpu" or rows.shape[0] > SERIAL_MAX_ROWS:
+    if threads == 1 or rows.device.type != "cpu" or rows.shape[0] > limit:
         yield
         return
     torch.set_num_threads(1)
@@ -77,12 +78,14 @@ class Shard:
         return one_thread(self.X)
 
     # -- shared kernels -------------------------------------------------------------------------------
-    def gram(self, sqrt_w: torch.Tensor, low: bool = False) -> torch.Tensor:
-        """X^T diag(sqrt_w^2) X, as (sqrt_w X)^T (sqrt_w X) in a reused buffer.
+    def gram(self, sqrt_w: torch.Tensor | None, low: bool = False) -> torch.Tensor:
+        """X^T diag(sqrt_w^2) X, as (sqrt_w X)^T (sqrt_w X) in a reused buffer (X^T X for None).
 
         ``low``: in float32 from a float32 copy of X made once (half the time of float64), returned in
         X's dtype — an approximate Hessian for the early Newton/IRLS steps, see ``irls.irls``.
         """
+        if sqrt_w is None:
+            return self.X.T @ self.X
         if low and self.X.dtype == torch.float64:
             if self._X32 is None:
                 self._X32 = self.X.to(torch.float32)
@@ -237,7 +240,7 @@ class Shard:
             else:
                 weight = self.w * norm.weights(r / scale)
                 v = weight * r
-            sqrt_w = weight.sqrt()
+            sqrt_w = None if r is None and bool((self.w == 1).all()) else weight.sqrt()
         return self.gram(sqrt_w, low), self.X.T @ v
 
     def wls_rhs(self, beta: torch.Tensor, scale: float, norm) -> Pieces:
