@@ -170,10 +170,15 @@ def _tpe(r: _Request) -> tuple[Any, Any, int]:
 
 
 def _hyperband(r: _Request) -> tuple[Any, Any, int]:
-    from raytune_opt.search.schedulers import ResumableHyperBand
+    from raytune_opt.search.schedulers import BRACKET_ORDERS, ResumableHyperBand
 
+    order = r.opt("bracket_order", "paper")
+    if order not in BRACKET_ORDERS:
+        raise ConfigError.unknown("hyperband.bracket_order", order, BRACKET_ORDERS)
     search, _, n = _sequence("random")(r)
-    sched = ResumableHyperBand(time_attr=r.time_attr, max_t=r.max_t, reduction_factor=r.reduction_factor)
+    sched = ResumableHyperBand(
+        time_attr=r.time_attr, max_t=r.max_t, reduction_factor=r.reduction_factor, bracket_order=order
+    )
     return search, sched, n
 
 
@@ -339,9 +344,9 @@ STRATEGIES: dict[str, Strategy] = {
         ),
         Strategy(
             "hyperband",
-            "Hyperband (Ray's HyperBandScheduler) over random samples",
+            "Hyperband (Ray's HyperBandScheduler) over random samples, brackets in the paper's order",
             _hyperband,
-            (),
+            ("bracket_order",),
             needs_max_t=True,
         ),
         Strategy(

@@ -90,9 +90,13 @@ def test_population_schedulers_ride_with_their_searcher(strategy, cls, searcher)
     assert "companion" not in state and state["__companion_scheduler_state__"]["trials"] == {}
 
 
-def hyperband(searcher_seed: int = 0) -> tuple[SequenceSearcher, ResumableHyperBand]:
+def hyperband(bracket_order: str = "paper") -> tuple[SequenceSearcher, ResumableHyperBand]:
     cfg = make_tune_config(
-        "hyperband", SearchSpace(FLAT), metric="loss", mode="min", num_samples=9, max_t=9, seed=searcher_seed
+        "hyperband",
+        SearchSpace(FLAT),
+        **{**KW, "num_samples": 9, "max_t": 9},
+        seed=0,
+        bracket_order=bracket_order,
     )
     assert cfg.search_alg.companion is cfg.scheduler
     cfg.scheduler.set_search_properties("loss", "min")  # as tune.run does
@@ -116,8 +120,18 @@ def membership(sched: ResumableHyperBand) -> list:
     return out
 
 
+@pytest.mark.parametrize("order, first", [("paper", (9, 1)), ("ray", (3, 9))])
+def test_hyperband_fills_its_brackets_in_the_chosen_order(order, first):
+    """max_t = 9, η = 3: the paper starts with s = 2 (9 trials from 1 iteration), Ray with s = 0
+    (3 trials trained to 9: random search)."""
+    _, sched = hyperband(order)
+    sched.on_trial_add(None, stub({"lr": 0.1}))
+    bracket = sched._state["bracket"]
+    assert (bracket._n, bracket._cumul_r) == first
+
+
 def test_hyperband_brackets_survive_a_save_and_restore_through_the_searcher(tmp_path):
-    search, sched = hyperband()
+    search, sched = hyperband("ray")  # Ray's order: three brackets of different sizes for 8 trials
     trials = [stub({"lr": 0.1 * (i + 1)}) for i in range(8)]
     for t in trials:
         sched.on_trial_add(None, t)
@@ -136,7 +150,7 @@ def test_hyperband_brackets_survive_a_save_and_restore_through_the_searcher(tmp_
 
     # Tuner.restore: the searcher and its companion from tuner.pkl (fresh), the state loaded, then
     # Ray re-adds every trial — unfinished ones PENDING, latest result first
-    search2, sched2 = hyperband()
+    search2, sched2 = hyperband("ray")
     search2.restore(str(tmp_path / "searcher.pkl"))
     again = [stub(t.config, Trial.TERMINATED if t is trials[0] else Trial.PENDING) for t in trials]
     for t, old in zip(again, trials, strict=True):

@@ -129,6 +129,7 @@ def test_fabolas_rejects_a_trainable_without_data_fraction():
         ({"reduction_factor": 1}, "reduction_factor"),
         ({"pointz": 3, "strategy": "grid"}, "did you mean 'points'"),
         ({"max_concurrent": 0}, "max_concurrent"),
+        ({"bracket_order": "fast", "strategy": "hyperband"}, "bracket_order = 'fast'"),
     ],
 )
 def test_bad_arguments_raise_config_error(kwargs, words):
