@@ -36,10 +36,13 @@ problems × 10 seeds on 2 cores. ``ray``: the same on a real Ray Tune run (``--a
 cluster; far slower per trial, the strategies' decisions the same; Fabolas's incumbent there is
 the generic rule).
 
+Rows: every strategy of ``make_tune_config`` and ``hyperband-ray-order`` (``hyperband`` with
+``bracket_order="ray"``: Ray's own bracket order, ``s = 0`` first, against the paper's default).
 Prints per problem the median regret [25 %, 75 %] at 10/25/50/100 % of the budget, the compute
 columns, the speed-up against random search (its cost to reach random's final median regret /
 the strategy's), and a table putting each paper's claim beside the measured speed-up; saves the
-anytime plot. ``--quick``: 2 seeds, budget 4.
+anytime plot. ``--quick``: 2 seeds, budget 4. ``--cache DIR`` keeps every simulated run and
+reuses it (rerun one strategy: delete its files).
 
     nice -n 10 python benchmarks/hpo_strategies.py --seeds 10 --budget 20 --jobs 2
 """
@@ -72,6 +75,8 @@ RUNGS = (1, 3, 9, 27, 81)
 MAX_T = 81
 MULTI_FIDELITY = {"hyperband", "asha", "bohb", "pbt", "pb2"}
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+#: extra rows: label → (strategy, its options)
+VARIANTS = {"hyperband-ray-order": ("hyperband", {"bracket_order": "ray"})}
 #: Fabolas refits its GP at every suggestion: capped at this many trials (10 per unit of budget
 #: below that); its cost stays far below the budget — its trials are mostly small data fractions
 FABOLAS_TRIALS = 40
@@ -134,12 +139,14 @@ PROBLEMS = {
 
 
 # ---------------------------------------------------------------------- strategies
-def tune_config(strategy: str, problem: str, seed: int, budget: float) -> Any:
-    """The strategy's ``TuneConfig`` for ``problem`` with a budget of ``budget`` full evaluations."""
+def tune_config(label: str, problem: str, seed: int, budget: float) -> Any:
+    """The ``TuneConfig`` of the strategy (or variant) ``label`` for ``problem`` with a budget of
+    ``budget`` full evaluations."""
+    strategy, extra = VARIANTS.get(label, (label, {}))
     prob = PROBLEMS[problem]
     spec = dict(prob.space)
     n = int(20 * budget)  # enough trials that the budget, not num_samples, ends the run
-    opts: dict = {"time_attr": "iter"}
+    opts: dict = {"time_attr": "iter", **extra}
     if strategy == "grid":
         n, opts["points"] = 1, 2
     elif strategy == "bo":
@@ -155,8 +162,8 @@ def tune_config(strategy: str, problem: str, seed: int, budget: float) -> Any:
     )
 
 
-def rungs_of(strategy: str) -> tuple[int, ...]:
-    return RUNGS if strategy in MULTI_FIDELITY else (MAX_T,)
+def rungs_of(label: str) -> tuple[int, ...]:
+    return RUNGS if VARIANTS.get(label, (label,))[0] in MULTI_FIDELITY else (MAX_T,)
 
 
 # ---------------------------------------------------------------------- the simulated trial loop
@@ -442,14 +449,23 @@ def simulate(
 
 def _sim_job(args: tuple) -> tuple:
     import logging
+    import pickle
 
     import torch
 
     torch.set_num_threads(1)
     logging.getLogger("ray.tune").setLevel(logging.WARNING)  # PBT logs every exploit at INFO
-    strategy, problem, seed, budget, workers, overhead = args
+    strategy, problem, seed, budget, workers, overhead, cache = args
     t0 = time.time()
+    path = None
+    if cache:
+        path = Path(cache) / f"{problem}-{strategy}-{seed}-b{budget:g}-w{workers}-o{overhead:g}.pkl"
+        if path.exists():
+            return (problem, strategy, seed), pickle.loads(path.read_bytes()), 0.0
     run = simulate(strategy, problem, seed, budget, workers, overhead)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(run))
     return (problem, strategy, seed), run, time.time() - t0
 
 
@@ -531,7 +547,7 @@ def run_ray(strategy: str, problem: str, seed: int, budget: float, storage: str)
     results = tune.Tuner(
         bench_trainable,
         tune_config=cfg,
-        param_space={"problem": problem, "seed": seed, "rungs": strategy in MULTI_FIDELITY},
+        param_space={"problem": problem, "seed": seed, "rungs": len(rungs_of(strategy)) > 1},
         run_config=tune.RunConfig(
             name=name, storage_path=storage, stop=Budget(name, budget), callbacks=[Ledger(name)], verbose=0
         ),
@@ -600,6 +616,8 @@ def speedup(theirs: list, mine: list, target: float) -> tuple[float, str]:
 #: comparator's final median regret; "early" — the comparator's median regret at 25 % of the budget
 CLAIMS = [
     ("Hyperband: over an order of magnitude faster than its competitors", "Li et al. 2018", "hyperband",
+     ("random", "bo", "tpe"), "final", 10.0),
+    ("… the same, brackets in Ray's order (s = 0 first)", "Li et al. 2018", "hyperband-ray-order",
      ("random", "bo", "tpe"), "final", 10.0),
     ("BOHB: 20× faster than BO early on", "Falkner et al. 2018", "bohb", ("bo",), "early", 20.0),
     ("BOHB: better than Hyperband at the end", "Falkner et al. 2018", "bohb", ("hyperband",), "end", 1.0),
@@ -720,7 +738,7 @@ def plot(results: dict, budget: float, path: Path) -> None:
             if p != problem:
                 continue
             med = np.median(regrets(traces, grid), axis=0)
-            style = "-" if strategy in MULTI_FIDELITY | {"fabolas"} else "--"
+            style = "-" if len(rungs_of(strategy)) > 1 or strategy == "fabolas" else "--"
             ax.step(grid, np.where(np.isfinite(med), med, np.nan), style, where="post", label=strategy)
         ax.set(
             title=problem,
@@ -742,13 +760,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help="2 seeds, budget 4")
     ap.add_argument("--seeds", type=int, default=None, help="default 10 (2 with --quick)")
     ap.add_argument("--budget", type=float, default=None, help="in full-fidelity evaluations (20; 4 quick)")
-    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--strategies", default=",".join([*STRATEGIES, *VARIANTS]))
     ap.add_argument("--problems", default=",".join(PROBLEMS))
     ap.add_argument("--engine", choices=("sim", "ray"), default="sim")
     ap.add_argument("--workers", type=int, default=2, help="concurrent trials (sim; ray: its CPUs)")
     ap.add_argument("--start-overhead", type=float, default=0.0, help="sim: seconds per trial start/resume")
     ap.add_argument("--jobs", type=int, default=1, help="sim: runs in parallel processes")
     ap.add_argument("--address", default=None, help="ray: a cluster to connect to")
+    ap.add_argument("--cache", default=None, help="sim: keep each run here and reuse it")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args(argv)
     args.seeds = args.seeds or (2 if args.quick else 10)
@@ -757,7 +776,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "random" not in strategies:
         strategies.insert(0, "random")
     problems = args.problems.split(",")
-    for name, known in (("strategy", STRATEGIES), ("problem", PROBLEMS)):
+    for name, known in (("strategy", [*STRATEGIES, *VARIANTS]), ("problem", PROBLEMS)):
         bad = [x for x in (strategies if name == "strategy" else problems) if x not in known]
         if bad:
             ap.error(f"unknown {name} {bad}; choose from {list(known)}")
@@ -775,7 +794,9 @@ def main(argv: list[str] | None = None) -> dict:
         # the slow model-based strategies first, so that parallel jobs end together
         order = {"fabolas": 0, "bo": 1, "pb2": 2, "tpe": 3, "bohb": 4}
         jobs = sorted(keys, key=lambda k: order.get(k[1], 9))
-        work = [(s, p, seed, args.budget, args.workers, args.start_overhead) for p, s, seed in jobs]
+        work = [
+            (s, p, seed, args.budget, args.workers, args.start_overhead, args.cache) for p, s, seed in jobs
+        ]
         if args.jobs > 1:
             with ProcessPoolExecutor(args.jobs) as pool:
                 for (p, s, seed), run, took in pool.map(_sim_job, work):
