@@ -37,6 +37,7 @@ def test_quick_benchmark_runs_every_strategy_on_the_simulated_loop(bench, tmp_pa
         assert f"| {name} |" in text
     assert "## The papers' claims beside the measurements" in text and "headline:" in text
     assert (tmp_path / "hpo_strategies.png").stat().st_size > 1000
+    assert (tmp_path / "hpo_strategies.md").read_text().startswith("Produced by `python benchmarks/")
     check_traces(out, 1.0)
     for (problem, strategy), (run,) in out["runs"].items():
         assert not run.stalled, f"{strategy} on {problem} stalled"
