@@ -32,10 +32,11 @@ def lion_update(
     torch._foreach_sign_(c)
     if weight_decay != 0:
         torch._foreach_mul_(params, 1.0 - lr * weight_decay)
-    # −η sgn(c) is exact, so θ + (−η sgn(c)) rounds once, as add_(alpha=−η) would; and η may be a
-    # tensor (the compiled path's lr input)
-    torch._foreach_mul_(c, -lr)
-    torch._foreach_add_(params, c)
+    if isinstance(lr, Tensor):  # the compiled path's lr input (no tensor alpha): −η sgn(c) is exact, so
+        torch._foreach_mul_(c, -lr)  # θ + (−η sgn(c)) rounds once, as add_(alpha=−η) does
+        torch._foreach_add_(params, c)
+    else:
+        torch._foreach_add_(params, c, alpha=-lr)
     torch._foreach_lerp_(m, g, 1.0 - beta2)
 
 

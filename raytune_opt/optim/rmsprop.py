@@ -33,15 +33,19 @@ def rmsprop_update(
     torch._foreach_addcmul_(v, g, g, value=1.0 - beta)
     root = torch._foreach_add(v, eps)
     torch._foreach_sqrt_(root)
-    # g / (√(v + ε) / (∓α)), not addcdiv_(value=∓α): α may be a tensor (the compiled path's lr input);
-    # α = 0 divides to ∞ and adds ±0
-    if u is None:
-        torch._foreach_div_(root, -lr)
-        torch._foreach_addcdiv_(params, g, root)
+    if isinstance(lr, Tensor):  # the compiled path's lr input (no tensor value=): g / (√(v + ε) / (∓α))
+        torch._foreach_div_(root, -lr if u is None else lr)  # (α = 0 divides to ∞ and adds ±0)
+        if u is None:
+            torch._foreach_addcdiv_(params, g, root)
+        else:
+            torch._foreach_mul_(u, momentum)
+            torch._foreach_addcdiv_(u, g, root)
+            torch._foreach_sub_(params, u)
+    elif u is None:
+        torch._foreach_addcdiv_(params, g, root, value=-lr)
     else:
         torch._foreach_mul_(u, momentum)
-        torch._foreach_div_(root, lr)
-        torch._foreach_addcdiv_(u, g, root)
+        torch._foreach_addcdiv_(u, g, root, value=lr)
         torch._foreach_sub_(params, u)
 
 
