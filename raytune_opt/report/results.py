@@ -12,7 +12,9 @@ Layout read (Ray Tune 2.60, ``<storage_path>/<name>/``)::
 Status of a trial, in this order: ``failed`` (Tune says ERROR, or without Tune's state an
 ``error.txt``), ``diverged`` (a report with ``diverged`` true, or a last value of the metric
 that is NaN or ±inf), ``finished`` (Tune says TERMINATED; without Tune's state: reports and an
-experiment that is not still running), else ``unfinished`` (running, pending, paused, never reported).
+experiment that is not still running), else ``unfinished`` (running, pending, paused, never reported,
+or a folder that no saved Tune state mentions: a trial started after Tune last saved its state by a
+driver that was then killed; a resumed run does not know it and samples a replacement).
 
 The best trial is the one whose best report (over its own reports) is best by ``mode``, among
 trials that neither failed nor diverged (among all trials when none is left).
@@ -62,7 +64,7 @@ _BOOKKEEPING = {
     "experiment_tag",
 }
 _TRIAL_FILES = ("params.json", "result.json", "progress.csv", "error.txt")
-_TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5})(?:_|$)")
+_TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5}|[0-9a-f]{8})(?:_|$)")
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -455,7 +457,9 @@ def load(exp_dir: str | os.PathLike[str], metric: str | None = None, mode: str |
         last = reports[-1] if reports else {}
         row: dict[str, Any] = {
             "trial_id": trial_id,
-            "status": _status(st.get("status") or None, error, reports, metric, running),
+            "status": "unfinished"
+            if state and not st
+            else _status(st.get("status") or None, error, reports, metric, running),
             "node_ip": last.get("node_ip"),
             "iterations": int(last.get("training_iteration", len(reports)) or 0),
             "time_total_s": float(last["time_total_s"]) if _is_finite(last.get("time_total_s")) else 0.0,

@@ -187,8 +187,10 @@ def test_interrupted_driver_then_resume_keeps_every_finished_trial(ray_local, tm
 
     assert cli("resume", folder) == 0
     trials = pd.read_csv(folder / "trials.csv")
-    assert len(trials) == samples
-    assert (trials["status"] == "finished").all()
+    # a trial started after Tune last saved its state is unknown to the resumed run, which samples a
+    # replacement; its folder stays in the table as unfinished
+    assert (trials["status"] == "finished").sum() == samples
+    assert set(trials["status"]) <= {"finished", "unfinished"}
     assert before <= set(trials["trial_id"])
     state = json.loads((folder / "experiment.json").read_text())
     assert state["finished_at"] is not None

@@ -105,6 +105,29 @@ def test_trials_that_never_reported_and_a_running_experiment(tmp_path: Path) -> 
     assert "No trial reported a finite val_loss" in paths["report.md"].read_text()
 
 
+def test_a_folder_no_saved_tune_state_mentions_is_unfinished(tmp_path: Path) -> None:
+    """A driver killed between two saves of Tune's state leaves a trial folder the state never lists:
+    a resumed run samples a replacement, so that folder's trial is kept (its reports are on disk) but
+    never counted as finished; Ray's 8-hex trial ids are read from folder names."""
+    exp = tmp_path / "exp"
+    _write(exp, _info())
+    listed = _trial(exp, 0, {"optimizer": "sgd", "lr": 0.1}, [0.9, 0.5])
+    orphan = _trial(exp, 1, {"optimizer": "sgd", "lr": 0.2}, [0.8, 0.4])
+    folders = {p.name: p for p in exp.iterdir() if p.is_dir()}
+    name = next(n for n in folders if listed in n)
+    info = {"relative_logdir": name, "status": "TERMINATED", "trial_id": listed, "config": {}}
+    (exp / "experiment_state-2026-01-01_00-00-00.json").write_text(
+        json.dumps({"trial_data": [[json.dumps(info), json.dumps({"start_time": 1000.0})]]})
+    )
+    bare = exp / "raytune_opt_trial_de284987_4_adam_lr=0.1_2026-01-01_00-00-00"
+    bare.mkdir()
+    (bare / "params.json").write_text(json.dumps({"optimizer": "adam", "lr": 0.1}))
+    results = report.load(exp)
+    status = dict(zip(results.trials["trial_id"], results.trials["status"], strict=True))
+    assert status == {listed: "finished", orphan: "unfinished", "de284987": "unfinished"}
+    assert set(results.history["trial_id"]) == {listed, orphan}
+
+
 def test_every_trial_diverged_or_failed(tmp_path: Path) -> None:
     """NaN and inf values never win; with no healthy trial the best finite report of any trial is kept."""
     exp = tmp_path / "exp"
