@@ -103,4 +103,3 @@ def test_validate_space_checks_optimizer_aware_values():
     assert validate_space(space).task == "digits-mlp"
     with pytest.raises(ConfigError, match="betas"):
         validate_space({**space, "lion.betas": tune.choice([(0.9, 1.5)])})
-
