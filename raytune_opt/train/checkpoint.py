@@ -10,6 +10,7 @@ Restoring applies the *current* config's hyperparameters where they differ from 
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from typing import Any
 
@@ -26,7 +27,8 @@ def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        # one bytes object rather than a tuple of 625 ints: torch.save pickles it in one go
+        "python": pickle.dumps(random.getstate()),
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -37,7 +39,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` returned."""
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    py = state["python"]
+    random.setstate(pickle.loads(py) if isinstance(py, bytes) else py)
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 

@@ -55,6 +55,15 @@ def _to(t: Tensor, device: torch.device) -> Tensor:
     return t.to(device, non_blocking=True)
 
 
+def _seed(seed: int, device: torch.device) -> None:
+    """``torch.manual_seed`` for the generators a run on ``device`` uses: the CPU's, and CUDA's on a
+    GPU. (``torch.manual_seed`` also queues a seed for every uninitialised accelerator, formatting a
+    stack trace each time: a millisecond a call, and the trial's loop seeds twice.)"""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed_all(seed)
+
+
 @torch.no_grad()
 def _evaluate(
     model: nn.Module, spec: TaskSpec, x: Tensor, y: Tensor, cfg: TrainConfig, session: Session
@@ -103,7 +112,7 @@ def train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
     cfg = validate(config)
     device = session.device
     task = get_task(cfg.task)
-    torch.manual_seed(cfg.seed)  # the model's initial weights: same on every worker
+    _seed(cfg.seed, device)  # the model's initial weights: same on every worker
     spec = task.build(**cfg.task_args)
     x_all, y_all = spec.train
     keep = stratified_subset(y_all, cfg.data_fraction, cfg.data_seed, stratify=spec.num_classes is not None)
@@ -113,7 +122,7 @@ def train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
         x_train, y_train, x_val, y_val = (
             _to(t.pin_memory(), device) for t in (x_train, y_train, x_val, y_val)
         )
-    torch.manual_seed(cfg.seed + 1_000_003 * session.rank)  # augmentation/dropout streams differ per worker
+    _seed(cfg.seed + 1_000_003 * session.rank, device)  # augmentation/dropout streams differ per worker
 
     module = spec.model
     model = session.prepare_model(module)

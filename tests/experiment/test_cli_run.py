@@ -92,6 +92,7 @@ def test_every_example_runs_at_a_tiny_budget(ray_local, tmp_path, example):
     assert len(trials) == summary["trials"]["total"] >= 1
     assert summary["trials"]["failed"] == 0
     assert summary["best_metric"] is not None
+    assert not list(folder.glob("*/events.out.tfevents*"))  # TensorBoard files only on request
 
 
 TASKS = '''
@@ -120,7 +121,7 @@ def test_failing_and_diverging_trials_are_recorded_and_the_experiment_completes(
             "strategy": "grid",
             "space": {"task_args": {"grid": [{}, {"crash": True}]}, "lr": {"grid": [0.05, 1.0e6]}},
         },
-        "run": {"max_failures": 0, "storage_path": str(tmp_path / "results")},
+        "run": {"max_failures": 0, "storage_path": str(tmp_path / "results"), "tensorboard": True},
     }
     path = tmp_path / "flaky.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -133,6 +134,7 @@ def test_failing_and_diverging_trials_are_recorded_and_the_experiment_completes(
     trials = pd.read_csv(folder / "trials.csv")
     assert sorted(trials["status"]) == ["diverged", "failed", "failed", "finished"]
     assert summary["best_config"]["config/lr" if "config/lr" in summary["best_config"] else "lr"] == 0.05
+    assert len({p.parent for p in folder.glob("*/events.out.tfevents*")}) == 4  # run.tensorboard: true
 
 
 def _finished_trials(folder: Path, epochs: int) -> set[str]:
