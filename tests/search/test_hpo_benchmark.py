@@ -36,6 +36,7 @@ def test_quick_benchmark_runs_every_strategy_on_the_simulated_loop(bench, tmp_pa
     for name in bench.STRATEGIES:
         assert f"| {name} |" in text
     assert "## The papers' claims beside the measurements" in text and "headline:" in text
+    assert "## mnist1d-mlp" in text  # the committed table of real learning curves
     assert (tmp_path / "hpo_strategies.png").stat().st_size > 1000
     assert (tmp_path / "hpo_strategies.md").read_text().startswith("Produced by `python benchmarks/")
     check_traces(out, 1.0)
@@ -61,3 +62,27 @@ def test_ray_engine_agrees_with_the_simulated_loop(bench, ray_local, tmp_path, c
         [e[2] for e in out["runs"][("counting-ones", "random")][0].events] for out in (real, sim)
     )
     assert len(ray_losses) >= 2 and set(ray_losses) <= set(sim_losses)
+
+
+def test_mnist1d_table_is_built_from_real_runs_and_looked_up_nearest(bench, tmp_path, capsys):
+    """A tiny table trained for real (2 lr × 1 weight decay × 2 batch sizes, 3 epochs): curves per
+    epoch, nearest-neighbour lookup on the log scale, and the benchmark runs on it."""
+    path = tmp_path / "table.json"
+    grid = {"lr": [1e-3, 1e-2], "weight_decay": [1e-2], "batch_size": [256, 512]}
+    bench.build_mnist1d_table(path, grid, epochs=3, jobs=1)
+    table = bench.Mnist1dTable(path)
+    assert table.curves.shape == (2, 1, 2, 3) and ((table.curves > 0) & (table.curves < 1)).all()
+    space = table.space()  # the grid values are the centres of equal log-cells
+    assert space["lr"]["loguniform"] == pytest.approx([10**-3.5, 10**-1.5])
+    assert space["batch_size"] == {"choice": [256, 512]}
+    # 4e-3 is nearer 1e-2 than 1e-3 on the log scale; 300 is nearer 256; fidelity 1/81 → epoch 1
+    off_grid = {"lr": 4e-3, "weight_decay": 0.5, "batch_size": 300}
+    assert table.nearest(off_grid) == (1, 0, 0)
+    assert table.value(off_grid, 1 / 81) == table.curves[1, 0, 0, 0]
+    assert table.true_value({"lr": 2e-3, "weight_decay": 1e-2, "batch_size": 512}) == table.curves[0, 0, 1, 2]
+    assert table.optimum == table.curves[..., -1].min()
+    args = ["--seeds", "1", "--budget", "1", "--problems", "mnist1d-mlp", "--strategies", "random,hyperband"]
+    out = bench.main([*args, "--mnist1d-table", str(path), "--out", str(tmp_path)])
+    assert "## mnist1d-mlp" in capsys.readouterr().out
+    check_traces(out, 1.0)
+    bench.use_table(None)  # back to the committed table for the other tests
