@@ -87,9 +87,12 @@ MULTI_FIDELITY = {"hyperband", "asha", "bohb", "pbt", "pb2"}
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 #: extra rows: label → (strategy, its options)
 VARIANTS = {"hyperband-ray-order": ("hyperband", {"bracket_order": "ray"})}
-#: Fabolas refits its GP at every suggestion: capped at this many trials (10 per unit of budget
-#: below that); its cost stays far below the budget — its trials are mostly small data fractions
-FABOLAS_TRIALS = 40
+#: Fabolas' trials: 10 per unit of budget, at most this many. Its trials are nearly all at the
+#: smallest data fraction (1/64 on hartmann), so the budget would take ~1 300 of them and a GP
+#: over ~1 300 points per suggestion; the cap ends its run instead, at ~1/5 of the budget
+#: (200 trials ≈ 4 evaluations of 20; 25–50 CPU s a run since its GP refits its hyperparameters
+#: only when the data grew by 20 %)
+FABOLAS_TRIALS = 200
 
 
 # ---------------------------------------------------------------------- problems

@@ -11,7 +11,12 @@ the loss on the full validation set). Two models are learnt from the finished tr
 
       k((x, s), (x', s')) = k_x(x, x') · (c + (1 − s)^(1+δ) (1 − s')^(1+δ))
 
-  so that the model extrapolates from small ``s`` to the target ``s = 1``;
+  so that the model extrapolates from small ``s`` to the target ``s = 1``. Its hyperparameters
+  are refitted (marginal likelihood, warm-started from the last fit) only once the data have
+  grown by ``refit_growth`` (20 %) since the last fit; in between, the last fit's hyperparameters
+  are conditioned on all the data. One trial more moves the optimum little, and the fit is
+  nearly all of a suggestion's cost (Hartmann-6, 40 trials: 28 → 9 CPU s a run; 200 trials in
+  34 CPU s, ~17 fits instead of ~190), so that many more cheap small-``s`` trials fit in a run;
 * the cost model: the measured seconds of each trial (``cost_attr``, Ray's ``time_total_s`` by
   default) against ``s``, fitted by least squares as ``c(s) = c0 + c1 · s`` (``c0, c1 > 0``;
   Klein et al. fit a second GP, the affine model is botorch's ``AffineFidelityCostModel``).
@@ -76,6 +81,7 @@ class FabolasSearcher(SpaceSearcher):
         n_initial: int | None = None,
         n_candidates: int = 256,
         log_loss: bool = True,
+        refit_growth: float = 0.2,
     ) -> None:
         space = space if isinstance(space, SearchSpace) else SearchSpace(space)
         space, self.s_min = fidelity_range(space, fidelity, s_min)
@@ -93,7 +99,11 @@ class FabolasSearcher(SpaceSearcher):
         self.fractions = sorted(set(self.fractions))
         self.recommended: list[str] = []  # trial ids that evaluate the recommendation at s = 1
         self._recommending = False
+        if refit_growth < 0:
+            raise ConfigError.invalid("fabolas.refit_growth", refit_growth, "a growth fraction >= 0")
+        self.refit_growth = refit_growth
         self.warm: dict[str, Any] | None = None  # the last fit's hyperparameters
+        self.fitted_n = 0  # observations at the last hyperparameter fit
         #: the configuration of lowest predicted loss at s = 1 per the last model fitted (the
         #: paper's incumbent; ``None`` before the first model)
         self.incumbent: dict[str, Any] | None = None
@@ -120,8 +130,15 @@ class FabolasSearcher(SpaceSearcher):
             linear_truncated=False,
             outcome_transform=Standardize(m=1),
         )
+        n = len(self.observations)
+        if self.warm is not None and n < self.fitted_n * (1 + self.refit_growth):
+            try:  # the last fit's hyperparameters, conditioned on all the data
+                model.load_state_dict(self.warm, strict=False)
+                return model.eval()
+            except RuntimeError:
+                pass
         model = fit_gp(model, self.warm)
-        self.warm = hyperparameters(model)
+        self.warm, self.fitted_n = hyperparameters(model), n
         return model
 
     def cost_model(self) -> tuple[float, float]:
