@@ -16,6 +16,15 @@ Crowded Valley", ICML) and DeepOBS (Schneider et al. 2019), on the project's own
    iteration per epoch (``max_iter: 1``) so that epochs = iterations for every solver; Adam and SGD
    run at fixed, untuned learning rates. "Converged" = first epoch whose train loss is within
    1e-6 (relative) of the lowest train loss any solver reached on that task.
+4. **lr sweep** (``--no-lr-sweep`` skips it): the tuning searches above offer AdamW and Lion the same
+   few lr candidates (same range, same search seed), so they cannot resolve the seed's "Lion's lr is
+   3–10× below AdamW's". Per task, one ``grid`` Experiment over ``optimizer`` ∈ {adamw, lion} × ``lr``
+   on a log grid (default 13 points, quarter-decade steps, 1e-4 … 1e-1) × ``--sweep-seeds`` training
+   seeds (1 … n), every other hyperparameter fixed at the optimizers' paper defaults — AdamW betas
+   (0.9, 0.999), Lion betas (0.9, 0.99) — and ``weight_decay`` 0 for both (the fair setting without a
+   second tuned knob: decoupled decay acts as lr·λ per step, so a common λ would not be equally strong
+   for both, and matching lr·λ would tie λ to the lr being swept), ``--epochs`` epochs each.
+   Best lr per optimizer = the grid point with the highest final val accuracy (mean over seeds).
 
 Compute is counted as trial-seconds (Σ over trials of Ray's ``time_total_s``) and epochs (Σ over
 trials of the epochs trained; / max_t = full-fidelity-equivalent evaluations), besides wall time.
@@ -26,7 +35,8 @@ trials of the epochs trained; / max_t = full-fidelity-equivalent evaluations), b
     python benchmarks/optimizers_tuned.py --out DIR --storage DIR   # where the table / trials go
     python benchmarks/optimizers_tuned.py --storage DIR --resume    # continue: finished ones are loaded
 
-Writes ``<out>/optimizers_tuned.md`` (tables) and ``<out>/optimizers_tuned.png`` (box plots).
+Writes ``<out>/optimizers_tuned.md`` (tables), ``<out>/optimizers_tuned.png`` (box plots) and
+``<out>/optimizers_lr_sweep.png`` (val accuracy vs lr, AdamW and Lion, one panel per task).
 """
 
 from __future__ import annotations
@@ -56,6 +66,14 @@ GLM_ONE_ITER = ("newton", "lbfgs", "lm")
 #: the shared lr range of AdamW and Lion (union of their registry ranges)
 SHARED_LR = {"adamw": (1e-5, 1e-2), "lion": (1e-5, 1e-2)}
 CONVERGED_RTOL = 1e-6
+#: the lr sweep's grid: 13 points, quarter-decade steps, 1e-4 … 1e-1
+SWEEP_LRS = tuple(float(f"{10 ** (-4 + k / 4):.3g}") for k in range(13))
+SWEEP_OPTIMIZERS = ("adamw", "lion")
+#: every other hyperparameter of the sweep, fixed: the optimizers' default betas, no weight decay
+SWEEP_FIXED = {"adamw": {"betas": [0.9, 0.999]}, "lion": {"betas": [0.9, 0.99]}}
+SWEEP_WEIGHT_DECAY = 0.0
+#: accuracy margin of the "near-best" lrs of the sweep (≈ a seed's spread on these tasks)
+NEAR_BEST = 0.01
 
 
 @dataclass
@@ -72,6 +90,9 @@ class Budget:
     glm_tasks: tuple[str, ...] = GLM_TASKS
     glm_solvers: tuple[str, ...] = GLM_SOLVERS
     glm_epochs: int = 20
+    lr_sweep: bool = True
+    sweep_lrs: tuple[float, ...] = SWEEP_LRS
+    sweep_seeds: int = 1
     label: str = "full"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -86,6 +107,7 @@ QUICK = Budget(
     glm_tasks=("glm-logistic",),
     glm_solvers=("irls", "newton", "adam"),
     glm_epochs=3,
+    sweep_lrs=(1e-3, 1e-2),
     label="quick",
 )
 
@@ -110,12 +132,38 @@ def _same_config(stored: dict[str, Any] | None, exp: Any) -> bool:
 
     if not stored:
         return False
-    if stored == exp.to_dict():
+    if stored == exp.to_dict() or _only_new_defaults(stored, exp.to_dict(), type(exp)):
         return True
     try:
         return Experiment.from_dict(stored, source="stored").to_dict() == exp.to_dict()
     except (ConfigError, ValueError, TypeError):
         return False
+
+
+def _only_new_defaults(stored: dict[str, Any], current: dict[str, Any], model: type) -> bool:
+    """Whether ``current`` equals ``stored`` but for fields that ``stored`` lacks (added to the model
+    since) and that ``current`` has at the model's default. Needed besides the re-validation in
+    :func:`_same_config`, which rejects some stored dicts (a grid over ``seed`` next to the
+    ``train.seed`` that ``to_dict`` writes)."""
+    fields = {(f.alias or name): f for name, f in getattr(model, "model_fields", {}).items()}
+    for key in stored.keys() | current.keys():
+        if key in stored and key in current:
+            a, b = stored[key], current[key]
+            if a == b:
+                continue
+            sub = fields[key].annotation if key in fields else None
+            if not (isinstance(a, dict) and isinstance(b, dict) and hasattr(sub, "model_fields")):
+                return False
+            if not _only_new_defaults(a, b, sub):
+                return False
+        elif key in current and key in fields:
+            f = fields[key]
+            default = f.default_factory() if f.default_factory is not None else f.default
+            if current[key] != default:
+                return False
+        else:
+            return False
+    return True
 
 
 def _run(raw: dict[str, Any], resume: bool = False) -> tuple[Any, dict[str, Any], float]:
@@ -304,6 +352,83 @@ def glm(
     return rows
 
 
+def lr_sweep(
+    task: str, budget: Budget, storage: str, address: str | None, resume: bool = False
+) -> list[dict[str, Any]]:
+    """AdamW and Lion on ``task`` over the lr grid × ``budget.sweep_seeds`` seeds, everything else
+    fixed (:data:`SWEEP_FIXED`, weight decay 0): one grid Experiment; one row per trial."""
+    from raytune_opt.report.results import CONFIG_PREFIX
+
+    space: dict[str, Any] = {
+        "optimizer": {"grid": list(SWEEP_OPTIMIZERS)},
+        "lr": {"grid": [float(v) for v in budget.sweep_lrs]},
+        "seed": {"grid": list(range(1, budget.sweep_seeds + 1))},
+        "weight_decay": {"value": SWEEP_WEIGHT_DECAY},
+    }
+    for opt, hp in SWEEP_FIXED.items():
+        for k, v in hp.items():
+            space[f"{opt}.{k}"] = {"value": v, "when": {"optimizer": opt}}
+    raw = _base(f"lrsweep-{task}", task, budget, storage, address)
+    raw["search"] = {"strategy": "grid", "space": space, "metric": "val_accuracy", "mode": "max"}
+    results, summary, wall = _run(raw, resume)
+    rows = []
+    for _, r in results.trials.iterrows():
+        final = r.get("val_accuracy")
+        rows.append(
+            {
+                "task": task,
+                "optimizer": str(r[f"{CONFIG_PREFIX}optimizer"]),
+                "lr": float(r[f"{CONFIG_PREFIX}lr"]),
+                "seed": int(r[f"{CONFIG_PREFIX}seed"]),
+                "status": r["status"],
+                "final": float(final) if final is not None and not _nan(final) else math.nan,
+                "best": float(r["best_val_accuracy"]),
+                "epochs": int(r["iterations"] or 0),
+                "trial_seconds": float(r["time_total_s"] or 0.0),
+            }
+        )
+    log(
+        f"lr sweep {task}: {len(rows)} trials, {summary['trials']['diverged']} diverged, "
+        f"{summary.get('trial_seconds', 0):.0f} trial-s, {wall:.0f} s wall"
+    )
+    return rows
+
+
+def sweep_curves(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[tuple[float, float, float]]]:
+    """(task, optimizer) → [(lr, mean final val acc, std over seeds)] sorted by lr; a diverged or
+    failed trial (no final accuracy) counts as 0 accuracy, so a grid point never looks better for it."""
+    acc: dict[tuple[str, str], dict[float, list[float]]] = {}
+    for r in rows:
+        v = 0.0 if _nan(r["final"]) else r["final"]
+        acc.setdefault((r["task"], r["optimizer"]), {}).setdefault(r["lr"], []).append(v)
+    return {key: [(lr, *_mean_std(v)) for lr, v in sorted(d.items())] for key, d in acc.items()}
+
+
+def sweep_best(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per task: each optimizer's best grid lr (highest mean final val accuracy; ties → the
+    smaller lr), its accuracy, whether it sits at an edge of the grid, the lowest and highest grid lr
+    within :data:`NEAR_BEST` accuracy of the best (``near``: how flat the top is), and AdamW's / Lion's
+    best lr (``ratio``) with the range of ratios between their near-best lrs (``ratio_range``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for (task, opt), curve in sweep_curves(rows).items():
+        lr, m, s = max(curve, key=lambda c: (c[1], -c[0]))
+        edge = lr in (curve[0][0], curve[-1][0])
+        near = [c[0] for c in curve if c[1] >= m - NEAR_BEST]
+        out.setdefault(task, {})[opt] = {
+            "lr": lr,
+            "acc": m,
+            "std": s,
+            "edge": edge,
+            "near": (min(near), max(near)),
+        }
+    for d in out.values():
+        if "adamw" in d and "lion" in d:
+            a, b = d["adamw"], d["lion"]
+            d["ratio"] = a["lr"] / b["lr"]
+            d["ratio_range"] = (a["near"][0] / b["near"][1], a["near"][1] / b["near"][0])
+    return out
+
+
 def _nan(x: Any) -> bool:
     try:
         return math.isnan(float(x))
@@ -425,6 +550,53 @@ def box_plot(seeds: list[dict[str, Any]], budget: Budget, path: Path) -> Path:
     return path
 
 
+def sweep_plot(rows: list[dict[str, Any]], budget: Budget, path: Path) -> Path:
+    """Final validation accuracy vs lr (log axis), one line per optimizer (mean ± std over seeds),
+    one panel per task; each optimizer's best lr marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves, best = sweep_curves(rows), sweep_best(rows)
+    tasks = [t for t in budget.tasks if any((t, o) in curves for o in SWEEP_OPTIMIZERS)]
+    n = max(len(tasks), 1)
+    fig, axes = plt.subplots(1, n, figsize=(max(4.2 * n + 0.6, 6.0), 4.0), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=False):
+        for opt, color in zip(SWEEP_OPTIMIZERS, ("tab:blue", "tab:orange"), strict=True):
+            c = curves.get((task, opt))
+            if not c:
+                continue
+            lr, m, s = (list(x) for x in zip(*c, strict=True))
+            ax.plot(lr, m, "o-", color=color, label=opt, ms=4)
+            if budget.sweep_seeds > 1:
+                ax.fill_between(
+                    lr,
+                    [a - b for a, b in zip(m, s, strict=True)],
+                    [a + b for a, b in zip(m, s, strict=True)],
+                    color=color,
+                    alpha=0.15,
+                )
+            b = best[task][opt]
+            ax.axvline(b["lr"], color=color, ls=":", lw=1)
+        ratio = best[task].get("ratio")
+        ax.set_xscale("log")
+        ax.set_title(f"{task}" + (f" (AdamW/Lion best lr {ratio:.2g}×)" if ratio else ""), fontsize=9)
+        ax.set_xlabel("lr")
+        ax.set_ylabel("final validation accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        f"lr sweep: {len(budget.sweep_lrs)} lrs, {budget.epochs} epochs, {budget.sweep_seeds} seed(s); "
+        "betas AdamW (0.9, 0.999), Lion (0.9, 0.99), weight decay 0",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def markdown(
     tuned: list[dict[str, Any]],
     seeds: list[dict[str, Any]],
@@ -433,6 +605,8 @@ def markdown(
     timing: dict[str, float],
     command: str,
     png: str,
+    sweep: list[dict[str, Any]] | None = None,
+    sweep_png: str | None = None,
 ) -> str:
     ratios = lr_ratios(tuned)
     cost = {}
@@ -468,7 +642,8 @@ def markdown(
         "times are noisy and inflated; trial-seconds count the compute each trial used (its own clock, "
         f"also inflated by the load). Total wall time **{timing['total_s'] / 60:.1f} min** "
         f"(tuning {timing['tune_s'] / 60:.1f}, re-runs {timing['rerun_s'] / 60:.1f}, GLM "
-        f"{timing['glm_s'] / 60:.1f}; this invocation {timing.get('invocation_s', math.nan) / 60:.1f}).",
+        f"{timing['glm_s'] / 60:.1f}, lr sweep {timing.get('sweep_s', 0.0) / 60:.1f}; "
+        f"this invocation {timing.get('invocation_s', math.nan) / 60:.1f}).",
         "",
     ]
     if REUSED:
@@ -506,6 +681,59 @@ def markdown(
             "offered the same lr candidates (common random numbers): the ratio is one of those values over "
             "another, and 1.00 means both picked the same candidate.",
         ]
+    if sweep:
+        best = sweep_best(sweep)
+        lrs = budget.sweep_lrs
+        n = budget.sweep_seeds
+        seeds_text = f"{n} training seeds (train.seed 1…{n})" if n > 1 else "1 training seed (train.seed 1)"
+        step = f"Grid step {lrs[1] / lrs[0]:.2f}×: a ratio is resolved to one step." if len(lrs) > 1 else ""
+        out += [
+            "",
+            "### lr sweep: AdamW and Lion on the same lr grid",
+            "",
+            f"The tuned ratios above cannot answer the question (same candidates for both). The sweep: per "
+            f"task one `grid` Experiment over optimizer ∈ {{adamw, lion}} × lr ∈ {len(lrs)} log-spaced "
+            f"values {lrs[0]:.3g} … {lrs[-1]:.3g} × {seeds_text}, {budget.epochs} epochs each (as the "
+            "re-runs), batch "
+            f"{budget.batch_size}; every other hyperparameter fixed: AdamW betas (0.9, 0.999), Lion betas "
+            "(0.9, 0.99) (their papers' defaults), weight decay 0 for both (decoupled decay shrinks by "
+            "lr·λ per step, so a common λ is not equally strong at the two optimizers' lrs; 0 is the "
+            "setting that is fair without tuning a second knob). Best lr = grid point with the highest "
+            f"final val accuracy (mean over seeds; a diverged trial counts as 0). {step}",
+            "",
+            f"Near-best = the grid lrs within {NEAR_BEST:g} val accuracy of the optimizer's best (a seed's "
+            "spread is about that size here); the ratio range is the lowest and highest AdamW/Lion ratio "
+            "between near-best lrs.",
+            "",
+            "| task | AdamW best lr | val acc | AdamW near-best lrs | Lion best lr | val acc | "
+            "Lion near-best lrs | AdamW / Lion | ratio range (near-best) | within 3–10×? |",
+            "|---|---:|---:|---|---:|---:|---|---:|---|---|",
+        ]
+        for task, d in best.items():
+            if "ratio" not in d:
+                continue
+            a, b, r = d["adamw"], d["lion"], d["ratio"]
+            cell = [
+                f"{x['lr']:.3g}{' (grid edge)' if x['edge'] else ''} | {x['acc']:.3f}"
+                + (f" ± {x['std']:.3f}" if budget.sweep_seeds > 1 else "")
+                for x in (a, b)
+            ]
+            near = [f"{x['near'][0]:.3g} – {x['near'][1]:.3g}" for x in (a, b)]
+            lo, hi = d["ratio_range"]
+            out.append(
+                f"| {task} | {cell[0]} | {near[0]} | {cell[1]} | {near[1]} | {r:.2f} | {lo:.2g} – {hi:.2g} | "
+                f"{'yes' if 3 <= r <= 10 else 'no'} |"
+            )
+        rs = [d["ratio"] for d in best.values() if "ratio" in d]
+        if rs:
+            gm = math.exp(statistics.fmean(math.log(r) for r in rs))
+            out += [
+                "",
+                f"Sweep answer: {sum(3 <= r <= 10 for r in rs)} of {len(rs)} tasks inside 3–10×; geometric "
+                f"mean ratio {gm:.2f}.",
+            ]
+        if sweep_png:
+            out += ["", f"![lr sweep]({sweep_png})"]
     out += [
         "",
         "## Compute per optimizer (all tasks; tuning + re-runs)",
@@ -557,6 +785,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=None)
     p.add_argument("--glm-epochs", type=int, default=None)
     p.add_argument("--no-glm", action="store_true")
+    p.add_argument("--no-lr-sweep", action="store_true", help="skip the AdamW/Lion lr grid")
+    p.add_argument("--sweep-seeds", type=int, default=None, help="training seeds per lr-sweep point")
     p.add_argument(
         "--resume",
         action="store_true",
@@ -576,6 +806,8 @@ def _budget(args: argparse.Namespace) -> Budget:
         "seeds": args.seeds,
         "glm_epochs": args.glm_epochs,
         "glm_tasks": () if args.no_glm else None,
+        "lr_sweep": False if args.no_lr_sweep else None,
+        "sweep_seeds": args.sweep_seeds,
     }
     changed = {k: v for k, v in over.items() if v is not None}
     for k, v in changed.items():
@@ -633,8 +865,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for task in budget.glm_tasks:
         glm_rows += glm(task, budget, storage, args.address, args.resume)
     timing["glm_s"] = sum(WALLS[f"glm-{task}"] for task in budget.glm_tasks)
+    sweep: list[dict[str, Any]] = []
+    sweep_tasks = budget.tasks if budget.lr_sweep and set(SWEEP_OPTIMIZERS) <= set(budget.optimizers) else ()
+    for task in sweep_tasks:
+        sweep += lr_sweep(task, budget, storage, args.address, args.resume)
+    timing["sweep_s"] = sum(WALLS[f"lrsweep-{task}"] for task in sweep_tasks)
     # the experiments' wall times (reused ones: as recorded) and this invocation's own
-    timing["total_s"] = timing["tune_s"] + timing["rerun_s"] + timing["glm_s"]
+    timing["total_s"] = timing["tune_s"] + timing["rerun_s"] + timing["glm_s"] + timing["sweep_s"]
     timing["invocation_s"] = time.perf_counter() - t0
     timing["load_end"] = _load()
 
@@ -644,21 +881,40 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
         command = "python benchmarks/optimizers_tuned.py " + " ".join(sys.argv[1:])
     png = box_plot(seeds, budget, out / "optimizers_tuned.png")
-    md = markdown(tuned, seeds, glm_rows, budget, timing, command.strip(), png.name)
+    sweep_png = sweep_plot(sweep, budget, out / "optimizers_lr_sweep.png") if sweep else None
+    md = markdown(
+        tuned,
+        seeds,
+        glm_rows,
+        budget,
+        timing,
+        command.strip(),
+        png.name,
+        sweep,
+        sweep_png.name if sweep_png else None,
+    )
     md_path = out / "optimizers_tuned.md"
     md_path.write_text(md, encoding="utf-8")
     print(md, flush=True)
     ratios = lr_ratios(tuned)
     headline = ", ".join(f"{k} {v:.2f}×" for k, v in ratios.items()) or "—"
-    print(f"headline: AdamW/Lion tuned lr = {headline}; total {timing['total_s'] / 60:.1f} min", flush=True)
+    best = sweep_best(sweep)
+    swept = ", ".join(f"{k} {v['ratio']:.2f}×" for k, v in best.items() if "ratio" in v) or "—"
+    print(
+        f"headline: AdamW/Lion tuned lr = {headline}; lr sweep best lr = {swept}; "
+        f"total {timing['total_s'] / 60:.1f} min",
+        flush=True,
+    )
     record = {
         "budget": asdict(budget),
         "tuned": tuned,
         "seeds": seeds,
         "glm": glm_rows,
         "lr_ratios": ratios,
+        "lr_sweep": sweep,
+        "lr_sweep_best": best,
         "timing": timing,
-        "files": {"md": str(md_path), "png": str(png)},
+        "files": {"md": str(md_path), "png": str(png), "sweep_png": str(sweep_png) if sweep_png else None},
     }
     (Path(storage) / "optimizers_tuned.json").write_text(json.dumps(record, indent=1, default=str))
     return record

@@ -1,5 +1,6 @@
 """benchmarks/optimizers_tuned.py runs end to end (--quick, on the session's Ray) through the experiment
-runner: tuning per optimizer, the seed re-runs, the GLM rows, the table and the box plot."""
+runner: tuning per optimizer, the seed re-runs, the GLM rows, the AdamW/Lion lr sweep, the table and the
+plots."""
 
 from __future__ import annotations
 
@@ -42,7 +43,23 @@ def test_quick_optimizers_tuned_benchmark(ray_local, tmp_path, capsys, monkeypat
     assert glm["irls"]["converged_epoch"] is not None
     assert glm["irls"]["train_loss"] <= glm["adam"]["train_loss"]
 
+    # lr sweep: adamw and lion each at every grid lr × seed, full epochs; best lr and ratio from them
+    sweep = rec["lr_sweep"]
+    seeds = range(1, budget["sweep_seeds"] + 1)
+    grid = [(o, lr, s) for o in ("adamw", "lion") for lr in budget["sweep_lrs"] for s in seeds]
+    assert sorted((r["optimizer"], r["lr"], r["seed"]) for r in sweep) == sorted(grid)
+    assert all(r["epochs"] == budget["epochs"] for r in sweep if r["status"] == "finished")
+    best = rec["lr_sweep_best"]["digits-mlp"]
+    for opt in ("adamw", "lion"):
+        rows = [r for r in sweep if r["optimizer"] == opt]
+        accs = {r["lr"]: 0.0 if math.isnan(r["final"]) else r["final"] for r in rows}
+        assert best[opt]["lr"] in budget["sweep_lrs"]
+        assert best[opt]["acc"] == max(accs.values())
+    assert best["ratio"] == best["adamw"]["lr"] / best["lion"]["lr"]
+    assert Path(rec["files"]["sweep_png"]).stat().st_size > 0
+
     md = Path(rec["files"]["md"]).read_text()
+    assert "### lr sweep" in md and "| digits-mlp | " in md.split("### lr sweep")[1]
     assert "| digits-mlp | adamw |" in md and "| digits-mlp | lion |" in md
     assert "AdamW / Lion" in md and "| glm-logistic | irls |" in md
     assert Path(rec["files"]["png"]).stat().st_size > 0
