@@ -223,7 +223,7 @@ def _bohb(r: _Request) -> tuple[Any, Any, int]:
 def _fabolas(r: _Request) -> tuple[Any, Any, int]:
     from raytune_opt.search.fabolas import FabolasSearcher
 
-    keys = ("s_min", "fidelity", "cost_attr", "n_initial", "n_candidates", "log_loss")
+    keys = ("s_min", "fidelity", "cost_attr", "n_initial", "n_candidates", "log_loss", "refit_growth")
     kw = {k: r.options[k] for k in keys if k in r.options}
     return (
         FabolasSearcher(r.space, r.metric, r.mode, r.seed, num_samples=r.num_samples, **kw),
@@ -368,7 +368,7 @@ STRATEGIES: dict[str, Strategy] = {
             "fabolas",
             "Fabolas: cost-aware multi-fidelity GP over (config, data_fraction)",
             _fabolas,
-            ("s_min", "fidelity", "cost_attr", "n_initial", "n_candidates", "log_loss"),
+            ("s_min", "fidelity", "cost_attr", "n_initial", "n_candidates", "log_loss", "refit_growth"),
             model_based=True,
         ),
         Strategy(
