@@ -234,8 +234,15 @@ class Experiment(_Section):
 
     # ------------------------------------------------------------------ derived
     def to_dict(self) -> dict[str, Any]:
-        """The description as plain data (what ``experiment.json`` keeps, and ``from_dict`` reads)."""
-        return self.model_dump(by_alias=True, exclude_none=False)
+        """The description as plain data (what ``experiment.json`` keeps, and ``from_dict`` reads):
+        every field, defaults included, except a train default whose key the search space searches
+        (written out, it would read back as that key fixed and searched at once)."""
+        out = self.model_dump(by_alias=True, exclude_none=False)
+        if self.search is not None:
+            searched = set(self.space().to_tune())
+            for key in searched & (set(out["train"]) - self.train.model_fields_set):
+                del out["train"][key]
+        return out
 
     @property
     def searched_optimizers(self) -> list[str]:

@@ -68,6 +68,27 @@ def test_defaults_metric_mode_and_max_t_from_the_task_and_train():
     assert exp.tune_config().num_samples == 1
 
 
+@pytest.mark.parametrize("searched", ["seed", "batch_size", "lr"])
+def test_to_dict_reads_back_the_same_experiment_when_a_train_key_is_searched(searched):
+    """What experiment.json keeps (``to_dict``) is what ``resume`` reads (``from_dict``): a train key
+    left at its default and searched is not written as fixed."""
+    domains = {"seed": {"grid": [1, 2]}, "batch_size": {"choice": [32, 64]}, "lr": {"grid": [0.1, 0.01]}}
+    exp = Experiment.from_dict(
+        {
+            "name": "t",
+            "task": "digits-mlp",
+            "optimizer": {"name": "adamw"},
+            "train": {"epochs": 3},
+            "search": {"strategy": "grid", "space": {searched: domains[searched]}},
+        }
+    )
+    again = Experiment.from_dict(exp.to_dict())
+    assert again.to_dict() == exp.to_dict()
+    assert again.param_space() == exp.param_space()
+    assert [p.name for p in again.space()] == [p.name for p in exp.space()] == [searched]
+    assert again.to_dict()["train"]["epochs"] == 3
+
+
 def test_space_entries_override_the_optimizer_ranges_and_keep_their_condition():
     exp = Experiment.from_dict(
         {
