@@ -24,7 +24,7 @@ The description (every key optional except ``name`` and ``task``; unknown keys a
       time_budget_s: null
     resources: {num_workers: 1, use_gpu: false, cpus_per_worker: 1, gpus_per_worker: null,
                 max_concurrent_trials: null}
-    run: {storage_path: results, max_failures: 1, address: null, tensorboard: false}
+    run: {storage_path: results, max_failures: 1, address: null, tensorboard: false, keep_checkpoints: null}
 
 Without a ``search`` section the experiment is one trial of the fixed configuration.
 
@@ -160,6 +160,11 @@ class RunSection(_Section):
     #: also write TensorBoard event files per trial (Tune's TBXLoggerCallback); off by default: the
     #: report, result.json and progress.csv hold the same numbers, and the events cost ~5 ms a trial
     tensorboard: bool = False
+    #: checkpoints kept per trial; None keeps all. With n, Tune deletes a trial's oldest checkpoint when
+    #: it registers the (n+1)-th and saves its experiment state only after that: a driver killed in
+    #: between leaves a state that names a deleted checkpoint (that trial cannot resume), and a PBT/PB2
+    #: clone may find its donor's checkpoint gone — keeping all is what makes resume and PBT exact
+    keep_checkpoints: int | None = Field(None, ge=1)
 
 
 class Experiment(_Section):
@@ -775,8 +780,8 @@ def run_experiment(
     fn = trainable({**fixed, **(exp.space().to_tune() if exp.search else {})})
     tune_config = exp.tune_config(trainable=fn)
     metric, mode = tune_config.metric, tune_config.mode
-    # a forced state snapshot after every num_to_keep checkpoints is what makes `resume` exact; Ray's
-    # warning about their frequency is noise for short epochs
+    # with run.keep_checkpoints = n, Tune forces a state snapshot after every n checkpoints of a trial;
+    # Ray's warning about their frequency is noise for short epochs
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     connect(exp.run_.address, progress)
     _write_state(folder, exp)
@@ -792,7 +797,7 @@ def run_experiment(
         name=exp.name,
         storage_path=folder.storage_path,
         failure_config=tune.FailureConfig(max_failures=exp.run_.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=exp.run_.keep_checkpoints),
         callbacks=callbacks,
         verbose=0,
     )

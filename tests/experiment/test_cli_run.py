@@ -151,7 +151,8 @@ def test_interrupted_driver_then_resume_keeps_every_finished_trial(ray_local, tm
     """A driver killed with SIGKILL (trials on the cluster die with it) or stopped with Ctrl-C (SIGINT:
     Tune saves its state and returns; exit status 130) mid-run; ``resume`` finishes the budget from the
     experiment state and checkpoints, and every trial finished before is in trials.csv."""
-    epochs, samples = 5, 6
+    # long enough that trials are still to run when the signal comes, on a fast idle machine too
+    epochs, samples = 20, 12
     config = {
         "name": "killed",
         "task": "digits-mlp",
