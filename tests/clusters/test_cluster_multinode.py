@@ -112,7 +112,7 @@ def faulted_run(cluster: LocalCluster) -> FaultedRun:
     config = cluster.experiment_yaml(
         "faults",
         imports=["paced_task.py"],
-        task={"name": "paced-digits", "args": {"pace_s": 0.03}},
+        task={"name": "paced-digits", "args": {"pace_s": 0.1}},  # slow enough to hold on a fast machine
         train={"batch_size": 128, "checkpoint_every": 1, "seed": 0},
         optimizer={"name": "sgd", "lr": 0.1},
         search={
