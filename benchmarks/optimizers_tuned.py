@@ -255,8 +255,6 @@ def rerun(
 ) -> list[dict[str, Any]]:
     """Every optimizer's tuned configuration on ``task`` with ``budget.seeds`` fresh training seeds
     (one grid Experiment over optimizer × seed); one row per trial."""
-    from raytune_opt.report.results import CONFIG_PREFIX
-
     space: dict[str, Any] = {
         "optimizer": {"grid": list(tuned)},
         "seed": {"grid": list(range(1, budget.seeds + 1))},
@@ -265,7 +263,25 @@ def rerun(
         for k, v in hp.items():
             value = list(v) if isinstance(v, tuple) else v
             space[f"{opt}.{k}"] = {"value": value, "when": {"optimizer": opt}}
-    raw = _base(f"seeds-{task}", task, budget, storage, address)
+    return _grid_rows(f"seeds-{task}", "re-run", task, space, budget, storage, address, resume)
+
+
+def _grid_rows(
+    name: str,
+    label: str,
+    task: str,
+    space: dict[str, Any],
+    budget: Budget,
+    storage: str,
+    address: str | None,
+    resume: bool,
+    floats: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """Run the grid experiment ``name`` over ``space`` on ``task``; one row per trial: its optimizer,
+    the config keys ``floats``, seed, status, final and best val accuracy, epochs, trial-seconds."""
+    from raytune_opt.report.results import CONFIG_PREFIX
+
+    raw = _base(name, task, budget, storage, address)
     raw["search"] = {"strategy": "grid", "space": space, "metric": "val_accuracy", "mode": "max"}
     results, summary, wall = _run(raw, resume)
     rows = []
@@ -275,6 +291,7 @@ def rerun(
             {
                 "task": task,
                 "optimizer": str(r[f"{CONFIG_PREFIX}optimizer"]),
+                **{k: float(r[f"{CONFIG_PREFIX}{k}"]) for k in floats},
                 "seed": int(r[f"{CONFIG_PREFIX}seed"]),
                 "status": r["status"],
                 "final": float(final) if final is not None and not _nan(final) else math.nan,
@@ -284,7 +301,7 @@ def rerun(
             }
         )
     log(
-        f"re-run {task}: {len(rows)} trials, {summary['trials']['diverged']} diverged, "
+        f"{label} {task}: {len(rows)} trials, {summary['trials']['diverged']} diverged, "
         f"{summary.get('trial_seconds', 0):.0f} trial-s, {wall:.0f} s wall"
     )
     return rows
@@ -358,8 +375,6 @@ def lr_sweep(
 ) -> list[dict[str, Any]]:
     """AdamW and Lion on ``task`` over the lr grid × ``budget.sweep_seeds`` seeds, everything else
     fixed (:data:`SWEEP_FIXED`, weight decay 0): one grid Experiment; one row per trial."""
-    from raytune_opt.report.results import CONFIG_PREFIX
-
     space: dict[str, Any] = {
         "optimizer": {"grid": list(SWEEP_OPTIMIZERS)},
         "lr": {"grid": [float(v) for v in budget.sweep_lrs]},
@@ -369,30 +384,7 @@ def lr_sweep(
     for opt, hp in SWEEP_FIXED.items():
         for k, v in hp.items():
             space[f"{opt}.{k}"] = {"value": v, "when": {"optimizer": opt}}
-    raw = _base(f"lrsweep-{task}", task, budget, storage, address)
-    raw["search"] = {"strategy": "grid", "space": space, "metric": "val_accuracy", "mode": "max"}
-    results, summary, wall = _run(raw, resume)
-    rows = []
-    for _, r in results.trials.iterrows():
-        final = r.get("val_accuracy")
-        rows.append(
-            {
-                "task": task,
-                "optimizer": str(r[f"{CONFIG_PREFIX}optimizer"]),
-                "lr": float(r[f"{CONFIG_PREFIX}lr"]),
-                "seed": int(r[f"{CONFIG_PREFIX}seed"]),
-                "status": r["status"],
-                "final": float(final) if final is not None and not _nan(final) else math.nan,
-                "best": float(r["best_val_accuracy"]),
-                "epochs": int(r["iterations"] or 0),
-                "trial_seconds": float(r["time_total_s"] or 0.0),
-            }
-        )
-    log(
-        f"lr sweep {task}: {len(rows)} trials, {summary['trials']['diverged']} diverged, "
-        f"{summary.get('trial_seconds', 0):.0f} trial-s, {wall:.0f} s wall"
-    )
-    return rows
+    return _grid_rows(f"lrsweep-{task}", "lr sweep", task, space, budget, storage, address, resume, ("lr",))
 
 
 def sweep_curves(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[tuple[float, float, float]]]:
