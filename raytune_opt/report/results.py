@@ -108,8 +108,15 @@ def _read_reports(folder: Path) -> list[dict[str, Any]]:
     path = folder / "progress.csv"
     if path.is_file():
         with open(path, encoding="utf-8", newline="") as f:
-            return [{k: _parse_csv_value(v) for k, v in row.items()} for row in csv.DictReader(f)]
+            return [
+                {k: v if k in _TEXT_COLUMNS else _parse_csv_value(v) for k, v in row.items()}
+                for row in csv.DictReader(f)
+            ]
     return []
+
+
+#: progress.csv columns kept as text: an 8-hex trial id such as ``61137e65`` parses as a float
+_TEXT_COLUMNS = frozenset({"trial_id", "node_ip", "hostname", "date", "experiment_tag"})
 
 
 def _parse_csv_value(v: str | None) -> Any:

@@ -12,6 +12,9 @@ Files written into ``out`` (default: the experiment directory itself, beside Ray
 ``optimizers.png``         only when several optimizers were run: spread and best of each
 ``report.md``              ties them together with the top-10 and per-optimizer tables
 =========================  ==============================================================
+
+Read ``trials.csv`` back with the trial id as text — ``pd.read_csv(path, dtype={"trial_id": str})``
+— or pandas takes an id such as ``61137e65`` for the number 6.1137e69.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def test_every_example_runs_at_a_tiny_budget(ray_local, tmp_path, example):
     for f in REPORT_FILES:
         assert (folder / f).stat().st_size > 0, f
     summary = json.loads((folder / "summary.json").read_text())
-    trials = pd.read_csv(folder / "trials.csv")
+    trials = pd.read_csv(folder / "trials.csv", dtype={"trial_id": str})
     assert len(trials) == summary["trials"]["total"] >= 1
     assert summary["trials"]["failed"] == 0
     assert summary["best_metric"] is not None
@@ -131,7 +131,7 @@ def test_failing_and_diverging_trials_are_recorded_and_the_experiment_completes(
     folder = tmp_path / "results" / "flaky"
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["trials"] == {**summary["trials"], "total": 4, "finished": 1, "failed": 2, "diverged": 1}
-    trials = pd.read_csv(folder / "trials.csv")
+    trials = pd.read_csv(folder / "trials.csv", dtype={"trial_id": str})
     assert sorted(trials["status"]) == ["diverged", "failed", "failed", "finished"]
     assert summary["best_config"]["config/lr" if "config/lr" in summary["best_config"] else "lr"] == 0.05
     assert len({p.parent for p in folder.glob("*/events.out.tfevents*")}) == 4  # run.tensorboard: true
@@ -189,7 +189,7 @@ def test_interrupted_driver_then_resume_keeps_every_finished_trial(ray_local, tm
     assert json.loads((folder / "experiment.json").read_text())["finished_at"] is None
 
     assert cli("resume", folder) == 0
-    trials = pd.read_csv(folder / "trials.csv")
+    trials = pd.read_csv(folder / "trials.csv", dtype={"trial_id": str})
     # a trial started after Tune last saved its state is unknown to the resumed run, which samples a
     # replacement; its folder stays in the table as unfinished
     assert (trials["status"] == "finished").sum() == samples

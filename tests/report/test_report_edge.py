@@ -249,6 +249,8 @@ def test_progress_csv_is_read_when_result_json_is_missing(tmp_path: Path) -> Non
     folder = next(exp.glob("fn_*"))
     rows = [json.loads(line) for line in (folder / "result.json").read_text().splitlines()]
     (folder / "result.json").unlink()
+    for row in rows:
+        row["trial_id"] = "61137e65"  # a Ray 2.60 id that float() would take for 6.1137e69
     with open(folder / "progress.csv", "w", newline="") as f:
         keys = [k for k in rows[0] if k != "config"]
         w = csv.DictWriter(f, keys, extrasaction="ignore")
@@ -257,6 +259,8 @@ def test_progress_csv_is_read_when_result_json_is_missing(tmp_path: Path) -> Non
     results = report.load(exp)
     assert results.best["value"] == 0.25 and int(results.trials.loc[0, "iterations"]) == 3
     assert results.trials.loc[0, "config/lr"] == 0.1  # from params.json
+    assert list(results.trials["trial_id"]) == ["61137e65"]
+    assert set(results.history["trial_id"]) == {"61137e65"}
 
 
 def test_log_range() -> None:
