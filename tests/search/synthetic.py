@@ -50,23 +50,25 @@ def objective(config: dict) -> float:
 
 def trainable(config: dict) -> None:
     """Reports ``loss`` for ``t = 1 .. max_t``; with ``checkpoint`` it saves ``{t, owner}`` each
-    iteration and resumes from ``tune.get_checkpoint()`` (reporting whose checkpoint as ``donor``)."""
+    iteration and resumes from ``tune.get_checkpoint()`` (reporting whose checkpoint as ``donor``, the
+    step it was saved at as ``start`` and the learning rate its owner trained with as ``donor_lr``)."""
     me = tune.get_context().get_trial_id()
-    start, donor = 0, me
+    start, donor, donor_lr = 0, me, config["lr"]
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
         with ckpt.as_directory() as d, open(os.path.join(d, "state.json")) as fh:
             state = json.load(fh)
-        start, donor = state["t"], state["owner"]
+        start, donor, donor_lr = state["t"], state["owner"], state["lr"]
     s = config.get("data_fraction", 1.0)
     diverged = config["lr"] > config.get("diverge_lr", math.inf)
     for t in range(start + 1, config["max_t"] + 1):
         loss = math.nan if diverged else objective(config) + 0.3 * (1 - s) ** 2 + 0.5 / t
         metrics = {"loss": loss, "cost": s, "lr_used": config["lr"], "donor": donor, "start": start}
+        metrics["donor_lr"] = donor_lr
         if config.get("checkpoint", False):
             with tempfile.TemporaryDirectory() as d:
                 with open(os.path.join(d, "state.json"), "w") as fh:
-                    json.dump({"t": t, "owner": me}, fh)
+                    json.dump({"t": t, "owner": me, "lr": config["lr"]}, fh)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         else:
             tune.report(metrics)
