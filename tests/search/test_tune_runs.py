@@ -35,8 +35,10 @@ CASES = {
     "asha": (12, 9, 5, {}, False, 0.25),
     "bohb": (12, 9, 5, {}, True, 0.25),
     "fabolas": (12, 1, 6, {"cost_attr": "cost", "n_initial": 6}, False, 0.25),
-    "pbt": (4, 8, 3, {"perturbation_interval": 2}, True, 0.3),
-    "pb2": (4, 8, 3, {"perturbation_interval": 2}, True, 0.3),
+    # synchronous: every perturbation round exploits the bottom quantile, so clones surely happen (the
+    # asynchronous default exploits a trial only if it is the worst when it reaches the step)
+    "pbt": (4, 8, 3, {"perturbation_interval": 2, "synch": True}, True, 0.3),
+    "pb2": (4, 8, 3, {"perturbation_interval": 2, "synch": True}, True, 0.3),
 }
 #: searcher-driven strategies also get diverging trials (lr > 0.3 reports NaN)
 DIVERGING = {"random", "sobol", "bo", "tpe", "fabolas"}
