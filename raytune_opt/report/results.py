@@ -142,6 +142,17 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+def _text(v: Any) -> str:
+    """A text field of Tune's state as it is, or JSON-decoded when stored as a JSON string (``'"x"'``):
+    never parsed as a number — Ray 2.60's trial id ``6e149211`` is a float (inf) to ``json.loads``."""
+    if v is None:
+        return ""
+    if isinstance(v, str) and v.startswith('"'):
+        decoded = _maybe_json(v)
+        return decoded if isinstance(decoded, str) else v
+    return str(v)
+
+
 def _maybe_json(v: Any) -> Any:
     if isinstance(v, str):
         try:
@@ -172,9 +183,9 @@ def _tune_state(exp_dir: Path) -> dict[str, dict[str, Any]]:
                 continue
             config = _maybe_json(info.get("config"))
             start = _maybe_json(runtime.get("start_time")) if isinstance(runtime, dict) else None
-            state[str(_maybe_json(info["relative_logdir"]))] = {
-                "status": str(_maybe_json(info.get("status", ""))),
-                "trial_id": _maybe_json(info.get("trial_id")),
+            state[_text(info["relative_logdir"])] = {
+                "status": _text(info.get("status", "")),
+                "trial_id": _text(info.get("trial_id")) or None,
                 "start_time": start if _is_finite(start) else None,
                 "config": config if isinstance(config, dict) else None,
             }

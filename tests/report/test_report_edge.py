@@ -47,9 +47,10 @@ def _trial(
     error: str | None = None,
     diverged_at: int | None = None,
     t0: float = 1000.0,
+    tid: str | None = None,
 ) -> str:
     """A trial folder as Tune writes it: params.json, one result.json line per value (epoch = 1 s)."""
-    tid = f"abcde_{n:05d}"
+    tid = tid or f"abcde_{n:05d}"
     folder = exp / f"fn_{tid}_{n}_x={n}_2026-01-01_00-00-00"
     folder.mkdir(parents=True)
     (folder / "params.json").write_text(json.dumps(config))
@@ -126,6 +127,30 @@ def test_a_folder_no_saved_tune_state_mentions_is_unfinished(tmp_path: Path) -> 
     status = dict(zip(results.trials["trial_id"], results.trials["status"], strict=True))
     assert status == {listed: "finished", orphan: "unfinished", "de284987": "unfinished"}
     assert set(results.history["trial_id"]) == {listed, orphan}
+
+
+@pytest.mark.parametrize("encoded", [False, True], ids=["plain", "json-string"])
+def test_trial_ids_that_look_like_numbers_stay_text(tmp_path: Path, encoded: bool) -> None:
+    """Ray 2.60's 8-hex trial ids such as ``6e149211`` (inf as a float) and ``12345678`` stay text,
+    from Tune's state (plain, or JSON-encoded strings) to trials.csv."""
+    exp = tmp_path / "exp"
+    _write(exp, _info())
+    ids = ["12345678", "6e149211"]  # sorted
+    data = []
+    for n, tid in enumerate(ids):
+        _trial(exp, n, {"optimizer": "sgd", "lr": 0.1 * (n + 1)}, [0.9, 0.5 - 0.1 * n], tid=tid)
+        name = next(p.name for p in exp.iterdir() if p.is_dir() and tid in p.name)
+        info = {"relative_logdir": name, "status": "TERMINATED", "trial_id": tid, "config": {}}
+        if encoded:
+            info = {k: json.dumps(v) for k, v in info.items()}
+        data.append([json.dumps(info), json.dumps({"start_time": 1000.0})])
+    (exp / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": data}))
+    results = report.load(exp)
+    assert sorted(results.trials["trial_id"]) == ids and set(results.trials["status"]) == {"finished"}
+    assert results.best["trial_id"] == "6e149211"  # val_loss 0.4
+    paths = report.write(exp, out=tmp_path / "out")
+    with open(paths["trials.csv"], newline="") as f:
+        assert sorted(r["trial_id"] for r in csv.DictReader(f)) == ids
 
 
 def test_every_trial_diverged_or_failed(tmp_path: Path) -> None:
