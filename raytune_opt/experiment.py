@@ -764,6 +764,7 @@ def run_experiment(
     """
     from ray import tune
 
+    from raytune_opt import trial_logs
     from raytune_opt.train import trainable
 
     exp.check()
@@ -792,7 +793,7 @@ def run_experiment(
 
         searched = [p.name for p in exp.space()] if exp.search else ["optimizer"]
         callbacks.append(LiveStatus(metric, mode, total=tune_config.num_samples, searched=searched))
-    callbacks += _loggers(exp.run_.tensorboard)
+    callbacks += trial_logs.loggers(exp.run_.tensorboard)
     run_config = tune.RunConfig(
         name=exp.name,
         storage_path=folder.storage_path,
@@ -832,14 +833,6 @@ def run_experiment(
         if interrupted:
             print(f"interrupted: `raytune-opt resume {folder.path}` continues where it stopped", flush=True)
     return ExperimentResult(path, grid, summary, files, interrupted)
-
-
-def _loggers(tensorboard: bool) -> list[Any]:
-    """Tune's per-trial result files: result.json and progress.csv (what the report reads), and
-    TensorBoard event files only when ``run.tensorboard`` asks for them."""
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
-
-    return [JsonLoggerCallback(), CSVLoggerCallback()] + ([TBXLoggerCallback()] if tensorboard else [])
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ import torch
 from ray import tune
 from ray.tune.schedulers import PopulationBasedTraining
 
+from raytune_opt import trial_logs
 from raytune_opt.train import run_local, trainable
 from raytune_opt.train.checkpoint import load_state
 
@@ -21,7 +22,10 @@ def _tuner(space: dict, tmp_path: Path, **tune_config) -> tune.ResultGrid:
         trainable(space),
         param_space=space,
         tune_config=tune.TuneConfig(metric="val_accuracy", mode="max", **tune_config),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0),
+        # Ray's own loggers lose a paused PBT trial's last reports (see raytune_opt.trial_logs)
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path), name="exp", verbose=0, callbacks=trial_logs.loggers()
+        ),
     ).fit()
 
 
