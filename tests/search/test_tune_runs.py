@@ -20,6 +20,7 @@ import pytest
 from ray import tune
 from synthetic import SPACE, InterruptOnce, objective, space, trainable
 
+from raytune_opt import trial_logs
 from raytune_opt.search import SearchSpace, make_tune_config
 
 # strategy → (num_samples, max_t, stop after n trials, extra options, checkpointing, tolerance on f)
@@ -69,7 +70,11 @@ def run_interrupted_then_restored(strategy: str, tmp_path) -> tuple[tune.ResultG
         tune_config=cfg,
         param_space=param_space,
         run_config=tune.RunConfig(
-            name=strategy, storage_path=str(tmp_path), callbacks=[interrupt], verbose=0
+            name=strategy,
+            storage_path=str(tmp_path),
+            # trial_logs: Ray's own loggers drop reports of trials that pause and restart (PBT, Hyperband)
+            callbacks=[interrupt, *trial_logs.loggers()],
+            verbose=0,
         ),
     )
     first = tuner.fit()
