@@ -220,11 +220,13 @@ def _bohb(r: _Request) -> tuple[Any, Any, int]:
     return search, sched, r.num_samples
 
 
+_FABOLAS_OPTIONS = ("s_min", "fidelity", "cost_attr", "n_initial", "n_candidates", "log_loss", "refit_growth")
+
+
 def _fabolas(r: _Request) -> tuple[Any, Any, int]:
     from raytune_opt.search.fabolas import FabolasSearcher
 
-    keys = ("s_min", "fidelity", "cost_attr", "n_initial", "n_candidates", "log_loss", "refit_growth")
-    kw = {k: r.options[k] for k in keys if k in r.options}
+    kw = {k: r.options[k] for k in _FABOLAS_OPTIONS if k in r.options}
     return (
         FabolasSearcher(r.space, r.metric, r.mode, r.seed, num_samples=r.num_samples, **kw),
         None,
@@ -368,7 +370,7 @@ STRATEGIES: dict[str, Strategy] = {
             "fabolas",
             "Fabolas: cost-aware multi-fidelity GP over (config, data_fraction)",
             _fabolas,
-            ("s_min", "fidelity", "cost_attr", "n_initial", "n_candidates", "log_loss", "refit_growth"),
+            _FABOLAS_OPTIONS,
             model_based=True,
         ),
         Strategy(
