@@ -196,6 +196,17 @@ class Family:
         """d(y, mu) with deviance D = sum_i w_i d(y_i, mu_i)."""
         raise NotImplementedError
 
+    def saturated(self, y: torch.Tensor) -> torch.Tensor | None:
+        """s(y) of the split d(y, mu) = 2 (s(y) - k(y, mu)), or None where the family has no such split.
+
+        s depends on y only, so a solver that evaluates D at many mu computes it once: each evaluation is
+        then the cheaper kernel k (no ``xlogy`` of y by y), see ``Shard``."""
+        return None
+
+    def kernel(self, y: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        """k(y, mu) of the split in :meth:`saturated` (only called where that is not None)."""
+        raise NotImplementedError
+
     def loglike_obs(self, y: torch.Tensor, mu: torch.Tensor, w: torch.Tensor, scale: float) -> torch.Tensor:
         raise NotImplementedError
 
@@ -275,9 +286,19 @@ class Binomial(Family):
             torch.xlogy(y, y) - torch.xlogy(y, mu) + torch.xlogy(1 - y, 1 - y) - torch.xlogy(1 - y, 1 - mu)
         )
 
+    def saturated(self, y):
+        """s = y log y + (1 - y) log(1 - y)."""
+        return torch.xlogy(y, y) + torch.xlogy(1.0 - y, 1.0 - y)
+
+    def kernel(self, y, mu):
+        """k = y log mu + (1 - y) log(1 - mu), mu clipped into (0, 1)."""
+        return y * torch.log(mu) + (1.0 - y) * torch.log1p(-mu)
+
     def loglike_obs(self, y, mu, w, scale):
-        const = math.lgamma(2.0) - torch.lgamma(y + 1.0) - torch.lgamma(2.0 - y)
-        return w * (const + torch.xlogy(y, mu) + torch.xlogy(1.0 - y, 1.0 - mu))
+        ll = self.kernel(y, mu)
+        if bool(((y > 0) & (y < 1)).any()):  # the binomial coefficient's term is 0 for y in {0, 1}
+            ll = ll + (math.lgamma(2.0) - torch.lgamma(y + 1.0) - torch.lgamma(2.0 - y))
+        return w * ll
 
     def check_support(self, y, w):
         bad = ((y < 0) | (y > 1)) & (w > 0)
@@ -304,6 +325,14 @@ class Poisson(Family):
 
     def unit_deviance(self, y, mu):
         return 2.0 * (torch.xlogy(y, y) - torch.xlogy(y, mu) - (y - mu))
+
+    def saturated(self, y):
+        """s = y log y - y."""
+        return torch.xlogy(y, y) - y
+
+    def kernel(self, y, mu):
+        """k = y log mu - mu, mu clipped above 0."""
+        return y * torch.log(mu) - mu
 
     def loglike_obs(self, y, mu, w, scale):
         return w / scale * (torch.xlogy(y, mu) - mu - torch.lgamma(y + 1.0))
@@ -333,6 +362,14 @@ class Gamma(Family):
 
     def unit_deviance(self, y, mu):
         return 2.0 * ((y - mu) / mu - torch.log(y / mu))
+
+    def saturated(self, y):
+        """s = -log y - 1."""
+        return -torch.log(y) - 1.0
+
+    def kernel(self, y, mu):
+        """k = -y / mu - log mu."""
+        return -y / mu - torch.log(mu)
 
     def loglike_obs(self, y, mu, w, scale):
         ws = w / scale

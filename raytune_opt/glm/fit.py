@@ -52,6 +52,11 @@ class GLMConvergenceWarning(RuntimeWarning):
 class GLMResult:
     """A fitted model. ``coef``, ``bse``, ``cov_params`` are float64 numpy arrays.
 
+    ``cov_params`` (and ``bse`` from it) is computed when first asked for, as statsmodels' results compute
+    theirs on access: for IRLS that is one float64 X^T W X at ``coef`` over all rows, which a caller that
+    only wants the coefficients (predictions, a hyperparameter sweep) does not pay for. A distributed fit
+    computes it before its Ray workers stop; pickling a result computes it too.
+
     ``deviance`` is sum_i w_i d(y_i, mu_i) (for robust fits: sum rho(r / scale)); ``loglike`` is
     statsmodels' ``llf`` (NaN for robust fits); ``scale`` the dispersion (1 for binomial and Poisson,
     Pearson chi2 / (n - p) otherwise, the MAD scale for robust fits); ``pearson_chi2`` is
@@ -60,8 +65,6 @@ class GLMResult:
     """
 
     coef: np.ndarray
-    bse: np.ndarray
-    cov_params: np.ndarray
     scale: float
     deviance: float
     loglike: float
@@ -77,6 +80,24 @@ class GLMResult:
     pearson_chi2: float
     num_workers: int = 1
     history: list[dict] = field(default_factory=list)
+    _cov: Any = field(default=None, repr=False, compare=False)  # the p x p array, or a function making it
+
+    @property
+    def cov_params(self) -> np.ndarray:
+        """scale * (information + alpha I)^{-1} (robust fits: statsmodels' H1 sandwich)."""
+        if callable(self._cov):
+            self._cov = as_numpy(self._cov())
+        return self._cov
+
+    @property
+    def bse(self) -> np.ndarray:
+        """Standard errors: sqrt of the diagonal of ``cov_params``."""
+        cov = self.cov_params
+        return np.sqrt(np.clip(np.diag(cov), 0.0, None)) if np.isfinite(cov).all() else np.sqrt(np.diag(cov))
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.cov_params  # noqa: B018 - a pickled result carries its covariance, not the data behind it
+        return self.__dict__.copy()
 
     @property
     def zvalues(self) -> np.ndarray:
@@ -347,9 +368,6 @@ def _fit_glm(backend, fam, method, n, p, alpha, max_iter, tol, Xt, yt, wt, lp_do
     if fam.name == "binomial" and alpha == 0 and not lp_done and _runaway(out):
         check_separation(as_numpy(Xt), as_numpy(yt), as_numpy(wt))
     beta = out.beta
-    info = out.information
-    if method in ("lm", "bfgs", "lbfgs"):
-        info = _irls._ridge(backend.sum("newton_pieces", beta)[1], alpha)
     dev, pearson, _, _ = backend.sum("fit_stats", beta)
     dev, pearson = float(dev), float(pearson)
     df_resid = n - p
@@ -357,11 +375,19 @@ def _fit_glm(backend, fam, method, n, p, alpha, max_iter, tol, Xt, yt, wt, lp_do
     # gaussian: statsmodels' concentrated likelihood, scale = sum w (y - mu)^2 / n
     ll_scale = float(backend.sum("fit_stats", beta)[2]) / n if fam.name == "gaussian" else scale
     loglike = float(backend.sum("loglike", beta, ll_scale)[0])
-    with one_thread(info, SMALL_MATRIX):
-        cov = scale * torch.linalg.inv(info)
+
+    def cov() -> torch.Tensor:
+        info = out.information
+        if method in ("lm", "bfgs", "lbfgs"):  # the observed information at the solution
+            info = _irls._ridge(backend.sum("newton_pieces", beta)[1], alpha)
+        elif info is None:  # IRLS: the expected information at the solution, in full precision
+            info = _irls._ridge(backend.sum("fisher_gram", beta)[0], alpha)
+        with one_thread(info, SMALL_MATRIX):
+            return scale * torch.linalg.inv(info)
+
     return _result(
         beta,
-        cov,
+        cov if isinstance(backend, Local) else cov(),
         scale,
         dev,
         loglike,
@@ -409,13 +435,10 @@ def _fit_robust(backend, norm, method, n, p, max_iter, tol) -> GLMResult:
 
 
 def _result(beta, cov, scale, dev, loglike, out, method, family, link, robust, alpha, n, df_resid, pearson):
-    cov_np = as_numpy(cov)
+    """The GLMResult; ``cov`` is the covariance (a tensor) or a function that computes it on demand."""
     return GLMResult(
         coef=as_numpy(beta),
-        bse=np.sqrt(np.clip(np.diag(cov_np), 0.0, None))
-        if np.isfinite(cov_np).all()
-        else np.sqrt(np.diag(cov_np)),
-        cov_params=cov_np,
+        _cov=cov if callable(cov) else as_numpy(cov),
         scale=float(scale),
         deviance=dev,
         loglike=loglike,

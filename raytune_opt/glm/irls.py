@@ -36,7 +36,8 @@ class SolverOutput:
     """What a solver hands back to ``fit``: coefficients, information at the solution, iterations."""
 
     beta: torch.Tensor
-    information: torch.Tensor  # p x p, unscaled (X^T W X + alpha I or the observed analogue)
+    information: torch.Tensor | None  # p x p, unscaled (X^T W X + alpha I or the observed analogue);
+    # None: fit forms the expected information at beta when the covariance is asked for
     n_iter: int
     converged: bool
     history: list[dict] = field(default_factory=list)
@@ -97,18 +98,25 @@ def irls(
 
     ``start`` holds the pieces (D, X^T W X, X^T W z) at statsmodels' mu_0. Each iteration solves, then
     evaluates only the deviance at the new coefficients (one matrix-vector pass) and forms the next
-    X^T W X only if not converged: k Gram matrices for k steps. The information returned is the X^T W X
-    that gave the last step, which moved a by at most tol relative (formed afresh, in float64, at the final
-    a when the fit did not converge or that X^T W X was a float32 one). A step that makes F non-finite or
-    larger (mu leaving the domain, e.g. a negative mean under the inverse link) is halved towards the
-    previous coefficients (R's ``glm.fit`` safeguard).
+    X^T W X only if not converged. A step that makes F non-finite or larger (mu leaving the domain, e.g. a
+    negative mean under the inverse link) is halved towards the previous coefficients (R's ``glm.fit``
+    safeguard).
 
-    Mixed precision (``mixed_precision``, float64 data): X^T W X is formed in float32 (a quarter to a half
-    of the time) — ``start_low`` says whether the one at mu_0 in ``start`` was — except when the iteration is
-    converging quadratically into its last step (the step is under ``LOW_PRECISION_STEP`` relative and
-    100x shorter than the one before): that X^T W X, which becomes the covariance, is float64. From a
-    current a the step is a + (X^T W X)^{-1} X^T W r with X^T W r in full precision, so an approximate
-    X^T W X changes a step by a relative ~1e-7 cond(X^T W X), never the fixed point X^T W r = 0.
+    From a current a the step is a + (X^T W X)^{-1} X^T W r with X^T W r at a in full precision, so the
+    X^T W X used only sets how fast the iteration contracts, never its fixed point X^T W r = 0. Two
+    savings follow:
+
+    * Mixed precision (``mixed_precision``, float64 data): X^T W X is formed in float32 (a quarter to a
+      half of the time; ``start_low`` says whether the one at mu_0 in ``start`` was). It changes a step by
+      a relative ~1e-7 cond(X^T W X).
+    * Chord steps: once the iteration converges quadratically (a step under ``LOW_PRECISION_STEP``
+      relative and 100x shorter than the one before), the next step reuses the last X^T W X (a chord, or
+      lazy-Hessian, Newton step: ``Shard.irls_rhs``, no Gram matrix) — that matrix was formed a relative
+      ~1e-4 away, so the step contracts by ~1e-4 more and the fit typically ends one Gram matrix sooner.
+      A chord step that contracts less than 100x is followed by a fresh X^T W X.
+
+    ``information`` in the output is None: the covariance's X^T W X (float64, at the returned a) is
+    formed by ``fit`` when it is asked for.
     """
     dev, G, rhs = start
     F = 0.5 * float(dev)
@@ -149,13 +157,15 @@ def irls(
             converged = True
             break
         if n_iter < max_iter:
-            last = step <= min(LOW_PRECISION_STEP * (1.0 + float(beta.abs().max())), 0.01 * prev_step)
-            low = mixed_precision and not last
-            dev, G, rhs = backend.sum("irls_pieces", beta, low)
+            chord = step <= min(LOW_PRECISION_STEP * (1.0 + float(beta.abs().max())), 0.01 * prev_step)
+            if chord:  # keep G: X^T W r at the new a only
+                rhs = backend.sum("irls_rhs", beta)[0]
+            else:
+                low = mixed_precision
+                dev, G, rhs = backend.sum("irls_pieces", beta, low)
+            history[-1]["next_step_chord"] = chord
         prev_step = step
-    if not converged or low:  # (converged: the last step moved a by <= tol relative, so G is current)
-        G = backend.sum("fisher_gram", beta)[0]  # the information at the returned coefficients
-    return SolverOutput(beta, _ridge(G, alpha), n_iter, converged, history)
+    return SolverOutput(beta, None, n_iter, converged, history)
 
 
 def first_step(start: tuple, alpha: float) -> torch.Tensor:

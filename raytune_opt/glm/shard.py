@@ -68,10 +68,16 @@ class Shard:
         self._buf32: torch.Tensor | None = None
         self._resid: tuple[torch.Tensor, torch.Tensor] | None = None
         self._dev: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._sat: tuple[torch.Tensor | None] | None = None  # the family's s(y), see Family.saturated
 
     @property
     def n(self) -> int:
         return self.X.shape[0]
+
+    def release(self) -> None:
+        """Free the Gram buffers, the float32 copy of X and the per-a caches (rebuilt when needed)."""
+        self._buf = self._X32 = self._buf32 = None
+        self._cache = self._resid = self._dev = None
 
     def _serial(self) -> contextlib.AbstractContextManager:
         """Run the enclosed O(n) elementwise ops on one thread (CPU shards of <= SERIAL_MAX_ROWS rows)."""
@@ -115,8 +121,15 @@ class Shard:
         """D at the mean ``mu``, kept for the last ``mu`` (IRLS asks at a new a, then for its pieces)."""
         if self._dev is not None and self._dev[0] is mu:
             return self._dev[1]
+        fam = self.family
         with self._serial():
-            dev = (self.w * self.family.unit_deviance(self.y, mu)).sum()
+            if self._sat is None:
+                self._sat = (fam.saturated(self.y),)
+            sat = self._sat[0]
+            if sat is None:
+                dev = (self.w * fam.unit_deviance(self.y, mu)).sum()
+            else:  # d = 2 (s(y) - k(y, mu)), s computed once for these rows
+                dev = 2.0 * (self.w * (sat - fam.kernel(self.y, mu))).sum()
         self._dev = (mu, dev)
         return dev
 
@@ -129,6 +142,18 @@ class Shard:
         a + (X^T W X)^{-1} X^T W r, the form used from a current ``beta`` (its fixed point X^T W r = 0 is
         the likelihood equation whatever the accuracy of X^T W X, which ``low`` forms in float32).
         """
+        mu, weight, v = self._working(beta)
+        with self._serial():
+            sqrt_w = weight.sqrt()
+        G = self.gram(sqrt_w, low)
+        return self._deviance(mu), G, self.X.T @ v
+
+    def irls_rhs(self, beta: torch.Tensor) -> Pieces:
+        """(X^T W r,) of :meth:`irls_pieces` at ``beta``, without the Gram matrix (IRLS's chord steps)."""
+        return (self.X.T @ self._working(beta)[2],)
+
+    def _working(self, beta: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mu, IRLS weights W, W z or W r) at mu_0 (``beta`` None) or at ``beta``."""
         fam = self.family
         if beta is None:
             with self._serial():
@@ -141,9 +166,7 @@ class Shard:
             weight = self.w / (fam.variance(mu) * gprime * gprime)
             r = (self.y - mu) * gprime
             v = weight * (r + eta - self.offset if beta is None else r)
-            sqrt_w = weight.sqrt()
-        G = self.gram(sqrt_w, low)
-        return self._deviance(mu), G, self.X.T @ v
+        return mu, weight, v
 
     def deviance(self, beta: torch.Tensor) -> Pieces:
         """(D(a),) with D = sum_i w_i d(y_i, mu_i)."""
@@ -200,10 +223,9 @@ class Shard:
 
     def fisher_gram(self, beta: torch.Tensor) -> Pieces:
         """(X^T W X,) with the IRLS (expected-information) weights at ``beta``."""
-        mu = self._mean(beta)[1]
+        weight = self._working(beta)[1]
         with self._serial():
-            gprime = self.family.link.deriv(mu)
-            sqrt_w = (self.w / (self.family.variance(mu) * gprime * gprime)).sqrt()
+            sqrt_w = weight.sqrt()
         return (self.gram(sqrt_w),)
 
     def mean(self, beta: torch.Tensor) -> torch.Tensor:
@@ -275,4 +297,6 @@ class Local:
         return getattr(self.shard, method)(*args)
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Drop the shard's buffers and caches (a result that computes its covariance later keeps the
+        shard, not its n x p scratch space)."""
+        self.shard.release()

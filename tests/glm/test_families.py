@@ -62,6 +62,28 @@ def test_deviance_and_loglike_match_statsmodels(family, link):
     np.testing.assert_allclose(fam.variance(t(mu)).numpy(), ref.variance(mu), rtol=1e-14)
 
 
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_saturated_and_kernel_split_the_unit_deviance(family):
+    """d(y, mu) = 2 (s(y) - k(y, mu)) wherever a family splits it (Shard evaluates D that way)."""
+    rng = np.random.default_rng(5)
+    mu = torch.from_numpy(rng.uniform(0.05, 0.95, 200))
+    y = torch.from_numpy(
+        {
+            "gaussian": rng.normal(size=200),
+            "binomial": np.r_[rng.integers(0, 2, 100), rng.uniform(0, 1, 100)],
+            "poisson": np.r_[rng.poisson(2.0, 150), [0.0] * 50],
+            "gamma": rng.gamma(2.0, 1.0, 200),
+        }[family].astype(float)
+    )
+    fam = get_family(family)
+    s = fam.saturated(y)
+    if family == "gaussian":
+        assert s is None
+        return
+    split = 2.0 * (s - fam.kernel(y, mu))
+    torch.testing.assert_close(split, fam.unit_deviance(y, mu), rtol=1e-12, atol=1e-13)
+
+
 def test_binomial_proportions_loglike_matches_statsmodels():
     y, mu, w = np.array([0.25, 0.5, 1.0, 0.0]), np.array([0.3, 0.6, 0.8, 0.1]), np.array([4.0, 2.0, 1.0, 3.0])
     fam, ref = get_family("binomial"), sm_family("binomial", "logit")

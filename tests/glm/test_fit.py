@@ -148,6 +148,26 @@ def test_nonconvergence_is_reported_and_warned():
         assert not res.converged and res.n_iter == 1
 
 
+def test_covariance_is_computed_on_access_and_travels_with_a_pickled_result():
+    """bse/cov_params come from a float64 X^T W X formed when first asked for; a pickled result holds the
+    matrix, not the data; IRLS ended with a chord step (no Gram matrix) and still equals statsmodels."""
+    import pickle
+
+    X, y = make_data("binomial", "logit", seed=4)
+    ref = _sm_fit(X, y, "binomial", "logit")
+    res = glm.fit(X, y, family="binomial")
+    assert callable(res._cov)  # nothing formed yet
+    assert any(h.get("next_step_chord") for h in res.history)
+    copy = pickle.loads(pickle.dumps(res))
+    assert not callable(res._cov) and isinstance(copy._cov, np.ndarray)
+    _close(copy.bse, ref.bse, 1e-6)
+    cov = ref.cov_params()
+    np.testing.assert_allclose(res.cov_params, cov, rtol=1e-6, atol=1e-6 * np.abs(cov).max())
+    _close(res.coef, ref.params, 1e-6)
+    fresh = glm.fit(X, y, family="binomial")
+    np.testing.assert_allclose(fresh.bse, res.bse, rtol=1e-13)  # the lazy path and the pickled one agree
+
+
 def test_summary_and_history():
     X, y = make_data("poisson", "log", seed=10)
     res = glm.fit(X, y, family="poisson")
