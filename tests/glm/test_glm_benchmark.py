@@ -20,6 +20,6 @@ def test_glm_solvers_benchmark_quick():
     lines = out.stdout.strip().splitlines()
     assert lines[-1].startswith("headline (raytune_opt irls median time ratio): logistic ")
     ours = [line.split("|") for line in lines if "| raytune_opt" in line]
-    assert len(ours) == 10
+    assert len(ours) == 12  # 4 methods + "irls + bse" for logistic and Poisson, 2 for Huber
     for cells in ours:
         assert float(cells[4]) <= 1e-6, cells  # max |dcoef| against statsmodels
