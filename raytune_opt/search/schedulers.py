@@ -28,6 +28,43 @@ re-adds the trials. ``on_trial_add`` then puts each known trial back where it wa
 * PBT/PB2: its score, perturbation and train times and last result; a trial that held a donor
   checkpoint (upper quantile) gets its latest checkpoint back. PB2 also keeps its data frame.
 
+**Synchronous PBT/PB2 (``synch=True``) after a restore.** Ray perturbs the whole population at once:
+a trial that reports at the next sync time ``T`` (``_next_perturbation_sync``) is paused and waits
+(``last_train_time >= T``); the report of the last live trial to reach ``T`` perturbs all of them —
+expecting every other one to be ``PAUSED`` — and ``choose_trial_to_run`` then unpauses only trials
+behind the new ``T``. ``Tuner.restore`` re-queues every unfinished trial as ``PENDING``, and Ray
+starts pending trials without asking the scheduler, so the trials that waited at ``T`` run again.
+When the last trial behind reached ``T``, the sync found the others pending or just started
+instead of paused, and asked an upper-quantile one to save: the fresh actor of a function
+trainable has no reported checkpoint to save (``ImplicitFunc.save``'s assertion), so that trial
+went to ``ERROR``. Ray keeps ``ERROR`` trials in its live trials (``TuneController.add_trial``
+and ``_process_trial_failure`` never drop them) and the sync waits for every live trial to reach
+``T``: the errored one never does, and every other trial stayed ``PAUSED`` at the next sync time
+— the run never ended (seen in CI). Other interleavings cost less but are wrong too: donors
+without a checkpoint (nothing cloned), trials trained past ``T`` before the sync, or the driver
+raising on that failed save. (ray-project/ray#48616, closed, not in 2.60, is about another
+road to the same deadlock: trial times restored but ``_next_perturbation_sync`` left at its initial
+value; here both are saved together, so they agree.) Hence, with ``synch``:
+
+* a restored live trial whose saved ``last_train_time`` has reached the sync time is re-added as
+  ``PAUSED`` (not ``PENDING``), as it was: the sync finds it paused, takes a donor checkpoint from
+  its latest one and exploits it without stopping anything, and ``choose_trial_to_run`` unpauses it
+  after the sync. A trial whose latest checkpoint is older than its ``last_train_time`` (its last
+  report came after the last saved checkpoint) resumes before that step and reports it again, so
+  its ``last_train_time`` is put back to the checkpoint's (0 without one) and the sync waits for it;
+* the sync ignores finished (``ERROR``) trials: :meth:`on_trial_result` hands Ray's code a
+  controller whose ``get_live_trials`` leaves them out, so a trial that fails — restored as
+  ``ERROR`` or failing later — no longer stalls the population;
+* a trial still *pausing* at the sync (it reported the sync time just before the last trial did;
+  its pause waits for its checkpoint save) is treated as a paused one. Ray would ask it to save
+  again (upper quantile) or ``pause_trial`` it (lower quantile) — and ``TuneController`` turns a
+  pause of a saving trial into a cached ``STOP`` that ends it at its next save, short of its last
+  iteration (ray-project/ray#57906; the fix proposed in #61448 is not in 2.60). Here the donor
+  checkpoint of an upper one is the save in flight, and a lower one is exploited by
+  ``choose_trial_to_run`` once it is paused, before it can run again. (An experiment checkpoint
+  taken in between forgets that pending exploit: the trial is then not cloned at that sync.)
+  With two or more trials running at once this race is common, restore or not.
+
 **Seeds.** PBT's explore (``random.random``/``random.choice`` in Ray's ``_explore``, the donor's
 ``random.choice``, ``Domain.sample(None)`` = NumPy's global generator) and PB2's acquisition
 restarts (``np.random.uniform``) draw from the global ``random``/``numpy.random`` streams. With
@@ -106,6 +143,20 @@ class SeededStreams:
 _PBT_FIELDS = ("orig_tag", "last_score", "last_perturbation_time", "last_train_time", "last_result")
 
 
+class _UnfinishedLive:
+    """The controller as synchronous PBT's ``on_trial_result`` sees it: ``get_live_trials`` without
+    finished trials (Ray 2.60 keeps ``ERROR`` trials there; the sync would wait for them forever)."""
+
+    def __init__(self, controller: Any) -> None:
+        self._controller = controller
+
+    def get_live_trials(self) -> list[Trial]:
+        return [t for t in self._controller.get_live_trials() if not t.is_finished()]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._controller, name)
+
+
 class _Population:
     """PBT/PB2 mixin: seeded hooks and the per-trial state across ``Tuner.restore``."""
 
@@ -115,6 +166,8 @@ class _Population:
     def _init_population(self, seed: int | None) -> None:
         self.streams = SeededStreams(seed)
         self._restored = {}
+        # synch: lower-quantile trials whose pause was in flight at the sync → the upper quantile
+        self._exploit_when_paused: dict[Trial, list[Trial]] = {}
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         with self.streams.active():
@@ -125,16 +178,58 @@ class _Population:
         state = self._trial_state[trial]
         for name in _PBT_FIELDS:
             setattr(state, name, saved[name])
-        if saved["exploitable"]:
+        latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
+        if latest is not None and latest.checkpoint is None:
+            latest = None
+        if saved["exploitable"] and latest is not None:
             # it was in the upper quantile: a donor again, from its latest checkpoint
-            latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
-            if latest is not None and latest.checkpoint is not None:
-                state.last_checkpoint = latest.checkpoint
-                state.last_result = latest.metrics
+            state.last_checkpoint = latest.checkpoint
+            state.last_result = latest.metrics
+        if self._synch and trial.status not in _DONE:
+            self._requeue_synch(trial, state, latest)
 
-    def _checkpoint_or_exploit(self, *args: Any, **kwargs: Any) -> Any:
+    def _requeue_synch(self, trial: Trial, state: Any, latest: Any) -> None:
+        """A restored live trial of synchronous PBT back where it was: waiting at the sync time
+        (``PAUSED``) if it had reached it from the checkpoint it resumes from (module docstring)."""
+        resumes_at = 0 if latest is None else latest.metrics.get(self._time_attr)
+        if resumes_at is not None and resumes_at < state.last_train_time:
+            state.last_train_time = resumes_at  # it reports those steps again
+        if state.last_train_time >= self._next_perturbation_sync:
+            trial.set_status(Trial.PAUSED)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        if self._synch:
+            tune_controller = _UnfinishedLive(tune_controller)
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def _checkpoint_or_exploit(
+        self, trial: Trial, tune_controller: Any, upper_quantile: list, lower_quantile: list
+    ) -> None:
         with self.streams.active():  # the donor's random.choice and the explore step
-            return super()._checkpoint_or_exploit(*args, **kwargs)
+            if self._synch and trial.status != Trial.PAUSED and trial.is_saving:
+                self._pausing_at_sync(trial, upper_quantile, lower_quantile)
+                return
+            super()._checkpoint_or_exploit(trial, tune_controller, upper_quantile, lower_quantile)
+
+    def _pausing_at_sync(self, trial: Trial, upper_quantile: list, lower_quantile: list) -> None:
+        """The sync's step for a trial whose pause is in flight: as for a paused one, its donor
+        checkpoint is the one it is saving; its exploit waits until it is paused (module docstring)."""
+        state = self._trial_state[trial]
+        state.last_checkpoint = None
+        if trial in upper_quantile:
+            state.last_checkpoint = trial.temporary_state.saving_to
+            self._num_checkpoints += 1
+        elif trial in lower_quantile:
+            self._exploit_when_paused[trial] = list(upper_quantile)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        for trial, upper in list(self._exploit_when_paused.items()):
+            if trial.is_finished():
+                del self._exploit_when_paused[trial]
+            elif trial.status == Trial.PAUSED:
+                del self._exploit_when_paused[trial]
+                self._checkpoint_or_exploit(trial, tune_controller, upper, [trial])
+        return super().choose_trial_to_run(tune_controller)
 
     def _get_new_config(self, trial: Trial, trial_to_clone: Trial) -> tuple[dict, dict]:
         with self.streams.active():  # the explore step (also reached through the hook above)
