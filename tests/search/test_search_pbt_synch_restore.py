@@ -120,21 +120,8 @@ def rows(grid: tune.ResultGrid) -> pd.DataFrame:
 
 def test_synch_pbt_resumes_after_restore_and_finishes(ray_local, tmp_path):
     marker, log = str(tmp_path / "restored"), str(tmp_path / "reports.jsonl")
-    cfg = make_tune_config(
-        "pbt",
-        SearchSpace({"lr": {"loguniform": [1e-4, 1.0]}}),
-        metric="loss",
-        mode="min",
-        num_samples=POPULATION,
-        max_t=MAX_T,
-        seed=0,  # trials 0 and 1 (started first) have the best learning rates: they wait at the sync
-        perturbation_interval=INTERVAL,
-        quantile_fraction=0.5,  # two donors, two clones per sync
-        synch=True,
-        trainable=climb,
-        reuse_actors=True,  # each sync pauses every trial: fresh actors would take minutes on 2 cores
-        time_budget_s=TIME_BUDGET_S,  # per fit(): the restored run gets its own
-    )
+    # seed 0: trials 0 and 1 (started first) have the best learning rates: they wait at the sync
+    cfg = synch_pbt_config(POPULATION, MAX_T, seed=0)
     lrs = sorted((p["lr"] for p in cfg.search_alg.presets), key=lambda lr: abs(math.log10(lr) + 2))
     tuner = tune.Tuner(
         climb,
@@ -189,33 +176,7 @@ def test_synch_pbt_keeps_a_trial_caught_pausing_at_the_sync(ray_local, tmp_path)
     Ray 2.60 carried out the ``STOP`` it had cached for a trial caught pausing."""
     max_t = 7
     (tmp_path / "lockstep").mkdir()
-    cfg = make_tune_config(
-        "pbt",
-        SearchSpace({"lr": {"loguniform": [1e-4, 1.0]}}),
-        metric="loss",
-        mode="min",
-        num_samples=2,
-        max_t=max_t,
-        seed=1,
-        perturbation_interval=INTERVAL,
-        quantile_fraction=0.5,
-        synch=True,
-        trainable=climb,
-        reuse_actors=True,
-        time_budget_s=TIME_BUDGET_S,
-    )
-    grid = tune.Tuner(
-        climb,
-        tune_config=cfg,
-        param_space={
-            "max_t": max_t,
-            "marker": str(tmp_path / "never"),
-            "lockstep": str(tmp_path / "lockstep"),
-        },
-        run_config=tune.RunConfig(
-            name="lockstep", storage_path=str(tmp_path), callbacks=trial_logs.loggers(), verbose=0
-        ),
-    ).fit()
+    grid = run_synch_pbt(tmp_path, "lockstep", 2, max_t, seed=1, lockstep=str(tmp_path / "lockstep"))
 
     assert grid.num_errors == 0 and grid.num_terminated == 2
     reached = sorted((r.metrics or {}).get("training_iteration", 0) for r in grid)
@@ -228,14 +189,27 @@ def test_synch_pbt_keeps_a_trial_caught_pausing_at_the_sync(ray_local, tmp_path)
 def test_synch_pbt_goes_on_without_a_failed_trial(ray_local, tmp_path):
     """One of three trials fails at its first step; the other two sync, clone and finish."""
     max_t = 3
-    cfg = make_tune_config(
+    grid = run_synch_pbt(tmp_path, "failing", 3, max_t, seed=2, fail_first=True)
+
+    assert grid.num_errors == 1 and grid.num_terminated == 2
+    reached = sorted((r.metrics or {}).get("training_iteration", 0) for r in grid if r.error is None)
+    assert reached == [max_t, max_t], f"iterations reached {reached} (time budget {TIME_BUDGET_S} s)"
+    df = rows(grid)
+    assert ((df["lr_used"] != df["ckpt_lr"]) & (df["start"] == INTERVAL)).any(), "no clone at the sync"
+
+
+def synch_pbt_config(num_samples: int, max_t: int, seed: int) -> tune.TuneConfig:
+    """Synchronous PBT over ``lr`` for :func:`climb`: two donors and two clones per sync of a population
+    of 4, actors reused (each sync pauses every trial: fresh actors would take minutes on 2 cores), and
+    a time budget per ``fit()`` that ends a deadlocked run."""
+    return make_tune_config(
         "pbt",
         SearchSpace({"lr": {"loguniform": [1e-4, 1.0]}}),
         metric="loss",
         mode="min",
-        num_samples=3,
+        num_samples=num_samples,
         max_t=max_t,
-        seed=2,
+        seed=seed,
         perturbation_interval=INTERVAL,
         quantile_fraction=0.5,
         synch=True,
@@ -243,18 +217,21 @@ def test_synch_pbt_goes_on_without_a_failed_trial(ray_local, tmp_path):
         reuse_actors=True,
         time_budget_s=TIME_BUDGET_S,
     )
-    fail_lr = cfg.search_alg.presets[0]["lr"]
-    grid = tune.Tuner(
+
+
+def run_synch_pbt(
+    tmp_path: Path, name: str, num_samples: int, max_t: int, seed: int, fail_first: bool = False, **kw: Any
+) -> tune.ResultGrid:
+    """A synchronous PBT run of :func:`climb` (no restore); ``fail_first``: the first preset's trial
+    raises at its first step; ``kw``: more of climb's config."""
+    cfg = synch_pbt_config(num_samples, max_t, seed)
+    if fail_first:
+        kw["fail_lr"] = cfg.search_alg.presets[0]["lr"]
+    return tune.Tuner(
         climb,
         tune_config=cfg,
-        param_space={"max_t": max_t, "marker": str(tmp_path / "never"), "fail_lr": fail_lr},
+        param_space={"max_t": max_t, "marker": str(tmp_path / "never"), **kw},
         run_config=tune.RunConfig(
-            name="failing", storage_path=str(tmp_path), callbacks=trial_logs.loggers(), verbose=0
+            name=name, storage_path=str(tmp_path), callbacks=trial_logs.loggers(), verbose=0
         ),
     ).fit()
-
-    assert grid.num_errors == 1 and grid.num_terminated == 2
-    reached = sorted((r.metrics or {}).get("training_iteration", 0) for r in grid if r.error is None)
-    assert reached == [max_t, max_t], f"iterations reached {reached} (time budget {TIME_BUDGET_S} s)"
-    df = rows(grid)
-    assert ((df["lr_used"] != df["ckpt_lr"]) & (df["start"] == INTERVAL)).any(), "no clone at the sync"
