@@ -17,6 +17,7 @@ paired estimates, which a loaded machine disturbs far less than ratios of bests.
 
     python benchmarks/optim_step.py            # 16 M float32 params: 4 tensors, then 400 tensors of 40 k
     python benchmarks/optim_step.py --quick    # small sizes, no torch.compile (the test suite runs this)
+    python benchmarks/optim_step.py --device cuda  # the same rows on a GPU (timed to each step's last kernel)
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ PEER = {  # the torch.optim optimizer computing the same function (RMSprop: ε o
     "adamw": "torch AdamW fused",
     "lion": "torch AdamW fused",
 }
+CPU = torch.device("cpu")
 LR = 1e-6  # tiny, so that thousands of steps leave the parameters where they are
 
 
@@ -88,7 +90,14 @@ def state_bytes(opt: torch.optim.Optimizer, n: int) -> float:
     return total / n
 
 
-def rows(compile_: bool) -> list[Row]:
+def peer_label(name: str, device: torch.device) -> str:
+    """The torch peer's row label (torch has no fused Adagrad on CUDA: its foreach one there)."""
+    if name == "adagrad" and device.type == "cuda":
+        return "torch Adagrad foreach"
+    return PEER[name]
+
+
+def rows(compile_: bool, device: torch.device = CPU) -> list[Row]:
     out = []
     for name in STATE_BUFFERS:
         hp = {"lr": LR}
@@ -102,6 +111,7 @@ def rows(compile_: bool) -> list[Row]:
                 )
             )
     t = torch.optim
+    adagrad_kw = {"foreach": True} if device.type == "cuda" else {"fused": True}
     out += [
         Row("torch SGD fused", "sgd", lambda p: t.SGD(p, lr=LR, fused=True)),
         Row("torch SGD(momentum) fused", "momentum", lambda p: t.SGD(p, lr=LR, momentum=0.9, fused=True)),
@@ -111,7 +121,11 @@ def rows(compile_: bool) -> list[Row]:
             lambda p: t.SGD(p, lr=LR, momentum=0.9, nesterov=True, fused=True),
         ),
         Row("torch RMSprop foreach", "rmsprop", lambda p: t.RMSprop(p, lr=LR, foreach=True)),
-        Row("torch Adagrad fused", "adagrad", lambda p: t.Adagrad(p, lr=LR, fused=True)),
+        Row(
+            peer_label("adagrad", device),
+            "adagrad",
+            lambda p: t.Adagrad(p, lr=LR, **adagrad_kw),
+        ),
         Row("torch Adam fused", "adam", lambda p: t.Adam(p, lr=LR, fused=True)),
         Row("torch AdamW fused", "adamw", lambda p: t.AdamW(p, lr=LR, fused=True)),
     ]
@@ -141,30 +155,42 @@ def ceiling_passes(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: 
     }
 
 
-def run_case(shapes: list[tuple[int, ...]], rounds: int, compile_: bool) -> tuple[str, float]:
+def _sync(device: torch.device) -> None:
+    """Wait for the device's queued kernels (CUDA launches return before the work is done)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_case(
+    shapes: list[tuple[int, ...]], rounds: int, compile_: bool, device: torch.device = CPU
+) -> tuple[str, float]:
     gen = torch.Generator().manual_seed(0)
-    params = [torch.randn(s, generator=gen).requires_grad_() for s in shapes]
+    params = [torch.randn(s, generator=gen).to(device).requires_grad_() for s in shapes]
     for p in params:
-        p.grad = torch.randn(p.shape, generator=gen) * 1e-2
+        p.grad = (torch.randn(p.shape, generator=gen) * 1e-2).to(device)
     n = sum(p.numel() for p in params)
     grads = [p.grad for p in params]
     bufs = [[torch.zeros_like(p) for p in params] for _ in range(2)]
     passes = ceiling_passes(params, grads, bufs)
     pass_times: dict[str, list[float]] = {k: [] for k in passes}
 
-    table = rows(compile_)
+    table = rows(compile_, device)
     for r in table:  # build the state and compile (if asked) before anything is timed
         r.opt = r.make(params)
         r.opt.step()
     with torch.no_grad():
         for _ in range(rounds):
             for key, (fn, _) in passes.items():
+                _sync(device)
                 t0 = time.perf_counter()
                 fn()
+                _sync(device)
                 pass_times[key].append(time.perf_counter() - t0)
             for r in table:
+                _sync(device)
                 t0 = time.perf_counter()
                 r.opt.step()
+                _sync(device)
                 r.times.append(time.perf_counter() - t0)
 
     bandwidth = {k: b * n / min(v) for k, (_, b) in passes.items() for v in [pass_times[k]]}
@@ -174,8 +200,10 @@ def run_case(shapes: list[tuple[int, ...]], rounds: int, compile_: bool) -> tupl
     ceiling = bandwidth[ceiling_key]
     by_label = {r.label: r for r in table}
     shape_txt = f"{len(shapes)} tensors of {shapes[0][0]:,}" if len(set(shapes)) == 1 else str(shapes)
+    cuda = device.type == "cuda"
+    where = torch.cuda.get_device_name(device) if cuda else f"{torch.get_num_threads()} threads"
     lines = [
-        f"### {n / 1e6:.1f} M float32 parameters in {shape_txt}, {torch.get_num_threads()} threads",
+        f"### {n / 1e6:.1f} M float32 parameters in {shape_txt}, {where}",
         "",
         "ceiling: "
         + ", ".join(f"{k} {v / 1e9:.1f} GB/s" for k, v in bandwidth.items())
@@ -196,9 +224,9 @@ def run_case(shapes: list[tuple[int, ...]], rounds: int, compile_: bool) -> tupl
         frac_paired = statistics.median(b * n / t / bw for t, bw in zip(r.times, round_bw, strict=True))
         peer_txt = ""
         if r.label.startswith("ours"):
-            peer = by_label.get(PEER[r.name])
+            peer = by_label.get(peer_label(r.name, device))
             if peer is not None:
-                peer_txt = f"{paired(r, peer):.2f}× {PEER[r.name]}"
+                peer_txt = f"{paired(r, peer):.2f}× {peer_label(r.name, device)}"
             if r.name == "lion":
                 for other in ("lion-pytorch", "pytorch_optimizer Lion"):
                     if other in by_label:
@@ -221,8 +249,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--no-compile", action="store_true", help="leave out the compiled (fused=True) rows")
     ap.add_argument("--save", default=None, help="also write the printed table to this markdown file")
+    ap.add_argument("--device", default="cpu", help="cpu (the targets' case) or cuda: the same rows on a GPU")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     if args.quick:
         cases = [[(1 << 14,)] * 4, [(1_000,)] * 40]
         rounds, compile_ = args.rounds or 2, False
@@ -231,12 +261,13 @@ def main(argv: list[str] | None = None) -> None:
         rounds, compile_ = args.rounds or 25, not args.no_compile
     load0 = os.getloadavg()[0]
     out = [
-        f"## optimizer step, torch {torch.__version__}, float32 on CPU, best of {rounds} interleaved steps",
+        f"## optimizer step, torch {torch.__version__}, float32 on {device.type.upper()}, "
+        f"best of {rounds} interleaved steps",
         "",
     ]
     headline = None
     for shapes in cases:
-        text, h = run_case(shapes, rounds, compile_)
+        text, h = run_case(shapes, rounds, compile_, device)
         headline = h if headline is None else headline
         out += [text, ""]
         print(text + "\n", file=sys.stderr, flush=True)  # progress; the whole table goes to stdout at the end
