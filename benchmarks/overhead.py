@@ -11,9 +11,10 @@ Both run N no-op trials that report 3 times, on the same local Ray, with ``reuse
   checkpoint only at the end — validation, our searcher, the trial's loop, the live status line and
   ``experiment.json``; the report (plots) is timed separately.
 
-Each side runs ``--repeats`` times, interleaved; the table has the median wall time (``Tuner.fit``
-start to end), trials/s and the ratio. The last line is the headline: ratio of the run (target
-≤ 1.1) and raytune-opt's trials/s (target ≥ 10 on 2 cores).
+Each side runs ``--repeats`` times, interleaved, in an order that rotates from repeat to repeat (no
+side always first or last); the table has the median wall time (``Tuner.fit`` start to end), trials/s
+and the ratio. The last line is the headline: ratio of the run (target ≤ 1.1) and raytune-opt's
+trials/s (target ≥ 10 on 2 cores).
 
     python benchmarks/overhead.py            # 200 trials, 3 repeats
     python benchmarks/overhead.py --quick    # 10 trials, 1 repeat (the test suite runs this)
@@ -130,15 +131,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     raw, raw_ckpt, ours, rep = [], [], [], []
     with tempfile.TemporaryDirectory() as storage:
+        sides = [
+            lambda: raw.append(run_raw(args.trials, storage)),
+            lambda: raw_ckpt.append(run_raw(args.trials, storage, checkpoint=True)),
+            lambda: [x.append(v) for x, v in zip((ours, rep), run_ours(args.trials, storage), strict=True)],
+        ]
         for i in range(args.repeats):
-            raw.append(run_raw(args.trials, storage))
-            raw_ckpt.append(run_raw(args.trials, storage, checkpoint=True))
-            wall, report_s = run_ours(args.trials, storage)
-            ours.append(wall)
-            rep.append(report_s)
+            for k in range(len(sides)):  # the order rotates, so no side always runs first or last
+                sides[(i + k) % len(sides)]()
             print(f"repeat {i + 1}/{args.repeats}: raw {raw[-1]:.1f} s,", end="")
             print(f" raw + checkpoint {raw_ckpt[-1]:.1f} s,", end="")
-            print(f" raytune-opt {wall:.1f} s (+ report {report_s:.1f} s)")
+            print(f" raytune-opt {ours[-1]:.1f} s (+ report {rep[-1]:.1f} s)")
     r, rc, o, p = (statistics.median(x) for x in (raw, raw_ckpt, ours, rep))
     n = args.trials
     rows = [
