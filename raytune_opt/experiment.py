@@ -11,7 +11,8 @@ The description (every key optional except ``name`` and ``task``; unknown keys a
     name: quickstart
     imports: [my_tasks.py]            # optional: modules that register_task() your own tasks
     task: mnist1d-mlp                 # or {name: mnist1d-mlp, args: {hidden: 64}}
-    train: {epochs: 9, batch_size: 128, schedule: constant, checkpoint_every: 1, seed: 0}
+    train: {epochs: 9, batch_size: 128, schedule: constant, checkpoint_every: 1, checkpoint_at_end: true,
+            seed: 0}                  # checkpoint_every 0 + checkpoint_at_end false: no checkpoints
     optimizer: {name: adamw, lr: 1.0e-3}          # a fixed optimizer, or ...
     search:
       strategy: bohb                  # raytune_opt.search.strategies()
@@ -96,6 +97,7 @@ class TrainSection(_Section):
     batch_size: int | Literal["full"] = 64
     schedule: str = "constant"
     checkpoint_every: int = 1
+    checkpoint_at_end: bool = True
     seed: int = 0
     data_fraction: float = 1.0
     data_seed: int = 0
@@ -422,6 +424,17 @@ class Experiment(_Section):
                     raise ConfigError.invalid(
                         "search.space", {}, "at least one searched parameter (or search.optimizers: [...])"
                     )
+            no_checkpoints = self.train.checkpoint_every == 0 and not self.train.checkpoint_at_end
+            if s.strategy in ("pbt", "pb2") and no_checkpoints:
+                raise self._error(
+                    "train.checkpoint_at_end",
+                    ConfigError.invalid(
+                        "checkpoint_at_end",
+                        False,
+                        f"True, or train.checkpoint_every > 0, with strategy {s.strategy!r} (it clones "
+                        "trials from their checkpoints)",
+                    ),
+                )
             if s.max_t is not None and s.max_t > self.train.epochs:
                 raise self._error(
                     "search.max_t",

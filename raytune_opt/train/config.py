@@ -43,7 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,  # model initialisation, augmentation, shuffling
     "data_fraction": 1.0,  # class-stratified training subset (fidelity); validation stays whole
     "data_seed": 0,  # seed of the subset (fixed across trials so fidelities nest)
-    "checkpoint_every": 1,  # epochs between checkpoints (0: only the last epoch)
+    "checkpoint_every": 1,  # epochs between checkpoints (0: only the last epoch, see checkpoint_at_end)
+    "checkpoint_at_end": True,  # also save at the last epoch (Ray's CheckpointConfig name); False with
+    # checkpoint_every 0: no checkpoints at all (nothing to clone or resume from)
     "num_workers": 1,  # 1: inside the Tune trial; > 1: DDP under ray.train.torch.TorchTrainer
     "use_gpu": False,  # one GPU per worker (runs under TorchTrainer)
     "resources_per_worker": None,  # e.g. {"CPU": 2}; default {"CPU": 1} (+ {"GPU": 1} with use_gpu)
@@ -72,6 +74,7 @@ class TrainConfig:
     data_fraction: float
     data_seed: int
     checkpoint_every: int
+    checkpoint_at_end: bool
     num_workers: int
     use_gpu: bool
     resources_per_worker: dict[str, float] | None
@@ -233,8 +236,9 @@ def validate(config: Mapping[str, Any]) -> TrainConfig:
         isinstance(res, Mapping) and all(isinstance(v, (int, float)) and v >= 0 for v in res.values())
     ):
         raise ConfigError.invalid("resources_per_worker", res, "a dict of resource name -> amount >= 0")
-    if not isinstance(c["use_gpu"], bool):
-        raise ConfigTypeError.invalid("use_gpu", c["use_gpu"], "True or False")
+    for key in ("use_gpu", "checkpoint_at_end"):
+        if not isinstance(c[key], bool):
+            raise ConfigTypeError.invalid(key, c[key], "True or False")
     return TrainConfig(
         task=c["task"],
         task_args=dict(c["task_args"]),
@@ -252,6 +256,7 @@ def validate(config: Mapping[str, Any]) -> TrainConfig:
         data_fraction=check_fraction(c["data_fraction"]),
         data_seed=_int("data_seed", c["data_seed"], 0),
         checkpoint_every=_int("checkpoint_every", c["checkpoint_every"], 0),
+        checkpoint_at_end=c["checkpoint_at_end"],
         num_workers=_int("num_workers", c["num_workers"], 1),
         use_gpu=c["use_gpu"],
         resources_per_worker=dict(res) if res is not None else None,

@@ -223,7 +223,7 @@ def train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
         }
         last = epoch + 1 == cfg.epochs
         due = cfg.checkpoint_every > 0 and (epoch + 1) % cfg.checkpoint_every == 0
-        if (due or last) and not diverged:
+        if (due or (last and cfg.checkpoint_at_end)) and not diverged:
             rngs = session.gather(rng_state())
             state = {
                 "model": module.state_dict(),

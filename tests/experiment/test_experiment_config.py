@@ -172,6 +172,14 @@ def test_overrides_parse_values_as_yaml():
             r"search: .*asha option = 'foo' is not known",
         ),
         ({"imports": ["no_such_file.py"]}, r"imports\[0\] = 'no_such_file.py' cannot be imported"),
+        (
+            {
+                "search": {**GOOD["search"], "strategy": "pbt", "options": {}},
+                "train": {"epochs": 3, "checkpoint_every": 0, "checkpoint_at_end": False},
+            },
+            r"train.checkpoint_at_end: .*checkpoint_at_end = False is not allowed.*'pbt' \(it clones",
+        ),
+        ({"train": {"checkpoint_at_end": "maybe"}}, r"train.checkpoint_at_end = 'maybe' is not allowed"),
     ],
 )
 def test_errors_name_file_line_key_value_and_allowed(tmp_path, change, message):

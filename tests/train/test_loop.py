@@ -127,6 +127,17 @@ def test_full_batch_gd_is_one_gradient_over_all_data(tmp_path: Path) -> None:
     assert session.results[0]["train_loss"] == pytest.approx(loss.item(), rel=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("every", "at_end", "saved_after"),
+    [(0, True, [3]), (0, False, []), (2, False, [2]), (2, True, [2, 3]), (1, True, [1, 2, 3])],
+)
+def test_checkpoint_every_and_at_end_choose_the_saved_epochs(tmp_path, every, at_end, saved_after) -> None:
+    config = {**DIGITS, "optimizer": "sgd", "lr": 0.1, "epochs": 3, "checkpoint_every": every}
+    session = run_local({**config, "checkpoint_at_end": at_end}, storage=str(tmp_path))
+    assert [load_state(c)["epoch"] for c in session.checkpoints] == saved_after
+    assert len(session.results) == 3
+
+
 def test_data_fraction_and_metrics() -> None:
     session = run_local({**DIGITS, "optimizer": "adam", "lr": 1e-2, "epochs": 2, "data_fraction": 0.25})
     r = session.results
