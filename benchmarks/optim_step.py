@@ -224,9 +224,9 @@ def run_case(
         frac_paired = statistics.median(b * n / t / bw for t, bw in zip(r.times, round_bw, strict=True))
         peer_txt = ""
         if r.label.startswith("ours"):
-            peer = by_label.get(peer_label(r.name, device))
-            if peer is not None:
-                peer_txt = f"{paired(r, peer):.2f}× {peer_label(r.name, device)}"
+            label = peer_label(r.name, device)
+            if label in by_label:
+                peer_txt = f"{paired(r, by_label[label]):.2f}× {label}"
             if r.name == "lion":
                 for other in ("lion-pytorch", "pytorch_optimizer Lion"):
                     if other in by_label:

@@ -37,8 +37,8 @@ CASES = {
     "bohb": (12, 9, 5, {}, True, 0.25),
     "fabolas": (12, 1, 6, {"cost_attr": "cost", "n_initial": 6}, False, 0.25),
     # the bottom half is exploited (asynchronous: a trial is cloned when it is in the bottom quantile at
-    # its perturbation step; with the default quarter of 4 trials a run sometimes cloned none). Not
-    # synchronous: Ray 2.60's synchronous PBT can leave every trial PAUSED forever after Tuner.restore
+    # its perturbation step; with the default quarter of 4 trials a run sometimes cloned none). The
+    # synchronous mode across a restore has its own tests: test_search_pbt_synch_restore.py
     "pbt": (4, 8, 3, {"perturbation_interval": 2, "quantile_fraction": 0.5}, True, 0.3),
     "pb2": (4, 8, 3, {"perturbation_interval": 2, "quantile_fraction": 0.5}, True, 0.3),
 }
