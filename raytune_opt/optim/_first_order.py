@@ -12,10 +12,14 @@ fused torch kernel that computes the same equation. :class:`FirstOrderOptimizer`
   execution paths chosen by the group's ``fused`` flag:
 
   ``fused=None`` (default)  the native fused kernel where torch has one that computes this optimizer's
-                            equation for the bucket's device and dtype, else the foreach path — on the
-                            CPU cache-blocked (:func:`run_chunked`);
-  ``fused=True``            the native fused kernel, else the same foreach function compiled by
-                            ``torch.compile`` into one single-pass loop (compiled lazily, cached);
+                            equation for the bucket's device and dtype; else, on the CPU, the optimizer's
+                            single-pass numba kernel (``_kernels``, Lion and RMSProp) for float32 /
+                            float64 buckets whose contiguous tensors hold ≥ :data:`KERNEL_MIN_TOTAL`
+                            elements, and the foreach path cache-blocked (:func:`run_chunked`) for
+                            the rest; on other devices the foreach path;
+  ``fused=True``            the native fused kernel, else the single-pass CPU kernel for every float32 /
+                            float64 tensor, else the foreach function compiled by ``torch.compile`` into
+                            one single-pass loop (compiled lazily, cached: CUDA, half precision);
   ``fused=False``           the foreach path over whole tensors.
 
 Cache blocking: a foreach rule of k ops makes k passes over memory, and its out-of-place ops allocate
@@ -52,6 +56,7 @@ __all__ = [
     "effective_grads",
     "run_chunked",
     "run_compiled",
+    "run_kernel",
     "scalar",
 ]
 
@@ -104,6 +109,8 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
                   step that needs them with :meth:`_init_fill` (0 unless overridden);
       compiled_tensors  the rule's scalars that the compiled path passes as 0-d tensors (those a
                   schedule changes: lr, betas, momentum), which the rule must accept as such;
+      cpu_kernel  the name of a single-pass CPU kernel in ``optim._kernels`` with the rule's signature
+                  (for rules torch has no fused kernel for), or ``None``;
     and ``_buffer_keys(group)`` when a buffer is needed only for some hyperparameters.
     """
 
@@ -111,6 +118,7 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
     state_keys: ClassVar[tuple[str, ...]] = ()
     counts_steps: ClassVar[bool] = False
     compiled_tensors: ClassVar[tuple[str, ...]] = ()
+    cpu_kernel: ClassVar[str | None] = None
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         if isinstance(params, Tensor):
@@ -215,6 +223,11 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
         if fused is not False and b.device.type in _NATIVE_DEVICES and self._native(b, lists, hyper):
             return
         hyper = self._rule_hyper(b, hyper)
+        if fused is not False and b.device.type == "cpu" and self.cpu_kernel is not None:
+            rest = run_kernel(self.cpu_kernel, lists, hyper, everything=bool(fused))
+            if rest is None:
+                return
+            lists, hyper = rest
         if fused:
             run_compiled(type(self).rule, lists, hyper, self.compiled_tensors)
         elif fused is None and b.device.type == "cpu":
@@ -303,6 +316,41 @@ def run_compiled(
 
 
 COMPILED_MIN_NUMEL = 1 << 17
+
+
+def run_kernel(
+    name: str, lists: tuple[Any, ...], hyper: dict[str, Any], *, everything: bool = False
+) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """Apply the single-pass CPU kernel ``optim._kernels.<name>`` to the tensors it takes; return the
+    (lists, hyper) of the others, or ``None`` when it took them all.
+
+    It takes the bucket's contiguous tensors if its dtype is float32 or float64 — with ``everything``
+    (``fused=True``) always, else only when they hold ≥ :data:`KERNEL_MIN_TOTAL` elements:
+    a smaller step is too cheap to pay back the kernel's load (numba's import and on-disk cache, ~1 s
+    once per process).
+    """
+    dtype = lists[0][0].dtype  # a bucket has one dtype
+    take = [i for i in range(len(lists[0])) if all(t[i].is_contiguous() for t in lists)]
+    if (
+        dtype not in _KERNEL_DTYPES
+        or not take
+        or (not everything and sum(lists[0][i].numel() for i in take) < KERNEL_MIN_TOTAL)
+    ):
+        return lists, hyper
+    from raytune_opt.optim import _kernels  # imports numba: only when a kernel runs
+
+    getattr(_kernels, name)(*([t[i] for i in take] for t in lists), **_pick(hyper, take))
+    if len(take) == len(lists[0]):
+        return None
+    rest = sorted(set(range(len(lists[0]))) - set(take))
+    return tuple([t[i] for i in rest] for t in lists), _pick(hyper, rest)
+
+
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+KERNEL_MIN_TOTAL = 1 << 20
+"""Elements (of contiguous tensors) in a bucket from which the default path uses the CPU kernel."""
+KERNEL_FUSED_DOC = "None: one-pass CPU kernel for large params, else foreach; True: one pass; False: foreach"
+"""Elements of kernel-sized tensors in a bucket from which the default path uses the CPU kernel."""
 
 
 def _pick(hyper: dict[str, Any], idx: list[int]) -> dict[str, Any]:

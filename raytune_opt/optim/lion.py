@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from raytune_opt.optim._checks import check_betas
-from raytune_opt.optim._first_order import FirstOrderOptimizer, effective_grads
+from raytune_opt.optim._first_order import KERNEL_FUSED_DOC, FirstOrderOptimizer, effective_grads
 from raytune_opt.optim.registry import HParam, register
 
 __all__ = ["Lion", "lion_update"]
@@ -62,8 +62,10 @@ class Lion(FirstOrderOptimizer):
     the new m). Weight decay λ is decoupled, as in AdamW; sgn(0) = 0. Lion's updates have a larger
     norm than AdamW's, so it wants an lr 3–10× smaller and a weight decay 3–10× larger (seed 3.4).
     It keeps one buffer (4 bytes a float32 parameter against Adam's 8). torch has no fused Lion
-    kernel: by default the foreach rule runs cache-blocked on the CPU (``_first_order.run_chunked``),
-    ``fused=True`` compiles it into one pass (read θ, g, m; write θ, m).
+    kernel: on the CPU this project's single-pass kernel (``_kernels.lion_update``: read θ, g, m;
+    write θ, m) runs by default once the parameters are large (see ``_first_order``), the foreach rule
+    cache-blocked below that; ``fused=True`` always takes one pass (compiled by ``torch.compile`` on
+    CUDA and for half precision).
 
     Args:
         lr: η ≥ 0; betas: (β₁, β₂), each in [0, 1); weight_decay: λ ≥ 0 (decoupled);
@@ -74,6 +76,7 @@ class Lion(FirstOrderOptimizer):
     state_keys = ("exp_avg",)
     compiled_tensors = ("lr", "beta1", "beta2")
     rule = staticmethod(lion_update)
+    cpu_kernel = "lion_update"
 
     def __init__(
         self,
@@ -103,8 +106,6 @@ register(
         HParam("betas", (0.9, 0.99), choices=((0.9, 0.99), (0.95, 0.98), (0.9, 0.9)), doc="(β₁, β₂)"),
         HParam("weight_decay", 0.0, 1e-2, 1.0, log=True, doc="decoupled weight decay λ (3–10× AdamW's)"),
         HParam("maximize", False, doc="ascend instead of descend"),
-        HParam(
-            "fused", None, doc="None: foreach, cache-blocked on CPU; False: foreach; True: compiled, one pass"
-        ),
+        HParam("fused", None, doc=KERNEL_FUSED_DOC),
     ],
 )

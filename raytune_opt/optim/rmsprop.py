@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from raytune_opt.optim._checks import check_positive, check_unit
-from raytune_opt.optim._first_order import FirstOrderOptimizer, effective_grads, scalar
+from raytune_opt.optim._first_order import KERNEL_FUSED_DOC, FirstOrderOptimizer, effective_grads, scalar
 from raytune_opt.optim.registry import HParam, register
 
 __all__ = ["RMSProp", "rmsprop_update"]
@@ -59,8 +59,10 @@ class RMSProp(FirstOrderOptimizer):
     when γ first becomes > 0) as in the seed's momentum method: u ← γ u + α g / √(v + ε); a ← a − u.
 
     Unlike ``torch.optim.RMSprop`` (ε outside the root), ε sits inside the root as the seed writes it;
-    torch has no fused RMSProp kernel: by default the foreach rule runs cache-blocked on the CPU
-    (``_first_order.run_chunked``), ``fused=True`` compiles it into one pass.
+    torch has no fused RMSProp kernel: on the CPU this project's single-pass kernel
+    (``_kernels.rmsprop_update``) runs by default once the parameters are large (see ``_first_order``),
+    the foreach rule cache-blocked below that; ``fused=True`` always takes one pass (compiled by
+    ``torch.compile`` on CUDA and for half precision).
 
     Args:
         lr: α ≥ 0; beta: β in [0, 1); eps: ε > 0; momentum: γ in [0, 1);
@@ -71,6 +73,7 @@ class RMSProp(FirstOrderOptimizer):
     state_keys = ("square_avg", "momentum_buffer")
     compiled_tensors = ("lr", "momentum")
     rule = staticmethod(rmsprop_update)
+    cpu_kernel = "rmsprop_update"
 
     def __init__(
         self,
@@ -118,8 +121,6 @@ register(
         HParam("momentum", 0.0, 0.0, 0.99, doc="momentum γ on the step (0 = the seed's RMSProp)"),
         HParam("weight_decay", 0.0, 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
         HParam("maximize", False, doc="ascend instead of descend"),
-        HParam(
-            "fused", None, doc="None: foreach, cache-blocked on CPU; False: foreach; True: compiled, one pass"
-        ),
+        HParam("fused", None, doc=KERNEL_FUSED_DOC),
     ],
 )

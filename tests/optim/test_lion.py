@@ -1,5 +1,5 @@
 """Lion against an independent numpy reference of Chen et al.'s equations, the seed's simplified form
-(β₁ = β₂), the peers lion-pytorch and pytorch_optimizer, and its compiled single-pass kernel."""
+(β₁ = β₂), the peers lion-pytorch and pytorch_optimizer, and its single-pass kernels (CPU and compiled)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import torch
 from first_order_helpers import SmoothProblem, check_against_reference, max_rel_err, run_ours, run_reference
 
 from raytune_opt.optim import Lion
-from raytune_opt.optim._first_order import COMPILED_MIN_NUMEL
+from raytune_opt.optim._first_order import COMPILED_MIN_NUMEL, run_compiled
+from raytune_opt.optim.lion import lion_update
 
 
 def ref_lion(lr, betas=(0.9, 0.99), weight_decay=0.0, maximize=False):
@@ -41,8 +42,9 @@ def ref_seed_lion(lr, beta1):
     "hp",
     [dict(lr=0.01), dict(lr=0.01, betas=(0.95, 0.98), weight_decay=0.3), dict(lr=0.005, maximize=True)],
 )
-def test_lion_matches_chen_et_al(hp):
-    check_against_reference("lion", ref_lion(**hp), hp)
+@pytest.mark.parametrize("fused", [None, True])  # True on the CPU: the single-pass kernel (_kernels)
+def test_lion_matches_chen_et_al(hp, fused):
+    check_against_reference("lion", ref_lion(**hp), {**hp, "fused": fused})
 
 
 def test_equal_betas_is_the_seeds_simplified_form():
@@ -74,24 +76,27 @@ def test_matches_lion_pytorch_and_pytorch_optimizer():
 
 
 def test_compiled_kernel_equals_foreach_path():
-    """The one test that compiles (torch.compile → one C++ loop): fused=True gives the foreach result.
+    """The one test that compiles (torch.compile → one C++ loop; what ``fused=True`` runs on CUDA and for
+    half precision): the compiled rule gives the foreach result.
 
     The first tensor is large enough for the compiled kernel; the small one takes the eager rule. The
     lr and betas change at every step (a schedule): the kernel takes them as inputs, no recompile."""
     torch.manual_seed(0)
     params = [torch.randn(COMPILED_MIN_NUMEL), torch.randn(7, 11)]
     out = []
-    for fused in (True, False):
+    for compiled in (True, False):
         ps = [p.clone() for p in params]
-        opt = Lion(ps, lr=0.01, weight_decay=0.1, fused=fused)
+        m = [torch.zeros_like(p) for p in ps]
         gen = torch.Generator().manual_seed(1)
         for t in range(4):
-            opt.param_groups[0]["lr"] = 0.01 / (t + 1)
-            opt.param_groups[0]["betas"] = (0.9 - 0.01 * t, 0.99)
-            for p in ps:
-                p.grad = torch.randn(p.shape, generator=gen)
-            with torch._dynamo.config.patch(error_on_recompile=t > 0):
-                opt.step()
+            hyper = dict(lr=0.01 / (t + 1), beta1=0.9 - 0.01 * t, beta2=0.99, weight_decay=0.1)
+            hyper["maximize"] = False
+            grads = [torch.randn(p.shape, generator=gen) for p in ps]
+            if compiled:
+                with torch._dynamo.config.patch(error_on_recompile=t > 0):
+                    run_compiled(lion_update, (ps, grads, m), hyper, Lion.compiled_tensors)
+            else:
+                lion_update(ps, grads, m, **hyper)
         out.append(ps)
     for a, b in zip(*out, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

@@ -34,8 +34,9 @@ def ref_rmsprop(lr, beta=0.9, eps=1e-8, momentum=0.0, weight_decay=0.0):
         dict(lr=0.005, momentum=0.9, weight_decay=0.01),
     ],
 )
-def test_rmsprop_matches_seed_equation(hp):
-    check_against_reference("rmsprop", ref_rmsprop(**hp), hp)
+@pytest.mark.parametrize("fused", [None, True])  # True on the CPU: the single-pass kernel (_kernels)
+def test_rmsprop_matches_seed_equation(hp, fused):
+    check_against_reference("rmsprop", ref_rmsprop(**hp), {**hp, "fused": fused})
 
 
 def test_eps_is_inside_the_root():
