@@ -76,9 +76,11 @@ class SGD(FirstOrderOptimizer):
         weight_decay: coupled L2 coefficient λ ≥ 0 (added to g).
         maximize: ascend J instead of descending.
         fused: ``None`` (default) torch's native fused kernel where it computes this equation, else
-            the multi-tensor ``torch._foreach_*`` path (on the CPU cache-blocked: applied to ~1 MiB
-            blocks by worker threads); ``True`` a single-pass kernel always (native, or the foreach
-            rule compiled by ``torch.compile``); ``False`` the foreach path over whole tensors.
+            (Lion, RMSProp) on the CPU this project's single-pass kernel for large float32/float64
+            parameters, else the multi-tensor ``torch._foreach_*`` path (on the CPU cache-blocked:
+            applied to ~1 MiB blocks by worker threads); ``True`` a single-pass kernel always (native,
+            the CPU kernel, or the foreach rule compiled by ``torch.compile``); ``False`` the foreach
+            path over whole tensors. (See ``optim._first_order``.)
     """
 
     name = "sgd"
