@@ -10,6 +10,12 @@ work, then the Gram matrix ``X^T W X = (W^{1/2} X)^T (W^{1/2} X)`` formed in a r
 ``torch.mm``. (numpy's ``A.T @ A`` would call BLAS ``syrk`` with half the flops, but mixing numpy's
 OpenBLAS threads with torch's OpenMP pool made it 5-10x slower on a loaded 2-core machine.)
 
+On the CPU, for a float64 X of at least :data:`KERNEL_MIN_ELEMENTS` elements, the passes over X — eta,
+the float32 rows of the Gram matrix together with ``X^T W r``, and ``X^T v`` — run as numba loops
+(``_kernels``: one read of X each, where torch's float64 matrix–vector products run at a fraction of the
+memory bandwidth). :func:`kernels` loads them in a background thread on first use (~1 s once per
+process); until then the same sums come from torch's ops.
+
 Threads: the O(n p) passes over X (the Gram matrix, ``X a``, ``X^T v``) run on torch's intra-op threads;
 the O(n) elementwise work in between (mean, weights, residuals, deviance: a dozen small ops an iteration)
 runs on one thread while the shard has at most :data:`SERIAL_MAX_ROWS` rows. Each multi-threaded torch op is
@@ -21,18 +27,63 @@ evaluation took 80-95 ms at 2 threads against 6-10 ms at 1 on a loaded 2-core ma
 from __future__ import annotations
 
 import contextlib
+import threading
+import warnings
 from collections.abc import Iterator
+from types import ModuleType
 
 import numpy as np
 import torch
 
 from raytune_opt.glm.families import Family
 
-__all__ = ["Shard", "Pieces", "SERIAL_MAX_ROWS", "SMALL_MATRIX", "one_thread"]
+__all__ = [
+    "KERNEL_MIN_ELEMENTS",
+    "SERIAL_MAX_ROWS",
+    "SMALL_MATRIX",
+    "Pieces",
+    "Shard",
+    "kernels",
+    "one_thread",
+]
 
 Pieces = tuple  # a tuple of tensors / floats, summed elementwise across shards
 SERIAL_MAX_ROWS = 1 << 20  # up to this many rows, a shard's O(n) elementwise work runs on one thread
 SMALL_MATRIX = 512  # p x p factorisations up to this p run on one thread (a fork-join costs more)
+KERNEL_MIN_ELEMENTS = 1 << 22  # CPU float64 shards with at least this many X elements use ``_kernels``
+
+_KERNELS: ModuleType | None = None
+_LOADER: threading.Thread | None = None
+_LOAD_LOCK = threading.Lock()
+
+
+def kernels(wait: bool = False) -> ModuleType | None:
+    """``glm._kernels`` once it is loaded, else None; the first call starts loading it in the background.
+
+    Loading (numba's import and its on-disk cache, or a compile on a cold cache) takes ~1 s once per
+    process: a fit does not wait for it (unless ``wait``), it uses torch's ops until the kernels are there.
+    """
+    global _LOADER
+    if _KERNELS is None and _LOADER is None:
+        with _LOAD_LOCK:
+            if _LOADER is None:
+                _LOADER = threading.Thread(target=_load, name="raytune-opt-glm-kernels", daemon=True)
+                _LOADER.start()
+    if wait and _KERNELS is None and _LOADER is not None:
+        _LOADER.join()
+    return _KERNELS
+
+
+def _load() -> None:
+    global _KERNELS
+    try:
+        from raytune_opt.glm import _kernels
+
+        _kernels.warm()
+    except Exception as err:  # numba missing or broken: torch's ops serve (slower), say so once
+        warnings.warn(f"raytune_opt.glm: numba kernels unavailable ({err!r}); using torch ops", stacklevel=1)
+        return
+    _KERNELS = _kernels
 
 
 @contextlib.contextmanager
@@ -69,6 +120,15 @@ class Shard:
         self._resid: tuple[torch.Tensor, torch.Tensor] | None = None
         self._dev: tuple[torch.Tensor, torch.Tensor] | None = None
         self._sat: tuple[torch.Tensor | None] | None = None  # the family's s(y), see Family.saturated
+        self._Xn: np.ndarray | None = None  # X as a numpy array when the numba kernels apply to it
+        if (
+            X.device.type == "cpu"
+            and X.dtype == torch.float64
+            and X.is_contiguous()
+            and X.numel() >= KERNEL_MIN_ELEMENTS
+        ):
+            self._Xn = X.numpy()
+            kernels()  # start loading them
 
     @property
     def n(self) -> int:
@@ -84,6 +144,38 @@ class Shard:
         return one_thread(self.X)
 
     # -- shared kernels -------------------------------------------------------------------------------
+    def _fast(self) -> ModuleType | None:
+        """The numba kernels, if they apply to this shard's X and are loaded."""
+        return None if self._Xn is None else kernels()
+
+    def linear(self, beta: torch.Tensor) -> torch.Tensor:
+        """offset + X a."""
+        k = self._fast()
+        if k is None:
+            return torch.addmv(self.offset, self.X, beta)
+        offset = np.ascontiguousarray(self.offset.numpy())
+        return torch.from_numpy(k.linear_predictor(self._Xn, np.ascontiguousarray(beta.numpy()), offset))
+
+    def rmatvec(self, v: torch.Tensor) -> torch.Tensor:
+        """X^T v."""
+        k = self._fast()
+        if k is None:
+            return self.X.T @ v
+        return torch.from_numpy(k.rmatvec(self._Xn, np.ascontiguousarray(v.numpy())))
+
+    def gram_rhs(
+        self, sqrt_w: torch.Tensor | None, v: torch.Tensor, low: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(:meth:`gram` (sqrt_w, low), X^T v): with the kernels and ``low``, both from one pass over X."""
+        k = self._fast() if low and sqrt_w is not None else None
+        if k is None:
+            return self.gram(sqrt_w, low), self.rmatvec(v)
+        if self._buf32 is None:
+            self._buf32 = torch.empty(self.X.shape, dtype=torch.float32)
+        sw, vn = (np.ascontiguousarray(t.numpy()) for t in (sqrt_w, v))
+        rhs = k.weighted_rows(self._Xn, sw, vn, self._buf32.numpy())
+        return (self._buf32.T @ self._buf32).to(self.X.dtype), torch.from_numpy(rhs)
+
     def gram(self, sqrt_w: torch.Tensor | None, low: bool = False) -> torch.Tensor:
         """X^T diag(sqrt_w^2) X, as (sqrt_w X)^T (sqrt_w X) in a reused buffer (X^T X for None).
 
@@ -93,8 +185,13 @@ class Shard:
         if sqrt_w is None:
             return self.X.T @ self.X
         if low and self.X.dtype == torch.float64:
-            if self._X32 is None:
-                self._X32 = self.X.to(torch.float32)
+            if self._X32 is None:  # numpy's conversion: ~3x torch's on the CPU
+                self._X32 = (
+                    torch.from_numpy(self.X.numpy().astype(np.float32))
+                    if self.X.device.type == "cpu"
+                    else self.X.to(torch.float32)
+                )
+            if self._buf32 is None:
                 self._buf32 = torch.empty_like(self._X32)
             Xs = torch.mul(self._X32, sqrt_w.to(torch.float32)[:, None], out=self._buf32)
             return (Xs.T @ Xs).to(self.X.dtype)
@@ -111,7 +208,7 @@ class Shard:
         """
         if self._cache is not None and torch.equal(self._cache[0], beta):
             return self._cache[1], self._cache[2]
-        eta = torch.addmv(self.offset, self.X, beta)
+        eta = self.linear(beta)
         with self._serial():
             mu = self.family.clip_mu(self.family.link.inverse(eta))
         self._cache = (beta.clone(), eta, mu)
@@ -145,12 +242,12 @@ class Shard:
         mu, weight, v = self._working(beta)
         with self._serial():
             sqrt_w = weight.sqrt()
-        G = self.gram(sqrt_w, low)
-        return self._deviance(mu), G, self.X.T @ v
+        G, rhs = self.gram_rhs(sqrt_w, v, low)
+        return self._deviance(mu), G, rhs
 
     def irls_rhs(self, beta: torch.Tensor) -> Pieces:
         """(X^T W r,) of :meth:`irls_pieces` at ``beta``, without the Gram matrix (IRLS's chord steps)."""
-        return (self.X.T @ self._working(beta)[2],)
+        return (self.rmatvec(self._working(beta)[2]),)
 
     def _working(self, beta: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mu, IRLS weights W, W z or W r) at mu_0 (``beta`` None) or at ``beta``."""
@@ -195,7 +292,7 @@ class Shard:
             if fam.is_canonical:
                 c = c.sqrt()
         H = self.gram(c) if fam.is_canonical else self.X.T @ (c[:, None] * self.X)
-        return self._deviance(mu), H, self.X.T @ s
+        return self._deviance(mu), H, self.rmatvec(s)
 
     def loss_grad(self, beta: torch.Tensor) -> Pieces:
         """(D/2, grad of D/2) = (D/2, -X^T (w (y - mu) mu' / V)) for gradient-based solvers."""
@@ -203,7 +300,7 @@ class Shard:
         eta, mu = self._mean(beta)
         with self._serial():
             a = self.w * (self.y - mu) / (fam.variance(mu) * fam.link.deriv(mu))
-        return 0.5 * self._deviance(mu), -(self.X.T @ a)
+        return 0.5 * self._deviance(mu), -self.rmatvec(a)
 
     def fit_stats(self, beta: torch.Tensor) -> Pieces:
         """(D, Pearson chi2 = sum w (y - mu)^2 / V(mu), sum w (y - mu)^2, count of rows with w > 0)."""
@@ -240,7 +337,7 @@ class Shard:
         """
         if self._resid is not None and torch.equal(self._resid[0], beta):
             return self._resid[1]
-        r = torch.addmv(self.offset, self.X, beta)
+        r = self.linear(beta)
         with self._serial():
             r = torch.sub(self.y, r, out=r)
         self._resid = (beta.clone(), r)
@@ -263,14 +360,14 @@ class Shard:
                 weight = self.w * norm.weights(r / scale)
                 v = weight * r
             sqrt_w = None if r is None and bool((self.w == 1).all()) else weight.sqrt()
-        return self.gram(sqrt_w, low), self.X.T @ v
+        return self.gram_rhs(sqrt_w, v, low)
 
     def wls_rhs(self, beta: torch.Tensor, scale: float, norm) -> Pieces:
         """(X^T W r,) of :meth:`wls_pieces` without the Gram matrix."""
         r = self.resid(beta)
         with self._serial():
             v = self.w * norm.weights(r / scale) * r
-        return (self.X.T @ v,)
+        return (self.rmatvec(v),)
 
 
 def as_numpy(t: torch.Tensor) -> np.ndarray:

@@ -30,7 +30,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from torch import Tensor
 
-__all__ = ["lion_update", "rmsprop_update"]
+__all__ = ["lion_update", "rmsprop_update", "set_threads"]
 
 _JIT = dict(parallel=True, nogil=True, cache=True)
 CHUNK = 1 << 16
@@ -104,8 +104,9 @@ def _chunks(lists: tuple[list[Tensor], ...]) -> np.ndarray:
     return np.column_stack([addresses[tensor], start, stop])
 
 
-def _threads() -> None:
-    """Run the kernels on as many threads as torch's intra-op pool (numba's own pool, capped at its size)."""
+def set_threads() -> None:
+    """Run this thread's numba kernels on as many threads as torch's intra-op pool (numba's own pool, capped
+    at its size; numba's setting is per calling thread, so every caller sets it before its kernels)."""
     n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     if numba.get_num_threads() != n:
         numba.set_num_threads(n)
@@ -128,7 +129,7 @@ def lion_update(
     maximize: bool,
 ) -> None:
     """Lion's step (``lion.lion_update``'s equation) on every tensor in one pass."""
-    _threads()
+    set_threads()
     like = _like(params[0])
     f = like.dtype.type
     _lion(
@@ -158,7 +159,7 @@ def rmsprop_update(
     maximize: bool,
 ) -> None:
     """RMSProp's step (``rmsprop.rmsprop_update``'s equation) on every tensor in one pass."""
-    _threads()
+    set_threads()
     like = _like(params[0])
     f = like.dtype.type
     lists = (params, grads, v) if u is None else (params, grads, v, u)

@@ -1,0 +1,82 @@
+"""The numba passes over X (``glm._kernels``) that large CPU float64 fits use: each against numpy, and fits
+that take them against statsmodels and against the same fits through torch's ops."""
+
+from __future__ import annotations
+
+import warnings
+
+import numba
+import numpy as np
+import pytest
+import statsmodels.api as sm
+import torch
+from conftest import CASES, make_data, sm_family
+
+from raytune_opt import glm
+from raytune_opt.glm import _kernels, shard
+
+
+@pytest.fixture
+def kernels_on(monkeypatch):
+    """Every CPU float64 shard takes the kernels (loaded before the fit, not in the background)."""
+    monkeypatch.setattr(shard, "KERNEL_MIN_ELEMENTS", 1)
+    assert shard.kernels(wait=True) is not None
+
+
+@pytest.mark.parametrize("n", [1, _kernels.BLOCK, 3 * _kernels.BLOCK + 17])
+def test_passes_equal_numpy_and_do_not_depend_on_the_thread_count(n):
+    rng = np.random.default_rng(n)
+    X, beta = rng.normal(size=(n, 7)), rng.normal(size=7)
+    offset, sqrt_w, v = rng.normal(size=n), rng.random(n), rng.normal(size=n)
+    out32 = np.empty((n, 7), np.float32)
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            torch.set_num_threads(threads)
+            eta = _kernels.linear_predictor(X, beta, offset)
+            rhs = _kernels.weighted_rows(X, sqrt_w, v, out32)
+            runs.append((eta, rhs, _kernels.rmatvec(X, v), out32.copy()))
+    finally:
+        torch.set_num_threads(before)
+    eta, rhs, xtv, rows = runs[0]
+    np.testing.assert_allclose(eta, offset + X @ beta, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(rhs, X.T @ v, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(xtv, rhs)
+    np.testing.assert_array_equal(rows, (sqrt_w[:, None] * X).astype(np.float32))
+    for a, b in zip(runs[0], runs[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("family", "link"), sorted(CASES))
+def test_irls_with_kernels_equals_statsmodels_and_the_torch_path(family, link, kernels_on, monkeypatch):
+    X, y = make_data(family, link, seed=3)
+    res = glm.fit(X, y, family=family, link=link)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' DomainWarning for the gamma inverse link
+        ref = sm.GLM(y, X, family=sm_family(family, link)).fit(tol=1e-8, maxiter=1000)
+    assert res.converged
+    np.testing.assert_allclose(res.coef, ref.params, rtol=1e-6)
+    np.testing.assert_allclose(res.bse, ref.bse, rtol=1e-6)
+    np.testing.assert_allclose(res.deviance, ref.deviance, rtol=1e-9)
+    monkeypatch.setattr(shard, "KERNEL_MIN_ELEMENTS", 1 << 62)  # the same fit through torch's ops
+    torch_res = glm.fit(X, y, family=family, link=link)
+    np.testing.assert_allclose(res.coef, torch_res.coef, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["newton", "irls-lm", "lbfgs"])
+def test_other_methods_with_kernels_reach_the_irls_solution(method, kernels_on):
+    X, y = make_data("poisson", "log", seed=4)
+    ref = glm.fit(X, y, family="poisson")
+    res = glm.fit(X, y, family="poisson", method=method)
+    assert res.converged
+    np.testing.assert_allclose(res.coef, ref.coef, rtol=1e-6, atol=1e-8)
+
+
+def test_robust_with_kernels_equals_statsmodels_rlm(kernels_on):
+    rng = np.random.default_rng(5)
+    X = np.column_stack([np.ones(800), rng.normal(size=(800, 3))])
+    y = X @ np.array([1.0, 2.0, -1.0, 0.5]) + rng.standard_t(2, 800)
+    res = glm.fit(X, y, robust="huber")
+    ref = sm.RLM(y, X, M=sm.robust.norms.HuberT()).fit(tol=1e-10)
+    np.testing.assert_allclose(res.coef, ref.params, rtol=1e-5)
