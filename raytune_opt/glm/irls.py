@@ -27,8 +27,8 @@ from raytune_opt.glm.shard import SMALL_MATRIX, one_thread
 __all__ = ["SolverOutput", "irls", "newton", "irls_lm", "solve_spd", "converged_by"]
 
 _MAX_HALVINGS = 40
-LOW_PRECISION_STEP = 1e-4  # below this (relative), a step 100x shorter than the one before it means
-# quadratic convergence: the next X^T W X is likely the last one, the covariance's, and is formed in float64
+CHORD_STEP = 1e-3  # a step under this (relative) and CHORD_RATIO times the one before it (quadratic
+CHORD_RATIO = 0.02  # convergence) is followed by a chord step: the last X^T W X is reused
 
 
 @dataclass
@@ -109,11 +109,12 @@ def irls(
     * Mixed precision (``mixed_precision``, float64 data): X^T W X is formed in float32 (a quarter to a
       half of the time; ``start_low`` says whether the one at mu_0 in ``start`` was). It changes a step by
       a relative ~1e-7 cond(X^T W X).
-    * Chord steps: once the iteration converges quadratically (a step under ``LOW_PRECISION_STEP``
-      relative and 100x shorter than the one before), the next step reuses the last X^T W X (a chord, or
+    * Chord steps: once the iteration converges quadratically (a step under ``CHORD_STEP`` relative and
+      under ``CHORD_RATIO`` times the one before), the next step reuses the last X^T W X (a chord, or
       lazy-Hessian, Newton step: ``Shard.irls_rhs``, no Gram matrix) — that matrix was formed a relative
-      ~1e-4 away, so the step contracts by ~1e-4 more and the fit typically ends one Gram matrix sooner.
-      A chord step that contracts less than 100x is followed by a fresh X^T W X.
+      distance s ≤ 1e-3 away, so the step contracts by a factor ~s (Newton's would by ~s as well: the
+      error is then ~s²) and the fit typically ends one or two Gram matrices sooner. A chord step that
+      contracts less than 1/``CHORD_RATIO`` times is followed by a fresh X^T W X.
 
     ``information`` in the output is None: the covariance's X^T W X (float64, at the returned a) is
     formed by ``fit`` when it is asked for.
@@ -157,7 +158,7 @@ def irls(
             converged = True
             break
         if n_iter < max_iter:
-            chord = step <= min(LOW_PRECISION_STEP * (1.0 + float(beta.abs().max())), 0.01 * prev_step)
+            chord = step <= min(CHORD_STEP * (1.0 + float(beta.abs().max())), CHORD_RATIO * prev_step)
             if chord:  # keep G: X^T W r at the new a only
                 rhs = backend.sum("irls_rhs", beta)[0]
             else:
