@@ -14,13 +14,16 @@ the coefficients (1 − β, 1 − ηλ, …) are rounded to that dtype once per 
 so results agree with the foreach rule to rounding (not bit for bit: ``lerp`` and ``addcdiv`` round
 differently from the products written here).
 
-Importing this module imports numba (~0.4 s) and the first call of a kernel in a process loads its
-compiled code from numba's on-disk cache (~0.5 s; ~2 s to compile on a cold cache): the optimizers
+Importing this module imports numba (~0.3 s) and starts its threads (:func:`_start_threads`), and the
+first call of a kernel in a process loads its compiled code from numba's on-disk cache (~0.5 s; ~2 s to
+compile on a cold cache): the optimizers
 take this path only for parameters large enough to pay that back (``_first_order.KERNEL_MIN_TOTAL``)
 or when asked to (``fused=True``).
 """
 
 from __future__ import annotations
+
+import os
 
 import numba
 import numpy as np
@@ -33,6 +36,34 @@ from torch import Tensor
 __all__ = ["lion_update", "rmsprop_update", "set_threads"]
 
 _JIT = dict(parallel=True, nogil=True, cache=True)
+
+
+@njit(**_JIT)
+def _touch(x):  # noqa: ANN001
+    for i in prange(x.shape[0]):
+        x[i] = 0.0
+
+
+def _start_threads() -> None:
+    """Start numba's thread pool with idle threads that sleep (``OMP_WAIT_POLICY=PASSIVE``, read once by the
+    OpenMP runtime numba loads now), unless the user chose a policy.
+
+    numba's OpenMP runtime is its own, beside torch's: by default its threads spin for milliseconds after
+    each kernel, on the cores torch's next ops need — measured on 2 cores: an IRLS step's torch matrix
+    product and elementwise ops ran 2–10x slower right after a kernel. Kernels here run for milliseconds,
+    so waking sleeping threads (microseconds) costs nothing.
+    """
+    if "OMP_WAIT_POLICY" in os.environ:
+        _touch(np.zeros(1))
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        _touch(np.zeros(1))
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+
+
+_start_threads()
 CHUNK = 1 << 16
 """Elements per work item: every tensor is cut into chunks of at most this many, and the chunks of all
 the tensors of a step are shared among the threads (one fork-join per step, as torch's fused kernels)."""
