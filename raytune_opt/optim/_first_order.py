@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -335,15 +336,26 @@ def run_kernel(
         dtype not in _KERNEL_DTYPES
         or not take
         or (not everything and sum(lists[0][i].numel() for i in take) < KERNEL_MIN_TOTAL)
+        or (kernels := _cpu_kernels()) is None
     ):
         return lists, hyper
-    from raytune_opt.optim import _kernels  # imports numba: only when a kernel runs
-
-    getattr(_kernels, name)(*([t[i] for i in take] for t in lists), **_pick(hyper, take))
+    getattr(kernels, name)(*([t[i] for i in take] for t in lists), **_pick(hyper, take))
     if len(take) == len(lists[0]):
         return None
     rest = sorted(set(range(len(lists[0]))) - set(take))
     return tuple([t[i] for i in rest] for t in lists), _pick(hyper, rest)
+
+
+@functools.cache
+def _cpu_kernels() -> Any:
+    """``optim._kernels`` (imported on first use: it imports numba), or None — with a warning, once — if
+    numba cannot run here (then the foreach rules serve)."""
+    try:
+        from raytune_opt.optim import _kernels
+    except Exception as err:  # numba missing, or no writable cache directory
+        warnings.warn(f"raytune_opt.optim: single-pass CPU kernels unavailable ({err!r})", stacklevel=3)
+        return None
+    return _kernels
 
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
