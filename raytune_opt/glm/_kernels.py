@@ -15,9 +15,8 @@ Sums over rows are taken per block of :data:`BLOCK` rows and the blocks' partial
 so results do not depend on the number of threads. Dot products are reassociated (vectorised): they
 differ from BLAS's in the last bits, as BLAS implementations differ among themselves.
 
-Importing this module imports numba (~0.3 s) and the first kernel call of a process loads the compiled
-code from numba's on-disk cache (~0.5 s): ``shard.kernels()`` does that in a background thread and the
-solvers use torch's ops until it is done.
+Importing this module imports numba, and the first kernel call of a process loads the compiled code from
+numba's on-disk cache (~1 s together, once per process; ``shard.kernels()``).
 """
 
 from __future__ import annotations

@@ -10,11 +10,12 @@ work, then the Gram matrix ``X^T W X = (W^{1/2} X)^T (W^{1/2} X)`` formed in a r
 ``torch.mm``. (numpy's ``A.T @ A`` would call BLAS ``syrk`` with half the flops, but mixing numpy's
 OpenBLAS threads with torch's OpenMP pool made it 5-10x slower on a loaded 2-core machine.)
 
-On the CPU, for a float64 X of at least :data:`KERNEL_MIN_ELEMENTS` elements, the passes over X — eta,
-the float32 rows of the Gram matrix together with ``X^T W r``, and ``X^T v`` — run as numba loops
+On the CPU, for a float64 X of at least :data:`KERNEL_MIN_ELEMENTS` elements (64 MB), the passes over X —
+eta, the float32 rows of the Gram matrix together with ``X^T W r``, and ``X^T v`` — run as numba loops
 (``_kernels``: one read of X each, where torch's float64 matrix–vector products run at a fraction of the
-memory bandwidth). :func:`kernels` loads them in a background thread on first use (~1 s once per
-process); until then the same sums come from torch's ops.
+memory bandwidth): 2–3x faster fits once loaded. :func:`kernels` loads them on the first such fit of a
+process (~1 s: numba's imports; loading them in a background thread instead slowed that fit more, as the
+imports hold the GIL), so every fit of the same data takes the same path and gives the same bits.
 
 Threads: the O(n p) passes over X (the Gram matrix, ``X a``, ``X^T v``) run on torch's intra-op threads;
 the O(n) elementwise work in between (mean, weights, residuals, deviance: a dozen small ops an iteration)
@@ -27,7 +28,7 @@ evaluation took 80-95 ms at 2 threads against 6-10 ms at 1 on a loaded 2-core ma
 from __future__ import annotations
 
 import contextlib
-import threading
+import functools
 import warnings
 from collections.abc import Iterator
 from types import ModuleType
@@ -50,40 +51,21 @@ __all__ = [
 Pieces = tuple  # a tuple of tensors / floats, summed elementwise across shards
 SERIAL_MAX_ROWS = 1 << 20  # up to this many rows, a shard's O(n) elementwise work runs on one thread
 SMALL_MATRIX = 512  # p x p factorisations up to this p run on one thread (a fork-join costs more)
-KERNEL_MIN_ELEMENTS = 1 << 22  # CPU float64 shards with at least this many X elements use ``_kernels``
-
-_KERNELS: ModuleType | None = None
-_LOADER: threading.Thread | None = None
-_LOAD_LOCK = threading.Lock()
+KERNEL_MIN_ELEMENTS = 1 << 23  # CPU float64 shards with at least this many X elements use ``_kernels``
 
 
-def kernels(wait: bool = False) -> ModuleType | None:
-    """``glm._kernels`` once it is loaded, else None; the first call starts loading it in the background.
-
-    Loading (numba's import and its on-disk cache, or a compile on a cold cache) takes ~1 s once per
-    process: a fit does not wait for it (unless ``wait``), it uses torch's ops until the kernels are there.
-    """
-    global _LOADER
-    if _KERNELS is None and _LOADER is None:
-        with _LOAD_LOCK:
-            if _LOADER is None:
-                _LOADER = threading.Thread(target=_load, name="raytune-opt-glm-kernels", daemon=True)
-                _LOADER.start()
-    if wait and _KERNELS is None and _LOADER is not None:
-        _LOADER.join()
-    return _KERNELS
-
-
-def _load() -> None:
-    global _KERNELS
+@functools.cache
+def kernels() -> ModuleType | None:
+    """``glm._kernels``, imported on first use (numba: ~1 s once per process), or None — with a warning,
+    once — where numba cannot run (then torch's ops serve)."""
     try:
         from raytune_opt.glm import _kernels
 
         _kernels.warm()
-    except Exception as err:  # numba missing or broken: torch's ops serve (slower), say so once
-        warnings.warn(f"raytune_opt.glm: numba kernels unavailable ({err!r}); using torch ops", stacklevel=1)
-        return
-    _KERNELS = _kernels
+    except Exception as err:  # numba missing or broken, or no writable cache directory
+        warnings.warn(f"raytune_opt.glm: numba kernels unavailable ({err!r}); using torch ops", stacklevel=2)
+        return None
+    return _kernels
 
 
 @contextlib.contextmanager
@@ -126,9 +108,9 @@ class Shard:
             and X.dtype == torch.float64
             and X.is_contiguous()
             and X.numel() >= KERNEL_MIN_ELEMENTS
+            and kernels() is not None
         ):
             self._Xn = X.numpy()
-            kernels()  # start loading them
 
     @property
     def n(self) -> int:
@@ -145,7 +127,7 @@ class Shard:
 
     # -- shared kernels -------------------------------------------------------------------------------
     def _fast(self) -> ModuleType | None:
-        """The numba kernels, if they apply to this shard's X and are loaded."""
+        """The numba kernels, if they apply to this shard's X."""
         return None if self._Xn is None else kernels()
 
     def linear(self, beta: torch.Tensor) -> torch.Tensor:

@@ -18,9 +18,9 @@ from raytune_opt.glm import _kernels, shard
 
 @pytest.fixture
 def kernels_on(monkeypatch):
-    """Every CPU float64 shard takes the kernels (loaded before the fit, not in the background)."""
+    """Every CPU float64 shard takes the kernels."""
     monkeypatch.setattr(shard, "KERNEL_MIN_ELEMENTS", 1)
-    assert shard.kernels(wait=True) is not None
+    assert shard.kernels() is not None
 
 
 @pytest.mark.parametrize("n", [1, _kernels.BLOCK, 3 * _kernels.BLOCK + 17])
