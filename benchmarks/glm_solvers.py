@@ -2,8 +2,11 @@
 
 Float64, 2 threads (torch and BLAS). Problems: logistic regression (n=200 000, p=100), Poisson regression
 (n=200 000, p=50), Huber regression (n=200 000, p=50); ``--quick`` uses n=1 000, p/5. The solvers of a
-problem run interleaved, round after round (``--repeats`` rounds), so that load from other processes hits
-them alike; the table gives each one's median and best wall time. ``iters`` is the solver's own count;
+problem run interleaved, round after round (``--repeats`` rounds, the order rotating from round to round),
+so that load from other processes hits them alike, each after a pause of ``PAUSE_S`` (the thread pools of
+OpenBLAS, which scikit-learn and statsmodels use, spin for up to ~0.1 s after their last call, on the cores
+the next solver needs: without the pause whichever solver follows them pays for it); the table gives each
+one's median and best wall time. ``iters`` is the solver's own count;
 ``max|dcoef|`` is against statsmodels (GLM IRLS or RLM HuberT), the reference. scikit-learn's solvers stop
 at ``tol=1e-4`` by default, short of the statsmodels coefficients, so the lbfgs ones also run at a ``tol``
 that reaches them to 1e-6 ("equal coefficients"). scikit-learn's ``HuberRegressor`` estimates its scale
@@ -150,6 +153,9 @@ def _peers(kind: str, X: np.ndarray, y: np.ndarray):
     ]
 
 
+PAUSE_S = 0.3
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="n = 1 000 and p / 5: a smoke run")
@@ -164,6 +170,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     except ImportError:
         pass
     n, shrink = (1_000, 5) if args.quick else (200_000, 1)
+    pause = 0.0 if args.quick else PAUSE_S
     sizes = {"logistic": 100, "poisson": 50, "huber": 50}
     kinds = [k.strip() for k in args.problems.split(",") if k.strip()]
     print(f"load average (1 min) on {os.cpu_count()} cores at start: {os.getloadavg()[0]:.1f}")
@@ -180,8 +187,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         peers = _peers(kind, X, y)
         times: dict[str, list[float]] = {name: [] for name, _ in peers}
         results: dict[str, tuple] = {}
-        for _ in range(args.repeats):
-            for name, run in peers:
+        for r in range(args.repeats):
+            for name, run in peers[r % len(peers) :] + peers[: r % len(peers)]:  # each round a new order
+                time.sleep(pause)  # let the previous solver's BLAS/OpenMP threads stop spinning
                 t0 = time.perf_counter()
                 results[name] = run()
                 times[name].append(time.perf_counter() - t0)
