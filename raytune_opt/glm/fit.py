@@ -304,16 +304,17 @@ def fit(
     for name, t in (("weights", wt), ("offset", ot)):
         if t.shape[0] != n:
             raise ConfigError(f"X has {n} rows but {name} has {t.shape[0]} values; they must match")
-    if bool((wt < 0).any()):
-        raise ConfigError.invalid("weights", "<array with negative entries>", "weights >= 0")
-    n_eff = int((wt > 0).sum())
-    if n_eff <= p and alpha == 0:
-        raise ConfigError(
-            f"{n_eff} rows with positive weight for {p} coefficients: "
-            "need more rows than columns, or alpha > 0"
-        )
-    if fam is not None:
-        fam.check_support(yt, wt)
+    with one_thread(yt):  # O(n) elementwise checks: a fork-join per op costs more than it saves
+        if bool((wt < 0).any()):
+            raise ConfigError.invalid("weights", "<array with negative entries>", "weights >= 0")
+        n_eff = int((wt > 0).sum())
+        if n_eff <= p and alpha == 0:
+            raise ConfigError(
+                f"{n_eff} rows with positive weight for {p} coefficients: "
+                "need more rows than columns, or alpha > 0"
+            )
+        if fam is not None:
+            fam.check_support(yt, wt)
     if num_workers > 1 and num_workers > n:
         raise ConfigError.invalid("num_workers", num_workers, f"at most the number of rows ({n})")
 
