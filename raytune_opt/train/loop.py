@@ -14,10 +14,12 @@ copies, and batches are sliced there; ``precision="bf16"`` runs forward passes u
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -104,11 +106,56 @@ def _closure(
     return lambda: spec.loss(model(xb), yb)
 
 
+@functools.cache
+def _dynamo_disabled() -> tuple[Callable[..., Any], ...]:
+    """What torch's optimizer and lr-scheduler base classes wrap in ``torch._disable_dynamo``."""
+    code = torch._disable_dynamo(lambda: None).__code__  # the wrapper's code, shared by all of them
+    return tuple(
+        fn.__wrapped__
+        for cls in (torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)
+        for fn in vars(cls).values()
+        if getattr(fn, "__code__", None) is code and hasattr(fn, "__wrapped__")
+    )
+
+
+@contextlib.contextmanager
+def _without_dynamo_import() -> Iterator[None]:
+    """While the loop runs, torch's optimizer methods marked ``torch._disable_dynamo`` run as they are
+    instead of importing ``torch._dynamo`` on their first call (2 s of CPU in every new trial process).
+
+    ``torch._disable_dynamo`` wraps ``Optimizer.add_param_group``, ``zero_grad``, ``state_dict`` and
+    ``load_state_dict``; on the first call it imports ``torch._dynamo`` only to make them skip
+    ``torch.compile`` tracing, and caches the result on the wrapped function as ``__dynamo_disable``.
+    A process that has not imported ``torch._dynamo`` traces nothing, so the plain function is the same
+    call: that is cached instead, for the loop's duration only (the loop itself is never compiled);
+    with ``torch._dynamo`` already imported (a task compiling its model) nothing changes.
+    """
+    if "torch._dynamo" in sys.modules:
+        yield
+        return
+    seeded = []
+    for inner in _dynamo_disabled():
+        if not hasattr(inner, "__dynamo_disable"):
+            setattr(inner, "__dynamo_disable", inner)
+            seeded.append(inner)
+    try:
+        yield
+    finally:
+        for inner in seeded:
+            if getattr(inner, "__dynamo_disable", None) is inner:
+                delattr(inner, "__dynamo_disable")
+
+
 def train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
     """Train one trial from ``config`` and report every epoch to ``session``; returns the last metrics.
 
     Stops early, reporting ``diverged=True`` with the worst metric value, when a loss is NaN or ±inf.
     """
+    with _without_dynamo_import():
+        return _train_loop(config, session)
+
+
+def _train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
     cfg = validate(config)
     device = session.device
     task = get_task(cfg.task)
