@@ -6,6 +6,7 @@ report, find the checkpoint to resume from and combine numbers across workers.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from typing import Any
@@ -16,8 +17,10 @@ from torch import nn
 __all__ = ["Session", "LocalSession", "TuneSession", "TrainSession"]
 
 
+@functools.cache
 def _node_id() -> str:
-    """The Ray node this worker runs on (reported with every epoch: where each trial ran)."""
+    """The Ray node this worker runs on (reported with every epoch: where each trial ran); a worker
+    process stays on its node, so it is looked up once."""
     import ray
 
     return ray.get_runtime_context().get_node_id()
