@@ -27,8 +27,8 @@ from raytune_opt.glm.shard import SMALL_MATRIX, one_thread
 __all__ = ["SolverOutput", "irls", "newton", "irls_lm", "solve_spd", "converged_by"]
 
 _MAX_HALVINGS = 40
-CHORD_STEP = 1e-3  # a step under this (relative) and CHORD_RATIO times the one before it (quadratic
-CHORD_RATIO = 0.02  # convergence) is followed by a chord step: the last X^T W X is reused
+CHORD_STEP = 1e-2  # a step under this (relative) and CHORD_RATIO times the one before it (quadratic
+CHORD_RATIO = 0.05  # convergence) is followed by a chord step: the last X^T W X is reused
 
 
 @dataclass
@@ -112,9 +112,11 @@ def irls(
     * Chord steps: once the iteration converges quadratically (a step under ``CHORD_STEP`` relative and
       under ``CHORD_RATIO`` times the one before), the next step reuses the last X^T W X (a chord, or
       lazy-Hessian, Newton step: ``Shard.irls_rhs``, no Gram matrix) — that matrix was formed a relative
-      distance s ≤ 1e-3 away, so the step contracts by a factor ~s (Newton's would by ~s as well: the
-      error is then ~s²) and the fit typically ends one or two Gram matrices sooner. A chord step that
-      contracts less than 1/``CHORD_RATIO`` times is followed by a fresh X^T W X.
+      distance s ≤ 1e-2 away, so the step contracts by a factor ~s (Newton's would by ~s as well: the
+      error is then ~s²): a chord step costs two passes over X where a Newton step costs those plus a
+      Gram matrix (p = 100: ~3x as much), and the fit typically ends one or two Gram matrices sooner for
+      at most one more iteration. A chord step that contracts less than 1/``CHORD_RATIO`` times is
+      followed by a fresh X^T W X.
 
     ``information`` in the output is None: the covariance's X^T W X (float64, at the returned a) is
     formed by ``fit`` when it is asked for.
