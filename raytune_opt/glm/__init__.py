@@ -4,6 +4,7 @@
   ``bfgs``, ``lbfgs``; robust linear regression (``robust=`` huber, bisquare, l1, cauchy, seed); an L2
   penalty ``alpha``; rows sharded over Ray actors with ``num_workers``.
 - :func:`curve_fit` — non-linear least squares with the model written in torch.
+- :func:`free_buffers` — release the scratch buffer that CPU fits keep for the next fit.
 
 Imports point down the architecture: this package uses ``raytune_opt.optim``, torch and (lazily) Ray.
 """
@@ -12,6 +13,7 @@ from raytune_opt.glm.curve_fit import CURVE_FIT_METHODS, CurveFitResult, curve_f
 from raytune_opt.glm.families import FAMILIES, LINKS, Family, Link, get_family
 from raytune_opt.glm.fit import METHODS, GLMConvergenceWarning, GLMResult, fit
 from raytune_opt.glm.robust import L1, NORMS, Cauchy, HuberT, Norm, Seed, TukeyBiweight, get_norm
+from raytune_opt.glm.shard import free_buffers
 
 __all__ = [
     "fit",
@@ -34,4 +36,5 @@ __all__ = [
     "L1",
     "Seed",
     "get_norm",
+    "free_buffers",
 ]

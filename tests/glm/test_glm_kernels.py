@@ -80,3 +80,20 @@ def test_robust_with_kernels_equals_statsmodels_rlm(kernels_on):
     res = glm.fit(X, y, robust="huber")
     ref = sm.RLM(y, X, M=sm.robust.norms.HuberT()).fit(tol=1e-10)
     np.testing.assert_allclose(res.coef, ref.params, rtol=1e-5)
+
+
+def test_fits_reuse_one_scratch_buffer_and_free_buffers_releases_it(kernels_on):
+    X, y = make_data("binomial", "logit", seed=6)
+    glm.free_buffers()
+    first = glm.fit(X, y, family="binomial")
+    assert len(shard._SPARE) == 1
+    storage = shard._SPARE[0].untyped_storage().data_ptr()
+    taken = shard._rows32(torch.Size(X.shape), torch.device("cpu"))  # what the next fit gets
+    assert taken.untyped_storage().data_ptr() == storage and shard._SPARE == []
+    shard._give_back(taken)
+    second = glm.fit(X[:700], y[:700], family="binomial")  # a smaller fit takes the same buffer
+    assert shard._SPARE[0].untyped_storage().data_ptr() == storage
+    np.testing.assert_array_equal(glm.fit(X, y, family="binomial").coef, first.coef)
+    assert second.converged
+    glm.free_buffers()
+    assert shard._SPARE == []
