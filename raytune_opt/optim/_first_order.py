@@ -362,7 +362,7 @@ _KERNEL_DTYPES = (torch.float32, torch.float64)
 KERNEL_MIN_TOTAL = 1 << 20
 """Elements (of contiguous tensors) in a bucket from which the default path uses the CPU kernel."""
 KERNEL_FUSED_DOC = "None: one-pass CPU kernel for large params, else foreach; True: one pass; False: foreach"
-"""Elements of kernel-sized tensors in a bucket from which the default path uses the CPU kernel."""
+"""The ``fused`` hyperparameter's registry doc for the optimizers with a CPU kernel (Lion, RMSProp)."""
 
 
 def _pick(hyper: dict[str, Any], idx: list[int]) -> dict[str, Any]:

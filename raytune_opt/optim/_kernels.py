@@ -143,9 +143,13 @@ def set_threads() -> None:
         numba.set_num_threads(n)
 
 
-def _like(t: Tensor) -> np.ndarray:
-    """An empty array of ``t``'s dtype: the kernels' dtype (one compiled loop per dtype)."""
-    return np.empty(0, dtype=np.float32 if t.dtype == torch.float32 else np.float64)
+def _run(kernel, lists: tuple[list[Tensor], ...], maximize: bool, *scalars: float) -> None:  # noqa: ANN001
+    """Run ``kernel`` over the chunks of ``lists`` with the sign of g (−1 with ``maximize``) and ``scalars``
+    rounded to the tensors' dtype (one compiled loop per dtype, selected by an empty array of it)."""
+    set_threads()
+    like = np.empty(0, dtype=np.float32 if lists[0][0].dtype == torch.float32 else np.float64)
+    f = like.dtype.type
+    kernel(_chunks(lists), like, f(-1.0 if maximize else 1.0), *map(f, scalars))
 
 
 def lion_update(
@@ -160,20 +164,8 @@ def lion_update(
     maximize: bool,
 ) -> None:
     """Lion's step (``lion.lion_update``'s equation) on every tensor in one pass."""
-    set_threads()
-    like = _like(params[0])
-    f = like.dtype.type
-    _lion(
-        _chunks((params, grads, m)),
-        like,
-        f(-1.0 if maximize else 1.0),
-        f(lr),
-        f(1.0 - lr * weight_decay),
-        f(beta1),
-        f(1.0 - beta1),
-        f(beta2),
-        f(1.0 - beta2),
-    )
+    scalars = (lr, 1.0 - lr * weight_decay, beta1, 1.0 - beta1, beta2, 1.0 - beta2)
+    _run(_lion, (params, grads, m), maximize, *scalars)
 
 
 def rmsprop_update(
@@ -190,18 +182,5 @@ def rmsprop_update(
     maximize: bool,
 ) -> None:
     """RMSProp's step (``rmsprop.rmsprop_update``'s equation) on every tensor in one pass."""
-    set_threads()
-    like = _like(params[0])
-    f = like.dtype.type
     lists = (params, grads, v) if u is None else (params, grads, v, u)
-    _rmsprop(
-        _chunks(lists),
-        like,
-        f(-1.0 if maximize else 1.0),
-        f(weight_decay),
-        f(lr),
-        f(beta),
-        f(1.0 - beta),
-        f(eps),
-        f(momentum),
-    )
+    _run(_rmsprop, lists, maximize, weight_decay, lr, beta, 1.0 - beta, eps, momentum)
