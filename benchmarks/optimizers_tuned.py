@@ -55,6 +55,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from raytune_opt import keys
+
 RESULTS = Path(__file__).parent / "results"
 ZOO = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw", "lion")
 TASKS = ("mnist1d-mlp", "mnist1d-cnn", "digits-mlp")
@@ -227,8 +229,7 @@ def tune(
     raw["search"] = search
     results, summary, wall = _run(raw, resume)
     best = summary.get("best_config") or {}
-    prefix = f"{opt}."
-    hparams = {k[len(prefix) :]: v for k, v in best.items() if k.startswith(prefix)}
+    hparams = {k: v for k, v in keys.active(best, opt).items() if k not in best}
     counts = summary["trials"]
     return {
         "task": task,

@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["ConfigError", "ConfigTypeError", "did_you_mean"]
+__all__ = ["ConfigError", "ConfigTypeError", "did_you_mean", "expected"]
 
 
 def did_you_mean(value: object, choices: Iterable[str]) -> str:
@@ -42,3 +42,43 @@ class ConfigError(ValueError):
 
 class ConfigTypeError(ConfigError, TypeError):
     """Bad user input of the wrong type (a ``ConfigError`` that is also a ``TypeError``)."""
+
+
+def expected(err: dict[str, Any]) -> str:
+    """What one pydantic error (an item of ``ValidationError.errors()``) allowed, in our words:
+    ``"expected an integer >= 1"``, ``"expected one of 'fp32', 'bf16'"`` …; pydantic's own message
+    (or our ConfigError's, raised in a validator) otherwise."""
+    kind, ctx = err.get("type", ""), err.get("ctx") or {}
+    bounds = {
+        "greater_than_equal": (">=", "ge"),
+        "greater_than": (">", "gt"),
+        "less_than_equal": ("<=", "le"),
+        "less_than": ("<", "lt"),
+    }
+    if kind in bounds:
+        op, name = bounds[kind]
+        limit = ctx.get(name)
+        what = "an integer" if isinstance(limit, int) and not isinstance(limit, bool) else "a number"
+        return (
+            f"expected {what} {op} {limit:g}" if isinstance(limit, float) else f"expected {what} {op} {limit}"
+        )
+    words = {
+        "int_type": "an integer",
+        "int_parsing": "an integer",
+        "int_from_float": "an integer",
+        "float_type": "a number",
+        "float_parsing": "a number",
+        "bool_type": "True or False",
+        "bool_parsing": "True or False",
+        "string_type": "a string",
+        "dict_type": "a mapping",
+        "list_type": "a list",
+    }
+    if kind in words:
+        return f"expected {words[kind]}"
+    if kind == "literal_error" and "expected" in ctx:
+        return f"expected one of {ctx['expected']}"
+    msg = str(err.get("msg", "")).replace("\n", " ")
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return msg

@@ -16,21 +16,18 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from raytune_opt import keys
+
 __all__ = ["LiveStatus", "format_config"]
 
 
 def format_config(config: dict[str, Any], limit: int = 4) -> str:
     """``"lion, lr=3.1e-04, weight_decay=0.1"``: the optimizer and its searched hyperparameters."""
     name = config.get("optimizer")
-    prefix = f"{name}." if name else None
     parts = [str(name)] if name else []
-    for key, value in config.items():
+    for key, value in keys.active(config, name).items():
         if key == "optimizer" or value is None or isinstance(value, (dict, list)):
             continue
-        if "." in key:
-            if prefix is None or not key.startswith(prefix):
-                continue
-            key = key[len(prefix) :]
         if isinstance(value, float):
             parts.append(
                 f"{key}={value:.2e}" if abs(value) < 1e-2 or abs(value) >= 1e4 else f"{key}={value:.3g}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from raytune_opt import keys
 from raytune_opt.report.results import CONFIG_PREFIX
 
 __all__ = ["Param", "searched_params", "is_log_range", "own_params", "OPTIMIZER"]
@@ -44,9 +45,8 @@ def is_log_range(values: pd.Series | np.ndarray | list[float]) -> bool:
 
 def owner(column: str, optimizers: list[str]) -> str | None:
     """The optimizer ``<opt>`` a column ``config/<opt>.<hp>`` belongs to, or ``None`` for shared keys."""
-    key = column[len(CONFIG_PREFIX) :]
-    head = key.split(".", 1)[0]
-    return head if "." in key and head in optimizers else None
+    head = keys.owner(column[len(CONFIG_PREFIX) :])
+    return head if head in optimizers else None
 
 
 def rows_of(trials: pd.DataFrame, param: Param) -> pd.DataFrame:

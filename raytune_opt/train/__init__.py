@@ -4,10 +4,11 @@
     >>> session = train.run_local({"task": "mnist1d-mlp", "optimizer": "adam", "lr": 1e-2, "epochs": 5})
     >>> tuner = ray.tune.Tuner(train.trainable(space), param_space=space, tune_config=...)
 
-Config keys: :data:`raytune_opt.train.config.DEFAULTS` plus the optimizer's hyperparameters.
+Config keys: :class:`TrainSettings` (the loop's settings), the task, optimizer and scaling keys
+(:data:`DEFAULTS`), plus the optimizer's hyperparameters.
 """
 
-from raytune_opt.train.config import DEFAULTS, TrainConfig, validate, validate_space
+from raytune_opt.train.config import DEFAULTS, TrainConfig, TrainSettings, validate, validate_space
 from raytune_opt.train.loop import train_loop
 from raytune_opt.train.schedules import SCHEDULES, factor
 from raytune_opt.train.session import LocalSession, Session, TrainSession, TuneSession
@@ -20,6 +21,7 @@ __all__ = [
     "Session",
     "TrainConfig",
     "TrainSession",
+    "TrainSettings",
     "TuneSession",
     "factor",
     "run_local",

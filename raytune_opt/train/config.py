@@ -1,9 +1,11 @@
 """The config of one trial, validated up front.
 
-A trial's config is a flat dict (what Ray Tune samples). The loop's own keys are listed in
-:data:`DEFAULTS`; every other key must be a hyperparameter of the chosen optimizer (``lr``,
-``weight_decay``, ``betas`` …, see ``raytune_opt.optim.spec(name).hparams``). Anything else is a
-``ConfigError`` naming the key, with a did-you-mean.
+A trial's config is a flat dict (what Ray Tune samples). The loop's own keys are the fields of
+:class:`TrainSettings` (what an experiment's ``train`` section holds) plus the trial's task, optimizer
+and scaling keys, listed with their defaults in :data:`DEFAULTS`; every other key must be a
+hyperparameter of the chosen optimizer (``lr``, ``weight_decay``, ``betas`` …, see
+``raytune_opt.optim.spec(name).hparams``), flat or optimizer-aware (``"lion.lr"``, see
+:mod:`raytune_opt.keys`). Anything else is a ``ConfigError`` naming the key, with a did-you-mean.
 
 :func:`validate` checks a concrete config; :func:`validate_space` checks a Tune ``param_space``
 whose values may be search domains (``tune.loguniform``, ``tune.choice``, ``tune.grid_search``):
@@ -14,73 +16,135 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from raytune_opt.errors import ConfigError, ConfigTypeError
+from raytune_opt import keys
+from raytune_opt.errors import ConfigError, ConfigTypeError, expected
 from raytune_opt.tasks import check_fraction, get_task
 from raytune_opt.train.glm_solvers import GLM_METHODS
 from raytune_opt.train.schedules import SCHEDULES
 
-__all__ = ["DEFAULTS", "TrainConfig", "validate", "validate_space", "resolve_optimizer_keys", "SECOND_ORDER"]
+__all__ = [
+    "DEFAULTS",
+    "TrainSettings",
+    "TrainConfig",
+    "validate",
+    "validate_space",
+    "resolve_optimizer_keys",
+    "SECOND_ORDER",
+]
 
 SECOND_ORDER = "second-order"
 
-DEFAULTS: dict[str, Any] = {
-    "task": None,  # required: a name from raytune_opt.tasks.available_tasks()
-    "task_args": {},  # keyword arguments of the task function
-    "optimizer": "adamw",  # a name from raytune_opt.optim.available()
-    "batch_size": 64,  # int, or "full" for full-batch gradient descent
-    "epochs": 10,  # the epoch budget (fidelity; also the schedule's horizon)
-    "schedule": "constant",  # constant | step | cosine | warmup_cosine | onecycle
-    "warmup_epochs": 1.0,  # warmup_cosine: linear warm-up length in epochs
-    "step_epochs": 10,  # step: decay every step_epochs epochs ...
-    "step_gamma": 0.1,  # ... by this factor
-    "pct_start": 0.3,  # onecycle: fraction of the steps spent increasing the lr
-    "grad_clip": None,  # max global gradient norm, or None
-    "seed": 0,  # model initialisation, augmentation, shuffling
-    "data_fraction": 1.0,  # class-stratified training subset (fidelity); validation stays whole
-    "data_seed": 0,  # seed of the subset (fixed across trials so fidelities nest)
-    "checkpoint_every": 1,  # epochs between checkpoints (0: only the last epoch, see checkpoint_at_end)
-    "checkpoint_at_end": True,  # also save at the last epoch (Ray's CheckpointConfig name); False with
-    # checkpoint_every 0: no checkpoints at all (nothing to clone or resume from)
-    "num_workers": 1,  # 1: inside the Tune trial; > 1: DDP under ray.train.torch.TorchTrainer
-    "use_gpu": False,  # one GPU per worker (runs under TorchTrainer)
-    "resources_per_worker": None,  # e.g. {"CPU": 2}; default {"CPU": 1} (+ {"GPU": 1} with use_gpu)
-    "precision": "fp32",  # fp32 | bf16 (autocast)
-    "eval_batch_size": 4096,  # batch size of the validation pass
-}
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a number, not True/False")
+    return value
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """A validated trial config: the loop's settings and the optimizer's hyperparameters."""
+def _finite(value: float) -> float:
+    if math.isnan(value):
+        raise ValueError("a number, not NaN")
+    return value
+
+
+#: an integer (True/False refused, as YAML's ``yes`` would otherwise count as 1)
+Int = Annotated[int, BeforeValidator(_no_bool)]
+#: a float (True/False and NaN refused)
+Float = Annotated[float, BeforeValidator(_no_bool)]
+
+
+class TrainSettings(BaseModel):
+    """The loop's settings, fixed for every trial of an experiment (its ``train`` section) or searched
+    (a key of the search space). The one declaration of these keys: their defaults, types and ranges."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    #: the epoch budget (fidelity; also the schedule's horizon)
+    epochs: Int = Field(10, ge=1)
+    #: int, or "full" for full-batch gradient descent (the global batch over all workers)
+    batch_size: Annotated[int, BeforeValidator(_no_bool), Field(ge=1)] | Literal["full"] = 64
+    #: constant | step | cosine | warmup_cosine | onecycle (``raytune_opt.train.SCHEDULES``)
+    schedule: str = "constant"
+    #: warmup_cosine: linear warm-up length in epochs
+    warmup_epochs: Float = Field(1.0, ge=0.0)
+    #: step: decay every step_epochs epochs ...
+    step_epochs: Int = Field(10, ge=1)
+    #: ... by this factor
+    step_gamma: Float = Field(0.1, gt=0.0, le=1.0)
+    #: onecycle: fraction of the steps spent increasing the lr
+    pct_start: Float = Field(0.3, gt=0.0, le=1.0)
+    #: max global gradient norm, or None
+    grad_clip: Float | None = Field(None, gt=0.0)
+    #: model initialisation, augmentation, shuffling
+    seed: Int = Field(0, ge=0)
+    #: class-stratified training subset (fidelity); validation stays whole
+    data_fraction: float = 1.0
+    #: seed of the subset (fixed across trials so fidelities nest)
+    data_seed: Int = Field(0, ge=0)
+    #: epochs between checkpoints (0: only the last epoch, see checkpoint_at_end)
+    checkpoint_every: Int = Field(1, ge=0)
+    #: also save at the last epoch (Ray's CheckpointConfig name); False with checkpoint_every 0:
+    #: no checkpoints at all (nothing to clone or resume from)
+    checkpoint_at_end: bool = True
+    #: fp32 | bf16 (autocast)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    #: batch size of the validation pass
+    eval_batch_size: Int = Field(4096, ge=1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if value not in SCHEDULES:
+            raise ConfigError.unknown("schedule", value, SCHEDULES)
+        return value
+
+    @field_validator("data_fraction", mode="before")
+    @classmethod
+    def _fraction(cls, value: Any) -> float:
+        return check_fraction(value)
+
+    @field_validator("checkpoint_at_end", mode="before")
+    @classmethod
+    def _strict_bool(cls, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError("True or False")
+        return value
+
+    @property
+    def checkpoints(self) -> bool:
+        """Whether the trial saves any checkpoint (what PBT's clones and resumes need)."""
+        return self.checkpoint_every > 0 or self.checkpoint_at_end
+
+
+class TrainConfig(TrainSettings):
+    """A validated trial config: the loop's settings, the task, the scaling and the optimizer's
+    hyperparameters (its ``kind`` from the registry)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     task: str
-    task_args: dict[str, Any]
-    optimizer: str
-    hparams: dict[str, Any]
-    batch_size: int | str
-    epochs: int
-    schedule: str
-    warmup_epochs: float
-    step_epochs: int
-    step_gamma: float
-    pct_start: float
-    grad_clip: float | None
-    seed: int
-    data_fraction: float
-    data_seed: int
-    checkpoint_every: int
-    checkpoint_at_end: bool
-    num_workers: int
-    use_gpu: bool
-    resources_per_worker: dict[str, float] | None
-    precision: str
-    eval_batch_size: int
-    kind: str = field(default="first-order")
+    task_args: dict[str, Any] = Field(default_factory=dict)
+    optimizer: str = "adamw"
+    hparams: dict[str, Any] = Field(default_factory=dict)
+    #: 1: inside the Tune trial; > 1: DDP under ray.train.torch.TorchTrainer
+    num_workers: Int = Field(1, ge=1)
+    #: one GPU per worker (runs under TorchTrainer)
+    use_gpu: bool = False
+    #: e.g. {"CPU": 2}; default {"CPU": 1} (+ {"GPU": 1} with use_gpu)
+    resources_per_worker: dict[str, Annotated[float, BeforeValidator(_no_bool), Field(ge=0.0)]] | None = None
+    kind: str = "first-order"
+
+    @field_validator("use_gpu", mode="before")
+    @classmethod
+    def _strict_gpu(cls, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError("True or False")
+        return value
 
     @property
     def distributed(self) -> bool:
@@ -95,13 +159,37 @@ class TrainConfig:
         return res
 
 
-@dataclass(frozen=True)
+#: every loop key of a trial's config and its default (the optimizer's hyperparameters aside)
+DEFAULTS: dict[str, Any] = {
+    "task": None,  # required: a name from raytune_opt.tasks.available_tasks()
+    "task_args": {},  # keyword arguments of the task function
+    "optimizer": "adamw",  # a name from raytune_opt.optim.available()
+    **TrainSettings().model_dump(),
+    "num_workers": 1,
+    "use_gpu": False,
+    "resources_per_worker": None,
+}
+
+
+def settings_error(error: ValidationError) -> ConfigError:
+    """The first pydantic error of a trial config as a ConfigError naming the key and the value."""
+    err = error.errors()[0]
+    field = ".".join(str(x) for x in err["loc"][:1]) or "config"
+    msg = expected(err)
+    if err["type"] == "value_error" and msg.startswith(f"{field} = "):
+        return ConfigError(msg)  # already one of our own messages
+    kind = ConfigTypeError if err["type"].endswith(("_type", "_parsing")) else ConfigError
+    return kind(f"{field} = {err.get('input')!r} is not allowed: {msg}")
+
+
 class _GLMSolverSpec:
     """What the config needs of a GLM solver (``raytune_opt.train.glm_solvers``): no hyperparameters."""
 
-    name: str
-    kind: str = SECOND_ORDER
-    hparams: dict[str, Any] = field(default_factory=dict)
+    kind = SECOND_ORDER
+    hparams: dict[str, Any] = {}
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
 
 def _spec(name: Any) -> Any:
@@ -115,36 +203,11 @@ def _spec(name: Any) -> Any:
     return optim.spec(name)
 
 
-def _int(key: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigTypeError.invalid(key, value, f"an integer >= {low}")
-    if value < low:
-        raise ConfigError.invalid(key, value, f"an integer >= {low}")
-    return value
-
-
-def _number(key: str, value: Any, low: float, high: float = math.inf, *, open_low: bool = False) -> float:
-    what = f"a number in {'(' if open_low else '['}{low}, {high}{']' if high < math.inf else ')'}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigTypeError.invalid(key, value, what)
-    ok = (value > low if open_low else value >= low) and value <= high and not math.isnan(value)
-    if not ok:
-        raise ConfigError.invalid(key, value, what)
-    return float(value)
-
-
-def _choice(key: str, value: Any, choices: Iterable[str]) -> str:
-    choices = list(choices)
-    if value not in choices:
-        raise ConfigError.unknown(key, value, choices)
-    return value
-
-
 def _check_keys(config: Mapping[str, Any], optimizers: Iterable[str]) -> None:
     allowed = set(DEFAULTS)
     for name in optimizers:
         hparams = _spec(name).hparams
-        allowed |= set(hparams) | {f"{name}.{h}" for h in hparams}
+        allowed |= set(hparams) | {keys.key(name, h) for h in hparams}
     for key in config:
         if key not in allowed:
             raise ConfigError.unknown("config key", key, allowed)
@@ -154,34 +217,32 @@ def resolve_optimizer_keys(config: Mapping[str, Any]) -> dict[str, Any]:
     """Fold the optimizer-aware keys of a conditional search space into flat ones.
 
     ``{"optimizer": "lion", "lion.lr": 3e-4, "adamw.lr": 1e-3}`` → ``{"optimizer": "lion", "lr": 3e-4}``:
-    ``"<name>.<hparam>"`` is the hyperparameter of optimizer ``name`` (the naming of
-    ``raytune_opt.search.SearchSpace.for_optimizers``); the chosen optimizer's keys become flat
-    hyperparameters, other optimizers' (inactive branches) are dropped. A flat key given as well
-    is a ``ConfigError`` (the value would be ambiguous).
+    ``"<name>.<hparam>"`` is the hyperparameter of optimizer ``name`` (:mod:`raytune_opt.keys`); the
+    chosen optimizer's keys become flat hyperparameters, other optimizers' (inactive branches) are
+    dropped. Every optimizer-aware key is checked (inactive ones too); a flat key given as well is a
+    ``ConfigError`` (the value would be ambiguous).
     """
-    name = config.get("optimizer", DEFAULTS["optimizer"])
-    out = {k: v for k, v in config.items() if not (isinstance(k, str) and "." in k)}
-    for key, value in config.items():
-        if not (isinstance(key, str) and "." in key):
-            continue
-        owner, _, hparam = key.partition(".")
-        from raytune_opt import optim
+    from raytune_opt import optim
 
+    name = config.get("optimizer", DEFAULTS["optimizer"])
+    for key in config:
+        parts = keys.split(key)
+        if parts is None:
+            continue
+        owner, hparam = parts
         if owner not in optim.available() and owner not in GLM_METHODS:
             raise ConfigError.unknown(
-                "config key", key, [*DEFAULTS, *(f"{n}.<hparam>" for n in optim.available())]
+                "config key", key, [*DEFAULTS, *(keys.key(n, "<hparam>") for n in optim.available())]
             )
         hparams = _spec(owner).hparams
-        if hparam not in hparams:  # checked in inactive branches too
+        if hparam not in hparams:
             raise ConfigError.unknown(f"config key {key!r}: {owner} hyperparameter", hparam, hparams)
-        if owner != name:
-            continue
-        if hparam in config:
-            raise ConfigError.invalid(
-                key, value, f"either {key!r} or {hparam!r}, not both ({hparam} = {config[hparam]!r})"
-            )
-        out[hparam] = value
-    return out
+    for key in keys.clashes(config, name):
+        hparam = keys.split(key)[1]
+        raise ConfigError.invalid(
+            key, config[key], f"either {key!r} or {hparam!r}, not both ({hparam} = {config[hparam]!r})"
+        )
+    return keys.active(config, name)
 
 
 def validate(config: Mapping[str, Any]) -> TrainConfig:
@@ -194,76 +255,42 @@ def validate(config: Mapping[str, Any]) -> TrainConfig:
         raise ConfigTypeError(f"config = {type(config).__name__} is not allowed: expected a dict")
     if config.get("task") is None:
         raise ConfigError("config['task'] is required: a name from raytune_opt.tasks.available_tasks()")
-    c = {**DEFAULTS, **config}
-    spec = _spec(c["optimizer"])
+    spec = _spec(config.get("optimizer", DEFAULTS["optimizer"]))
     config = resolve_optimizer_keys(config)
-    _check_keys(config, [c["optimizer"]])
-    task = get_task(c["task"])
-    if not isinstance(c["task_args"], Mapping):
-        raise ConfigTypeError.invalid("task_args", c["task_args"], "a dict of the task function's arguments")
-    task.check_args(c["task_args"])
+    _check_keys(config, [spec.name])
+    task = get_task(config["task"])
+    task_args = config.get("task_args", {})
+    if not isinstance(task_args, Mapping):
+        raise ConfigTypeError.invalid("task_args", task_args, "a dict of the task function's arguments")
+    task.check_args(dict(task_args))
     hparams = {k: config[k] for k in spec.hparams if k in config}
+    loop = {k: v for k, v in config.items() if k in DEFAULTS}
+    try:
+        cfg = TrainConfig.model_validate(
+            {**loop, "optimizer": spec.name, "hparams": hparams, "kind": spec.kind, "task_args": task_args}
+        )
+    except ValidationError as e:
+        raise settings_error(e) from None
     if spec.name in GLM_METHODS:
-        if task.build(**c["task_args"]).glm_family is None:
+        if task.build(**cfg.task_args).glm_family is None:
             raise ConfigError.invalid("optimizer", spec.name, "a GLM solver only for the glm-* tasks")
     else:
         from raytune_opt import optim
 
         optim.create(spec.name, [torch.zeros(2, 2, requires_grad=True)], **hparams)
-    bs = c["batch_size"]
-    if bs != "full":
-        if isinstance(bs, str):
-            raise ConfigError.invalid("batch_size", bs, "a positive integer or 'full'")
-        _int("batch_size", bs, 1)
-        workers = c["num_workers"]
-        if isinstance(workers, int) and workers > 1 and bs % workers:
-            raise ConfigError.invalid(
-                "batch_size",
-                bs,
-                f"a multiple of num_workers = {workers} (it is the global batch, split evenly)",
-            )
-    if spec.kind == SECOND_ORDER and c["num_workers"] != 1:
+    if cfg.batch_size != "full" and cfg.num_workers > 1 and cfg.batch_size % cfg.num_workers:
+        raise ConfigError.invalid(
+            "batch_size",
+            cfg.batch_size,
+            f"a multiple of num_workers = {cfg.num_workers} (it is the global batch, split evenly)",
+        )
+    if spec.kind == SECOND_ORDER and cfg.num_workers != 1:
         raise ConfigError.invalid(
             "num_workers",
-            c["num_workers"],
+            cfg.num_workers,
             f"1 for the second-order optimizer {spec.name!r} (full-batch closure steps)",
         )
-    grad_clip = c["grad_clip"]
-    if grad_clip is not None:
-        grad_clip = _number("grad_clip", grad_clip, 0.0, open_low=True)
-    res = c["resources_per_worker"]
-    if res is not None and not (
-        isinstance(res, Mapping) and all(isinstance(v, (int, float)) and v >= 0 for v in res.values())
-    ):
-        raise ConfigError.invalid("resources_per_worker", res, "a dict of resource name -> amount >= 0")
-    for key in ("use_gpu", "checkpoint_at_end"):
-        if not isinstance(c[key], bool):
-            raise ConfigTypeError.invalid(key, c[key], "True or False")
-    return TrainConfig(
-        task=c["task"],
-        task_args=dict(c["task_args"]),
-        optimizer=spec.name,
-        hparams=hparams,
-        batch_size=bs,
-        epochs=_int("epochs", c["epochs"], 1),
-        schedule=_choice("schedule", c["schedule"], SCHEDULES),
-        warmup_epochs=_number("warmup_epochs", c["warmup_epochs"], 0.0),
-        step_epochs=_int("step_epochs", c["step_epochs"], 1),
-        step_gamma=_number("step_gamma", c["step_gamma"], 0.0, 1.0, open_low=True),
-        pct_start=_number("pct_start", c["pct_start"], 0.0, 1.0, open_low=True),
-        grad_clip=grad_clip,
-        seed=_int("seed", c["seed"], 0),
-        data_fraction=check_fraction(c["data_fraction"]),
-        data_seed=_int("data_seed", c["data_seed"], 0),
-        checkpoint_every=_int("checkpoint_every", c["checkpoint_every"], 0),
-        checkpoint_at_end=c["checkpoint_at_end"],
-        num_workers=_int("num_workers", c["num_workers"], 1),
-        use_gpu=c["use_gpu"],
-        resources_per_worker=dict(res) if res is not None else None,
-        precision=_choice("precision", c["precision"], ("fp32", "bf16")),
-        eval_batch_size=_int("eval_batch_size", c["eval_batch_size"], 1),
-        kind=spec.kind,
-    )
+    return cfg
 
 
 def _candidates(value: Any) -> list[Any] | None:
@@ -304,8 +331,8 @@ def validate_space(param_space: Mapping[str, Any]) -> TrainConfig:
         for value in values or ():
             if key in DEFAULTS:
                 validate({**base, key: value})
-            elif "." in key:
-                name, _, hparam = key.partition(".")
+            elif (parts := keys.split(key)) is not None:
+                name, hparam = parts
                 if name in optimizers:
                     validate({**base, "optimizer": name, hparam: value})
             else:

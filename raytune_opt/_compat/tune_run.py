@@ -1,0 +1,50 @@
+"""Ray Tune internals the experiment runner relies on (``raytune_opt.experiment.run``), one function each.
+
+Tested against Ray 2.60; ``tests/compat`` checks each against the installed Ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["result_grid_trials", "tune_quiet_run"]
+
+
+def result_grid_trials(grid: Any) -> list[Any]:
+    """Every ``Trial`` of a ``ResultGrid``, with its status (RUNNING/PENDING after an interrupted fit).
+
+    The public ``ResultGrid`` holds only ``Result`` objects, which carry no status: the private
+    ``_experiment_analysis.trials`` is the only place that says a trial was left running or pending
+    when ``Tuner.fit`` returned on SIGINT (no upstream accessor; ``ResultGrid`` has no ``trials``).
+    """
+    analysis = getattr(grid, "_experiment_analysis", None)
+    return list(getattr(analysis, "trials", None) or [])
+
+
+@contextlib.contextmanager
+def tune_quiet_run() -> Iterator[None]:
+    """While ``Tuner.fit`` runs: Tune adds only the loggers the run asked for
+    (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``, read when Tune builds its callbacks; without it Tune
+    adds CSV, JSON and TensorBoard loggers of its own), and does not warn about the frequency of
+    experiment-state syncs (``TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S``: with
+    ``run.keep_checkpoints`` = n Tune forces a state snapshot after every n checkpoints, and short
+    epochs make the warning noise). Both are environment switches Tune reads, restored afterwards."""
+    switches = {
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    }
+    before = {k: os.environ.get(k) for k in switches}
+    for k, v in switches.items():
+        if k == "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" or before[k] is None:
+            os.environ[k] = v
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -1,0 +1,45 @@
+"""An experiment, described once (YAML or Python), validated up front, run on a local Ray or a cluster.
+
+    >>> from raytune_opt import Experiment
+    >>> exp = Experiment.from_yaml("examples/quickstart.yaml", overrides=["search.num_samples=8"])
+    >>> print(exp.plan())                       # what would run; starts nothing
+    >>> result = exp.run()                      # Tuner.fit on the local Ray (or run.address)
+    >>> resume_experiment(result.path)          # after a crash, Ctrl-C or a cluster restart
+
+One module a concept:
+
+- :mod:`~raytune_opt.experiment.config`   the sections of the description (:class:`Experiment`)
+- :mod:`~raytune_opt.experiment.source`   reading the YAML, ``--set`` overrides, errors located in it
+- :mod:`~raytune_opt.experiment.plugins`  the ``imports`` (the user's own tasks and optimizers)
+- :mod:`~raytune_opt.experiment.plan`     the frozen :class:`Plan`: every check, built once
+- :mod:`~raytune_opt.experiment.run`      connect, run, resume, the state file ``experiment.json``
+
+Every error is one :class:`~raytune_opt.errors.ConfigError` line that says where: the file and line,
+the key path, the bad value, what is allowed (and a did-you-mean for near-miss names).
+"""
+
+from raytune_opt.experiment.config import Experiment
+from raytune_opt.experiment.plan import Plan
+from raytune_opt.experiment.plugins import import_plugins
+from raytune_opt.experiment.run import (
+    EXPERIMENT_FILE,
+    ExperimentResult,
+    connect,
+    load_experiment,
+    resume_experiment,
+    run_experiment,
+)
+from raytune_opt.experiment.source import apply_overrides
+
+__all__ = [
+    "EXPERIMENT_FILE",
+    "Experiment",
+    "ExperimentResult",
+    "Plan",
+    "apply_overrides",
+    "connect",
+    "import_plugins",
+    "load_experiment",
+    "resume_experiment",
+    "run_experiment",
+]

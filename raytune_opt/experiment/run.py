@@ -1,0 +1,279 @@
+"""Running an experiment: connect to Ray, ``Tuner.fit``, the state file, resume.
+
+The experiment directory is ``<run.storage_path>/<name>``: Ray Tune's own layout, plus
+``experiment.json`` (:data:`EXPERIMENT_FILE`: the description and the run's times, for ``resume`` and
+the report) and, at the end, the report of :mod:`raytune_opt.report` (``summary.json``,
+``trials.csv``, plots).
+
+    >>> result = run_experiment(Experiment.from_yaml("examples/quickstart.yaml"))
+    >>> resume_experiment(result.path)          # after a crash, Ctrl-C or a cluster restart
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from raytune_opt import keys
+from raytune_opt._compat import tune_run as _compat
+from raytune_opt.errors import ConfigError
+from raytune_opt.experiment.config import Experiment
+from raytune_opt.experiment.plan import Plan
+from raytune_opt.storage import ExperimentFolder
+
+__all__ = [
+    "EXPERIMENT_FILE",
+    "PRELOAD",
+    "ExperimentResult",
+    "connect",
+    "run_experiment",
+    "resume_experiment",
+    "load_experiment",
+]
+
+#: the runner's own file in the experiment directory
+EXPERIMENT_FILE = "experiment.json"
+
+#: what every worker process of a local Ray imports while it waits for work: a trial's first step then
+#: does not pay torch's import (seconds) on the critical path
+PRELOAD = ["torch", "raytune_opt.train.loop"]
+
+
+@dataclass
+class ExperimentResult:
+    """What a run left behind: its directory (local, or the local mirror of a remote one), Ray's
+    ``ResultGrid``, the summary and the report's files. ``name`` is the folder's name (the
+    experiment's, or ``<name>-2`` … when a folder of that name existed)."""
+
+    path: Path
+    grid: Any
+    summary: dict[str, Any]
+    files: dict[str, Path]
+    interrupted: bool = False
+    name: str = ""
+
+
+def _write_state(folder: ExperimentFolder, exp: Experiment, plan: Plan, name: str, **times: Any) -> None:
+    text = folder.read_text(EXPERIMENT_FILE)
+    state = json.loads(text) if text else {}
+    state.update(
+        {
+            "name": name,
+            "strategy": plan.strategy,
+            "metric": plan.metric,
+            "mode": plan.mode,
+            "optimizers": list(plan.optimizers),
+            "optimizer_searched": plan.optimizer_searched,
+            "num_samples": plan.num_samples,
+            "max_t": plan.max_t,
+            "experiment": {**exp.to_dict(), "name": name},
+        }
+    )
+    state.setdefault("started_at", time.time())
+    state.setdefault("finished_at", None)
+    state.setdefault("wall_s", None)
+    state.update(times)
+    folder.write_text(EXPERIMENT_FILE, json.dumps(state, indent=2, default=str))
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> bool:
+    """Whether a TCP connection to ``host:port`` (``ray://host:port``) opens within ``timeout_s``."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return True  # not host:port ("auto", a name Ray resolves): let ray.init decide
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def connect(address: str | None = None, progress: bool = True) -> None:
+    """Join ``address`` (``auto``, ``host:6379``, ``ray://host:10001``) or start a local Ray (its workers
+    preloading :data:`PRELOAD`), unless this process already joined one; print the dashboard's URL.
+    An address nobody answers at is a ConfigError (Ray itself would retry it for minutes)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        if address != "auto" and not _reachable(address):
+            raise ConfigError.invalid(
+                "run.address",
+                address,
+                "a running Ray cluster's address (nothing answers there); "
+                "`--address auto` joins the cluster of this machine, no --address starts a local Ray",
+            )
+        ctx = ray.init(address=address, log_to_driver=False)
+    else:
+        ctx = ray.init(
+            num_cpus=os.cpu_count(), log_to_driver=False, _system_config={"preload_python_modules": PRELOAD}
+        )
+    url = getattr(ctx, "dashboard_url", None)
+    if progress and url:
+        print(f"Ray dashboard: http://{url}", flush=True)
+
+
+def _fresh_name(exp: Experiment, progress: bool) -> tuple[str, ExperimentFolder]:
+    """The experiment's name, or ``<name>-2``, ``-3`` … when its folder exists (never mix two runs)."""
+    folder = ExperimentFolder(exp.run_.storage_path, exp.name)
+    if not folder.exists():
+        return exp.name, folder
+    n = 2
+    while folder.renamed(f"{exp.name}-{n}").exists():
+        n += 1
+    name = f"{exp.name}-{n}"
+    if progress:
+        print(f"{folder.path} exists (`raytune-opt resume` continues it): this run goes to {name}")
+    return name, folder.renamed(name)
+
+
+def run_experiment(
+    exp: Experiment, *, progress: bool = True, report: bool = True, _restore: bool = False
+) -> ExperimentResult:
+    """Run ``exp`` with ``ray.tune.Tuner`` on ``run.address`` (default: a local Ray, or the one this
+    process already joined), write the report, and return where everything is.
+
+    Prints the dashboard URL, a live status line (:class:`raytune_opt.progress.LiveStatus`)
+    while trials run, and at the end the best configuration, its metric and the files written.
+    A failed trial (exception, crashed worker) is retried ``run.max_failures`` times from its last
+    checkpoint, then recorded as failed; a diverged one (NaN loss) is recorded as such; either way
+    the experiment goes on. ``exp`` is not changed.
+    """
+    from ray import tune
+
+    from raytune_opt import trial_logs
+
+    plan = exp.plan()
+    if _restore:
+        name, folder = exp.name, ExperimentFolder(exp.run_.storage_path, exp.name)
+    else:
+        name, folder = _fresh_name(exp, progress)
+    connect(exp.run_.address, progress)
+    _write_state(folder, exp, plan, name)
+    started = time.time()
+    callbacks = []
+    if progress:
+        from raytune_opt.progress import LiveStatus
+
+        searched = [p.name for p in plan.space] if plan.space is not None else ["optimizer"]
+        callbacks.append(LiveStatus(plan.metric, plan.mode, total=plan.trials, searched=searched))
+    callbacks += trial_logs.loggers(exp.run_.tensorboard)
+    fixed = dict(plan.fixed)
+    if _restore:
+        tuner = tune.Tuner.restore(
+            folder.path,
+            trainable=plan.trainable,
+            param_space=fixed,
+            resume_unfinished=True,
+            resume_errored=True,
+        )
+    else:
+        run_config = tune.RunConfig(
+            name=name,
+            storage_path=folder.storage_path,
+            failure_config=tune.FailureConfig(max_failures=exp.run_.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=exp.run_.keep_checkpoints),
+            callbacks=callbacks,
+            verbose=0,
+        )
+        tuner = tune.Tuner(
+            plan.trainable, param_space=fixed, tune_config=plan.tune_config(), run_config=run_config
+        )
+    with _compat.tune_quiet_run():
+        grid = tuner.fit()
+    interrupted = _interrupted(grid, exp, plan)
+    state = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")
+    wall = (state.get("wall_s") or 0.0) + time.time() - started
+    _write_state(folder, exp, plan, name, finished_at=None if interrupted else time.time(), wall_s=wall)
+    files: dict[str, Path] = {}
+    summary: dict[str, Any] = {}
+    path = folder.local_copy()
+    if report:
+        from raytune_opt import report as report_
+
+        results = report_.load(path)
+        files = report_.write_results(results, path)
+        summary = json.loads(Path(files["summary.json"]).read_text()) if "summary.json" in files else {}
+        if folder.remote:
+            folder.upload(files)
+        if progress:
+            print(report_.table(results, top=5), flush=True)
+    if progress:
+        searched = list(plan.searched) if plan.space is not None else list(fixed)
+        _print_best(grid, plan.metric, plan.mode, folder.path, files, searched)
+        if interrupted:
+            print(f"interrupted: `raytune-opt resume {folder.path}` continues where it stopped", flush=True)
+    return ExperimentResult(path, grid, summary, files, interrupted, name)
+
+
+def _interrupted(grid: Any, exp: Experiment, plan: Plan) -> bool:
+    """Whether ``Tuner.fit`` returned early (Ctrl-C / SIGINT: Tune saves its state and returns): a trial
+    still running or pending, or fewer trials than the budget (unless a time budget ended the run)."""
+    trials = _compat.result_grid_trials(grid)
+    if any(t.status in ("RUNNING", "PENDING") for t in trials):
+        return True
+    budget = exp.search.time_budget_s if exp.search else None
+    return budget is None and len(trials) < plan.trials
+
+
+def _print_best(
+    grid: Any, metric: str, mode: str, path: str, files: Mapping[str, Path], searched: list[str]
+) -> None:
+    """The best trial by its best report (``scope="all"``, as the live line and the report count)."""
+    try:
+        best = grid.get_best_result(metric=metric, mode=mode, scope="all", filter_nan_and_inf=True)
+        history = best.metrics_dataframe[metric]
+        value = float(history.max() if mode == "max" else history.min())
+    except (RuntimeError, KeyError, TypeError, AttributeError):
+        print(f"no trial reported a finite {metric}; results in {path}", flush=True)
+        return
+    name = best.config.get("optimizer")
+    shown_keys = {
+        k: v
+        for k, v in best.config.items()
+        if k in searched and v is not None and (not name or keys.owner(k) in (None, name))
+    }
+    shown = f"{value:.4g}" if isinstance(value, float) and math.isfinite(value) else value
+    print(f"best {metric} = {shown}", flush=True)
+    print(f"best config: {json.dumps(shown_keys, default=str)}", flush=True)
+    print(f"results: {path}", flush=True)
+    for file_name, file in files.items():
+        print(f"  {file_name}: {file}", flush=True)
+
+
+def load_experiment(path: str | Path, *, address: str | None = None) -> Experiment:
+    """The :class:`Experiment` that ran in ``path`` (a folder or a URI, from its ``experiment.json``),
+    to run where the folder is now (it may have been copied off a cluster), on ``address`` if given."""
+    folder = ExperimentFolder.at(path)
+    text = folder.read_text(EXPERIMENT_FILE)
+    if text is None:
+        raise ConfigError.invalid(
+            "experiment directory",
+            folder.path,
+            f"a folder written by raytune-opt run (with {EXPERIMENT_FILE})",
+        )
+    raw = json.loads(text)["experiment"]
+    raw["name"] = folder.name
+    raw.setdefault("run", {})["storage_path"] = folder.storage_path
+    if address is not None:
+        raw["run"]["address"] = address
+    return Experiment.from_dict(raw, source=f"{folder.path}/{EXPERIMENT_FILE}")
+
+
+def resume_experiment(
+    path: str | Path, *, address: str | None = None, progress: bool = True, report: bool = True
+) -> ExperimentResult:
+    """Continue an interrupted experiment (driver killed, Ctrl-C, cluster restart) with
+    ``Tuner.restore``: finished trials are kept; unfinished and errored ones resume from their last
+    checkpoints."""
+    return run_experiment(
+        load_experiment(path, address=address), progress=progress, report=report, _restore=True
+    )

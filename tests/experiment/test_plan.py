@@ -1,0 +1,97 @@
+"""One plan, built once: checking, describing and running an experiment build its task, trainable and
+searcher once; a run leaves the caller's experiment as it was; the train settings have one declaration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from raytune_opt.errors import ConfigError
+from raytune_opt.experiment import Experiment, Plan
+from raytune_opt.tasks import get_task, register_task
+
+BUILDS: list[dict] = []
+
+
+@register_task("test-plan-digits")
+def _counted_digits(hidden: int = 16):
+    """digits-mlp, counting how often it is built."""
+    BUILDS.append({"hidden": hidden})
+    return get_task("digits-mlp").build(hidden=hidden)
+
+
+def _exp(**search) -> Experiment:
+    return Experiment.from_dict(
+        {
+            "name": "plan",
+            "task": {"name": "test-plan-digits", "args": {"hidden": 8}},
+            "train": {"epochs": 3},
+            "search": {"strategy": "random", "optimizers": ["adam", "sgd"], "num_samples": 3, **search},
+        }
+    )
+
+
+def test_check_plan_and_describe_build_the_task_and_searcher_once(monkeypatch):
+    import raytune_opt.experiment.plan as plan_module
+
+    made = []
+    real = plan_module._tune_config
+    monkeypatch.setattr(plan_module, "_tune_config", lambda *a: made.append(a) or real(*a))
+    BUILDS.clear()
+    exp = _exp()
+    plan = exp.plan()
+    assert isinstance(plan, Plan) and exp.check().plan() is plan
+    assert str(plan).startswith("experiment 'plan' on task 'test-plan-digits'")
+    assert (plan.metric, plan.mode, plan.trials, plan.max_t) == ("val_accuracy", "max", 3, 3)
+    assert plan.optimizers == ("adam", "sgd") and plan.optimizer_searched
+    assert "optimizer" in plan.searched and "optimizer" not in plan.fixed
+    assert len(BUILDS) == 1 and len(made) == 1
+    first = plan.tune_config()  # the one built with the plan ...
+    second = plan.tune_config()  # ... then a fresh searcher for every further run
+    assert first.search_alg is not second.search_alg and len(made) == 2
+    assert len(BUILDS) == 1
+
+
+def test_a_changed_description_gets_a_new_plan():
+    exp = _exp()
+    plan = exp.plan()
+    exp.search.num_samples = 5
+    assert exp.plan() is not plan and exp.plan().trials == 5
+
+
+def test_plan_is_frozen():
+    plan = _exp().plan()
+    with pytest.raises(AttributeError):
+        plan.metric = "val_loss"  # type: ignore[misc]
+
+
+def test_dry_run_text_says_searched_only_for_searched_keys():
+    plan = _exp(space={"batch_size": {"choice": [32, 64]}}).plan()
+    line = next(x for x in str(plan).splitlines() if x.strip().startswith("train:"))
+    assert "batch searched" in line and "seed 0" in line and "constant schedule" in line
+
+
+def test_train_settings_have_one_declaration():
+    """The experiment's ``train`` section is the loop's own settings model; DEFAULTS come from it."""
+    from raytune_opt.experiment.config import Experiment as Model
+    from raytune_opt.train import DEFAULTS, TrainConfig, TrainSettings
+
+    assert Model.model_fields["train"].annotation is TrainSettings
+    assert set(TrainSettings.model_fields) <= set(DEFAULTS)
+    assert set(TrainSettings.model_fields) <= set(TrainConfig.model_fields)
+    assert {k: DEFAULTS[k] for k in TrainSettings.model_fields} == TrainSettings().model_dump()
+    with pytest.raises(ConfigError, match=r"train\.step_gamma = 2 is not allowed: expected a number <= 1"):
+        Experiment.from_dict({"name": "x", "task": "digits-mlp", "train": {"step_gamma": 2}})
+
+
+def test_relative_imports_are_kept_absolute_for_resume(tmp_path: Path):
+    (tmp_path / "my_task.py").write_text(
+        "from raytune_opt.tasks import get_task, register_task\n"
+        "@register_task('test-plan-relative')\n"
+        "def t():\n    return get_task('digits-mlp').build()\n"
+    )
+    (tmp_path / "exp.yaml").write_text("name: rel\nimports: [my_task.py]\ntask: test-plan-relative\n")
+    exp = Experiment.from_yaml(tmp_path / "exp.yaml")
+    assert exp.imports == [str((tmp_path / "my_task.py").resolve())]
+    assert Experiment.from_dict(exp.to_dict(), source="/elsewhere/experiment.json").imports == exp.imports
