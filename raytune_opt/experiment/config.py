@@ -62,6 +62,10 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: the longest experiment name (a folder; trial folders add their own names below it)
+MAX_NAME = 100
+#: the most trials one experiment may ask for (grid: num_samples passes over the grid)
+MAX_TRIALS = 100_000
 
 
 class _Section(BaseModel):
@@ -102,7 +106,7 @@ class SearchSection(_Section):
     strategy: str
     space: dict[str, Any] = Field(default_factory=dict)
     optimizers: list[str] | None = None
-    num_samples: int | None = Field(None, ge=1)  # default: 10 (grid: 1 pass over the grid)
+    num_samples: int | None = Field(None, ge=1, le=MAX_TRIALS)  # default: 10 (grid: 1 pass over the grid)
     metric: str | None = None
     mode: Literal["min", "max"] | None = None
     max_t: int | None = Field(None, ge=1)
@@ -167,6 +171,8 @@ class Experiment(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
+        if len(value) > MAX_NAME:
+            raise ValueError(f"a folder name of at most {MAX_NAME} characters")
         if not _NAME.match(value):
             raise ValueError(
                 "a folder name: letters, digits, '_', '.', '-' (starting with a letter or digit)"

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from raytune_opt.errors import ConfigError
+from raytune_opt.errors import ConfigError, ConfigTypeError
+from raytune_opt.experiment.config import MAX_TRIALS
 
 if TYPE_CHECKING:
     from raytune_opt.experiment.config import Experiment
@@ -123,6 +124,15 @@ def build_plan(exp: Experiment) -> Plan:
                 ConfigError.invalid("resources", exp.resources.model_dump(), f"a request Ray takes ({e})"),
             ) from None
     config = _tune_config(exp, metric, mode, space, fn)
+    if config.num_samples > MAX_TRIALS:
+        raise exp.error(
+            "search.num_samples",
+            ConfigError.invalid(
+                "num_samples",
+                exp.search.num_samples,
+                f"at most {MAX_TRIALS} trials in all (grid: passes x grid size)",
+            ),
+        )
     optimizers = _optimizers(exp)
     s = exp.search
     num_samples = 1 if s is None else s.num_samples or (1 if s.strategy == "grid" else 10)
@@ -285,6 +295,7 @@ def _tune_config(exp: Experiment, metric: str, mode: str, space: Any, trainable:
     if exp.resources.distributed:
         options.setdefault("reuse_actors", False)
     with exp.at("search"):
+        _check_options(options)
         for name in ("metric", "mode", "num_samples", "max_t", "seed", "max_concurrent"):
             if name in options:
                 raise ConfigError.invalid(
@@ -314,6 +325,15 @@ def _tune_config(exp: Experiment, metric: str, mode: str, space: Any, trainable:
         # population) ignores TuneConfig.max_concurrent_trials and takes its own cap
         config.search_alg.max_concurrent = max_conc
     return config
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    """The TuneConfig fields a strategy's options may set, checked before Tune sees them."""
+    for name in ("trial_name_creator", "trial_dirname_creator"):
+        if name in options and not callable(options[name]):
+            raise ConfigTypeError.invalid(f"search.options.{name}", options[name], "a function of the trial")
+    if "reuse_actors" in options and not isinstance(options["reuse_actors"], bool):
+        raise ConfigTypeError.invalid("search.options.reuse_actors", options["reuse_actors"], "True or False")
 
 
 def _describe(exp: Experiment, plan: Mapping[str, Any]) -> str:

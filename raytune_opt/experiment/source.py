@@ -15,23 +15,121 @@ from pydantic import BaseModel, ValidationError
 
 from raytune_opt.errors import ConfigError, did_you_mean, expected
 
-__all__ = ["read_yaml", "apply_overrides", "key_lines", "config_error", "where"]
+__all__ = ["read_yaml", "load_yaml", "apply_overrides", "key_lines", "config_error", "where"]
+
+
+#: the largest experiment file read (bytes), the deepest nesting and the most nodes it may expand to
+#: (aliases counted at every use): bounds that a hand-written experiment never nears, and that stop a
+#: "billion laughs" file or a runaway generator before they exhaust memory or time
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+#: YAML 1.2's floats (``1e-3``, ``1E5``, ``.5``): PyYAML reads YAML 1.1, where ``1e-3`` is a string
+_FLOAT_12 = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats and duplicate mapping keys refused."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a mapping key must be a plain value, got {key!r}", key_node.start_mark
+                ) from None
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first on line {seen[key]}; YAML keeps only the last)",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+for _first in "-+0123456789.":
+    _Loader.yaml_implicit_resolvers[_first] = [
+        r for r in _Loader.yaml_implicit_resolvers.get(_first, []) if r[0] != "tag:yaml.org,2002:float"
+    ]
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+
+
+def _check_size(root: yaml.Node | None, where: str) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH, expanding (aliases at every use) to more than
+    MAX_NODES nodes, or whose aliases refer to themselves."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int, path: frozenset[int]) -> int:
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        if id(node) in path:
+            raise ConfigError(f"{where}:{node.start_mark.line + 1}: an alias refers to itself")
+        if id(node) in sizes:
+            return sizes[id(node)]
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [x for pair in node.value for x in pair]
+        inner = path | {id(node)}
+        total = 1 + sum(size(c, depth + 1, inner) for c in children)
+        if total > MAX_NODES:
+            raise ConfigError(
+                f"{where}: expands to more than {MAX_NODES} values (aliases counted at each use)"
+            )
+        sizes[id(node)] = total
+        return total
+
+    if root is not None:
+        size(root, 0, frozenset())
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """Parse an experiment's YAML text: YAML 1.2 numbers, duplicate keys refused, bounded in size,
+    depth and alias expansion; every problem one ConfigError line naming ``where`` (and the line)."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_BYTES} bytes: not an experiment file")
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+        _check_size(root, where)
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"{where}:{mark.line + 1}" if mark is not None else where
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{at}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply (at most {MAX_DEPTH} levels)") from None
 
 
 def read_yaml(path: Path) -> tuple[Any, str]:
-    """The parsed document and its text; a ConfigError naming the file (and line) when it cannot be read."""
+    """The parsed document and its text; a ConfigError naming the file (and line) when it cannot be
+    read (missing, not UTF-8, too large) or parsed (:func:`load_yaml`)."""
     try:
-        text = path.read_text()
+        if path.stat().st_size > MAX_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_BYTES} bytes: not an experiment file")
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the experiment file ({e.strerror or e})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{at}: not valid YAML: {problem}") from None
-    return raw, text
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    return load_yaml(text, str(path)), text
 
 
 def apply_overrides(
@@ -44,14 +142,12 @@ def apply_overrides(
         key, sep, text = item.partition("=")
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError.invalid("--set", item, "key.path=value, e.g. search.num_samples=8")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise ConfigError.invalid(
-                f"--set {key}", text, "a YAML value (number, string, list, mapping)"
-            ) from None
-        node = out
         parts = key.split(".")
+        if len(parts) > MAX_DEPTH:
+            raise ConfigError.invalid("--set", key[:80], f"a key path of at most {MAX_DEPTH} parts")
+        value = load_yaml(text, f"--set {key}")
+        parts = _join_optimizer_key(parts)
+        node = out
         for part in parts[:-1]:
             child = node.get(part)
             if child is None:
@@ -61,6 +157,17 @@ def apply_overrides(
             node = child
         node[parts[-1]] = value
     return out
+
+
+def _join_optimizer_key(parts: list[str]) -> list[str]:
+    """``search.space.adamw.lr`` addresses the space's entry ``"adamw.lr"`` (an optimizer-aware key,
+    :mod:`raytune_opt.keys`), not a section ``adamw`` with a key ``lr``."""
+    if len(parts) >= 4 and parts[:2] == ["search", "space"]:
+        from raytune_opt import keys, optim
+
+        if parts[2] in optim.available():
+            return [*parts[:2], keys.key(parts[2], parts[3]), *parts[4:]]
+    return parts
 
 
 def key_lines(text: str) -> dict[str, int]:

@@ -118,21 +118,60 @@ class Task:
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def check_args(self, task_args: dict[str, Any]) -> None:
-        """Raise a ``ConfigError`` (with did-you-mean) for an argument the task function does not take."""
-        for key in task_args:
+        """Raise a ``ConfigError`` (with did-you-mean) for an argument the task function does not take,
+        or whose value does not have the type its annotation (or, unannotated, its default) states
+        (``int``, ``float``, ``bool``, ``str``: ``hidden: 'x'`` for ``hidden: int = 64``)."""
+        hints = _hints(self.fn)
+        for key, value in task_args.items():
             if key not in self.defaults:
                 raise ConfigError.unknown(f"task_args of {self.name!r}: {key!r}", key, self.defaults)
+            kind = hints.get(key)
+            if kind is None and type(self.defaults[key]) in _SCALARS:
+                kind = type(self.defaults[key])
+            if kind in _SCALARS and not _is(value, kind):
+                raise ConfigTypeError.invalid(f"task {self.name!r}: args.{key}", value, _SCALARS[kind])
 
     def build(self, **task_args: Any) -> TaskSpec:
-        """Call the task function; checks its arguments and its return type."""
+        """Call the task function; checks its arguments and its return type. An exception of the
+        task function (a value it cannot take: ``hidden: -1``, ``num_samples: 0``) becomes a
+        ConfigError naming the task and its arguments."""
         self.check_args(task_args)
-        spec = self.fn(**task_args)
+        try:
+            spec = self.fn(**task_args)
+        except ConfigError:
+            raise
+        except Exception as e:  # the task's own code: any error, in one line with the task's name
+            shown = ", ".join(f"{k}={v!r}" for k, v in task_args.items()) or "its defaults"
+            raise ConfigError(
+                f"task {self.name!r} cannot be built with {shown}: {type(e).__name__}: {str(e)[:300]}"
+            ) from e
         if not isinstance(spec, TaskSpec):
             raise ConfigTypeError(f"task {self.name!r} returned {type(spec).__name__}, expected a TaskSpec")
         return spec
 
 
 _TASKS: dict[str, Task] = {}
+
+#: the argument types a task's arguments are checked against, and how a message names them
+_SCALARS: dict[type, str] = {int: "an integer", float: "a number", bool: "True or False", str: "a string"}
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The task function's parameter annotations as types (``{}`` when they cannot be resolved)."""
+    import typing
+
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # an annotation that does not resolve: fall back to the defaults' types
+        return {}
 
 
 def register_task(
