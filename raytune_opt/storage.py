@@ -10,10 +10,16 @@ write into one experiment folder.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ExperimentFolder", "is_uri"]
+from raytune_opt.errors import ConfigError
+
+__all__ = ["ExperimentFolder", "is_uri", "MIN_FREE_BYTES"]
+
+#: the free space a local experiment folder needs before a run starts (results, checkpoints)
+MIN_FREE_BYTES = 100 << 20
 
 
 def is_uri(path: str | os.PathLike) -> bool:
@@ -71,6 +77,37 @@ class ExperimentFolder:
 
         info = self.fs.get_file_info(pyarrow.fs.FileSelector(self._fs_path(), allow_not_found=True))
         return bool(info)
+
+    def check_writable(self, min_free_bytes: int = MIN_FREE_BYTES) -> None:
+        """Before a run: the local storage path is (or can become) a writable directory with at least
+        ``min_free_bytes`` free; a ConfigError naming ``run.storage_path`` otherwise. (A remote URI is
+        checked by its first write.)"""
+        if self.remote:
+            return
+        where = Path(self.storage_path)
+        existing = where
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError.invalid("run.storage_path", str(where), f"a directory ({existing} is a file)")
+        try:  # os.access says yes to root even on a read-only mount: write a probe file
+            where.mkdir(parents=True, exist_ok=True)
+            probe = where / f".raytune_opt-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise ConfigError.invalid(
+                "run.storage_path", str(where), f"a directory you can write ({e.strerror or e})"
+            ) from None
+        if len(str(Path(self.path))) > 3000 or any(len(part) > 255 for part in Path(self.path).parts):
+            raise ConfigError.invalid("run.storage_path", str(where), "a path the file system can hold")
+        free = shutil.disk_usage(existing).free
+        if free < min_free_bytes:
+            raise ConfigError.invalid(
+                "run.storage_path",
+                str(where),
+                f"a disk with at least {min_free_bytes >> 20} MiB free (it has {free >> 20} MiB)",
+            )
 
     def read_text(self, file: str) -> str | None:
         """The text of ``file`` in the folder, or ``None`` when it does not exist."""

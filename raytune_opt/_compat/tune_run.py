@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["result_grid_trials", "tune_quiet_run"]
+__all__ = ["kill_trial_actor", "result_grid_trials", "tune_quiet_run"]
 
 
 def result_grid_trials(grid: Any) -> list[Any]:
@@ -48,3 +48,16 @@ def tune_quiet_run() -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def kill_trial_actor(trial: Any) -> bool:
+    """Stop a running trial's actor so that Tune sees the trial fail (and retries it per
+    ``FailureConfig``); ``False`` when it has none. Tune offers no public way for a callback to fail a
+    trial: its actor handle is ``trial.temporary_state.ray_actor`` (private, Ray 2.60)."""
+    import ray
+
+    actor = getattr(getattr(trial, "temporary_state", None), "ray_actor", None)
+    if actor is None:
+        return False
+    ray.kill(actor, no_restart=True)
+    return True

@@ -146,6 +146,11 @@ class RunSection(_Section):
     #: between leaves a state that names a deleted checkpoint (that trial cannot resume), and a PBT/PB2
     #: clone may find its donor's checkpoint gone — keeping all is what makes resume and PBT exact
     keep_checkpoints: int | None = Field(None, ge=1)
+    #: fail a trial that runs longer than this (seconds since it started or resumed); retried per
+    #: max_failures (``raytune_opt.experiment.watchdog``)
+    trial_timeout_s: float | None = Field(None, gt=0.0)
+    #: fail a trial with no report for this many times the median time between reports
+    stall_factor: float | None = Field(None, gt=1.0)
 
 
 class Experiment(_Section):

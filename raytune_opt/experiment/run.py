@@ -32,6 +32,7 @@ __all__ = [
     "EXPERIMENT_FILE",
     "PRELOAD",
     "ExperimentResult",
+    "check_resources",
     "connect",
     "run_experiment",
     "resume_experiment",
@@ -121,6 +122,37 @@ def connect(address: str | None = None, progress: bool = True) -> None:
         print(f"Ray dashboard: http://{url}", flush=True)
 
 
+def check_resources(exp: Experiment) -> None:
+    """A trial's request must fit the Ray this process joined: every worker on one node (its CPUs,
+    GPUs), and a GPU somewhere when ``use_gpu``. A request no node can take would wait forever, so it
+    is a ConfigError naming what is missing. A cluster with an autoscaler may add nodes: there only the
+    resources it has now are known, so the check is a warning."""
+    import ray
+
+    r = exp.resources
+    need = {"CPU": r.cpus_per_worker}
+    if r.use_gpu:
+        need["GPU"] = r.gpus_per_worker or 1
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(all(node.get(k, 0) >= v for k, v in need.items()) for node in nodes):
+        return
+    biggest = {k: max((node.get(k, 0) for node in nodes), default=0) for k in need}
+    message = ConfigError.invalid(
+        "resources",
+        {"cpus_per_worker": r.cpus_per_worker, **({"gpus_per_worker": need["GPU"]} if r.use_gpu else {})},
+        f"a per-worker request one node can take (the largest node has {biggest.get('CPU', 0):g} CPUs"
+        + (f" and {biggest.get('GPU', 0):g} GPUs" if r.use_gpu else "")
+        + "); lower resources.cpus_per_worker"
+        + (" or set use_gpu: false" if r.use_gpu else ""),
+    )
+    if exp.run_.address:  # a cluster: its autoscaler may still add a node that fits
+        import warnings
+
+        warnings.warn(f"{message} — waiting for the autoscaler", stacklevel=2)
+        return
+    raise message
+
+
 def _fresh_name(exp: Experiment, progress: bool) -> tuple[str, ExperimentFolder]:
     """The experiment's name, or ``<name>-2``, ``-3`` … when its folder exists (never mix two runs)."""
     folder = ExperimentFolder(exp.run_.storage_path, exp.name)
@@ -156,7 +188,9 @@ def run_experiment(
         name, folder = exp.name, ExperimentFolder(exp.run_.storage_path, exp.name)
     else:
         name, folder = _fresh_name(exp, progress)
+    folder.check_writable()
     connect(exp.run_.address, progress)
+    check_resources(exp)
     _write_state(folder, exp, plan, name)
     started = time.time()
     callbacks = []
@@ -166,6 +200,11 @@ def run_experiment(
         searched = [p.name for p in plan.space] if plan.space is not None else ["optimizer"]
         callbacks.append(LiveStatus(plan.metric, plan.mode, total=plan.trials, searched=searched))
     callbacks += trial_logs.loggers(exp.run_.tensorboard)
+    if exp.run_.trial_timeout_s is not None or exp.run_.stall_factor is not None:
+        from raytune_opt.experiment.watchdog import TrialWatchdog
+
+        local = None if folder.remote else folder.path
+        callbacks.append(TrialWatchdog(local, exp.run_.trial_timeout_s, exp.run_.stall_factor))
     fixed = dict(plan.fixed)
     if _restore:
         tuner = tune.Tuner.restore(

@@ -41,6 +41,8 @@ from raytune_opt.errors import ConfigError
 __all__ = ["Results", "load", "STATUSES", "CONFIG_PREFIX"]
 
 STATUSES = ("finished", "failed", "diverged", "unfinished")
+#: the watchdog's reasons for the trials it stopped (``raytune_opt.experiment.watchdog.REASONS_FILE``)
+WATCHDOG_FILE = "watchdog.json"
 CONFIG_PREFIX = "config/"
 MODES = ("min", "max")
 
@@ -450,6 +452,8 @@ def load(exp_dir: str | os.PathLike[str], metric: str | None = None, mode: str |
     running = bool(info) and info.get("finished_at") is None
 
     state = _tune_state(exp_dir)
+    stopped = _read_json(exp_dir / WATCHDOG_FILE)  # raytune_opt.experiment.watchdog's reasons
+    stopped = stopped if isinstance(stopped, dict) else {}
     rows: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     configs: dict[str, dict[str, Any]] = {}
@@ -472,6 +476,8 @@ def load(exp_dir: str | os.PathLike[str], metric: str | None = None, mode: str |
             or (match.group(1) if match else name)
         )
         error = _error_message(folder) if folder.is_dir() else None
+        if error is not None and trial_id in stopped:
+            error = f"{stopped[trial_id]} ({error})"
         last = reports[-1] if reports else {}
         row: dict[str, Any] = {
             "trial_id": trial_id,

@@ -1,0 +1,44 @@
+"""What a run checks after Ray is up and before any trial starts: the storage path and the resources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from raytune_opt.errors import ConfigError
+from raytune_opt.experiment import Experiment, run_experiment
+from raytune_opt.storage import ExperimentFolder
+
+
+def _exp(storage: Path, **resources) -> Experiment:
+    return Experiment.from_dict(
+        {
+            "name": "checks",
+            "task": "digits-mlp",
+            "train": {"epochs": 1},
+            "resources": resources,
+            "run": {"storage_path": str(storage)},
+        }
+    )
+
+
+def test_storage_path_that_is_a_file_or_without_room_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    with pytest.raises(ConfigError, match=r"run\.storage_path = .*a directory \(.*a-file is a file\)"):
+        run_experiment(_exp(file / "results"), progress=False)
+    with pytest.raises(ConfigError, match="MiB free"):
+        ExperimentFolder(tmp_path, "x").check_writable(min_free_bytes=1 << 62)
+    ExperimentFolder(tmp_path / "new" / "deeper", "x").check_writable()  # created, writable
+    assert (tmp_path / "new" / "deeper").is_dir()
+
+
+def test_a_request_no_node_can_take_is_refused_before_it_waits(ray_local, tmp_path: Path) -> None:
+    for resources, message in [
+        ({"cpus_per_worker": 1e9}, "largest node has"),
+        ({"use_gpu": True}, "use_gpu: false"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            run_experiment(_exp(tmp_path, **resources), progress=False)
+    assert not any((tmp_path / "checks").glob("*")), "nothing written for a run that cannot start"
