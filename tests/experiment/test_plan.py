@@ -9,22 +9,40 @@ import pytest
 
 from raytune_opt.errors import ConfigError
 from raytune_opt.experiment import Experiment, Plan
+
+#: a task that counts its builds, registered through ``imports`` (so that it travels to Ray workers
+#: by value, as a user's own task file does)
+COUNTED = """
 from raytune_opt.tasks import get_task, register_task
 
-BUILDS: list[dict] = []
+BUILDS = []
 
 
-@register_task("test-plan-digits")
-def _counted_digits(hidden: int = 16):
-    """digits-mlp, counting how often it is built."""
-    BUILDS.append({"hidden": hidden})
+@register_task("test-plan-digits", overwrite=True)
+def counted_digits(hidden: int = 16):
+    BUILDS.append(hidden)
     return get_task("digits-mlp").build(hidden=hidden)
+"""
 
 
-def _exp(**search) -> Experiment:
+@pytest.fixture
+def counted(tmp_path: Path) -> tuple[str, list]:
+    import sys
+
+    file = tmp_path / "counted.py"
+    file.write_text(COUNTED)
+    Experiment.from_dict({"name": "x", "imports": [str(file)], "task": "test-plan-digits"})
+    resolved = file.resolve()
+    module = sys.modules[f"raytune_opt_imports_{resolved.stem}_{abs(hash(str(resolved))) % 10**8}"]
+    module.BUILDS.clear()
+    return str(file), module.BUILDS
+
+
+def _exp(file: str, **search) -> Experiment:
     return Experiment.from_dict(
         {
             "name": "plan",
+            "imports": [file],
             "task": {"name": "test-plan-digits", "args": {"hidden": 8}},
             "train": {"epochs": 3},
             "search": {"strategy": "random", "optimizers": ["adam", "sgd"], "num_samples": 3, **search},
@@ -32,14 +50,14 @@ def _exp(**search) -> Experiment:
     )
 
 
-def test_check_plan_and_describe_build_the_task_and_searcher_once(monkeypatch):
+def test_check_plan_and_describe_build_the_task_and_searcher_once(monkeypatch, counted):
     import raytune_opt.experiment.plan as plan_module
 
     made = []
     real = plan_module._tune_config
     monkeypatch.setattr(plan_module, "_tune_config", lambda *a: made.append(a) or real(*a))
-    BUILDS.clear()
-    exp = _exp()
+    file, BUILDS = counted
+    exp = _exp(file)
     plan = exp.plan()
     assert isinstance(plan, Plan) and exp.check().plan() is plan
     assert str(plan).startswith("experiment 'plan' on task 'test-plan-digits'")
@@ -53,21 +71,21 @@ def test_check_plan_and_describe_build_the_task_and_searcher_once(monkeypatch):
     assert len(BUILDS) == 1
 
 
-def test_a_changed_description_gets_a_new_plan():
-    exp = _exp()
+def test_a_changed_description_gets_a_new_plan(counted):
+    exp = _exp(counted[0])
     plan = exp.plan()
     exp.search.num_samples = 5
     assert exp.plan() is not plan and exp.plan().trials == 5
 
 
-def test_plan_is_frozen():
-    plan = _exp().plan()
+def test_plan_is_frozen(counted):
+    plan = _exp(counted[0]).plan()
     with pytest.raises(AttributeError):
         plan.metric = "val_loss"  # type: ignore[misc]
 
 
-def test_dry_run_text_says_searched_only_for_searched_keys():
-    plan = _exp(space={"batch_size": {"choice": [32, 64]}}).plan()
+def test_dry_run_text_says_searched_only_for_searched_keys(counted):
+    plan = _exp(counted[0], space={"batch_size": {"choice": [32, 64]}}).plan()
     line = next(x for x in str(plan).splitlines() if x.strip().startswith("train:"))
     assert "batch searched" in line and "seed 0" in line and "constant schedule" in line
 
