@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="raytune-opt",
         description="Tune PyTorch training with Ray: which optimizer and hyperparameters train best.",
     )
+    from raytune_opt import __version__
+
+    parser.add_argument("--version", action="version", version=f"raytune-opt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run an experiment described in a YAML file")
