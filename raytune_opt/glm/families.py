@@ -425,10 +425,6 @@ class Gaussian(Family):
     def loglike_obs(self, y, mu, w, scale):
         return -(w * (y - mu) ** 2 / scale + torch.log(scale / w) + math.log(2 * math.pi)) / 2.0
 
-    def check_support(self, y, w):
-        if self.link.name in ("log",):  # mu = exp(eta) > 0 cannot reach y <= 0 with positive weight
-            self._check(y, w, y <= 0, "> 0 (the log link's mean is positive)")
-
 
 class Binomial(Family):
     """V(mu) = mu (1 - mu), y in [0, 1] (a proportion; ``weights`` = number of trials).

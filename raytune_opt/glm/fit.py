@@ -644,12 +644,7 @@ def _fit_robust(backend, norm, method, n, p, max_iter, tol, cov_type, scale_est,
         backend, start, norm, n, p, max_iter, tol, damped=method == "irls-lm", scale_est=scale_est
     )
     r = backend.gather("resid", out.beta)
-    if scale > 0:
-        with one_thread(r):  # statsmodels' df_model = p minus the constant columns
-            k_const = int(((Xt == Xt[0]).all(dim=0) & (Xt[0] != 0)).any())
-        cov = robust_cov(cov_type, norm, r, scale, Xt, start[0], p - k_const)
-    else:
-        cov = torch.zeros_like(start[0])
+    cov = robust_cov(cov_type, norm, r, scale, Xt, start[0]) if scale > 0 else torch.zeros_like(start[0])
     crit = float(norm.rho(r / scale).sum()) if scale > 0 else 0.0
     ssr = float((r * r).sum())
     res = _result(

@@ -26,7 +26,7 @@ h = (n - p)/n (d^2 + (1 - d^2) Phi(d) - 1/2 - d phi(d)), d = 2.5, started at the
 as statsmodels' ``HuberScale`` (tol 1e-8, at most 30 iterations).
 
 Covariances (``cov_type``), statsmodels' RLM ``cov=``, with u = r / s, m = mean psi'(u),
-k = 1 + (df_model + 1)/n var(psi')/m^2 and W = X^T diag(psi'(u)) X:
+k = 1 + p/n var(psi')/m^2 and W = X^T diag(psi'(u)) X:
 H1 = k^2 sum psi^2/(n - p) s^2 / m^2 (X^T X)^-1;  H2 = k sum psi^2/(n - p) s^2 / m W^-1;
 H3 = k^-1 sum psi^2/(n - p) s^2 W^-1 X^T X W^-1.
 """
@@ -498,25 +498,19 @@ def rlm(
 
 
 def robust_cov(
-    cov_type: str,
-    norm: Norm,
-    r: torch.Tensor,
-    scale: float,
-    X: torch.Tensor,
-    XtX: torch.Tensor,
-    df_model: int,
+    cov_type: str, norm: Norm, r: torch.Tensor, scale: float, X: torch.Tensor, XtX: torch.Tensor
 ) -> torch.Tensor:
     """statsmodels' RLM covariance ``cov_type`` (H1, H2, H3; module docstring) at u = r / scale.
 
-    ``df_model`` = p minus the number of constant columns (statsmodels' k = 1 + (df_model + 1)/n ...);
-    ``X`` is needed for H2 and H3 only (W = X^T diag(psi'(u)) X)."""
+    k = 1 + p/n var(psi')/m^2 (statsmodels' (df_model + 1)/n with its df_model = rank - 1, constant column
+    or not); ``X`` is needed for H2 and H3 only (W = X^T diag(psi'(u)) X)."""
     n, p = X.shape[0], XtX.shape[0]
     u = r / scale
     dpsi = norm.psi_deriv(u)
     m = float(dpsi.mean())
     if m == 0.0 or not math.isfinite(m):
         return torch.full((p, p), float("nan"), dtype=XtX.dtype, device=XtX.device)
-    k = 1.0 + (df_model + 1) / n * float(dpsi.var(unbiased=False)) / m**2
+    k = 1.0 + p / n * float(dpsi.var(unbiased=False)) / m**2
     s2_psi = float((norm.psi(u) ** 2).sum()) / (n - p) * scale**2
     with one_thread(XtX, SMALL_MATRIX):
         if cov_type == "H1":

@@ -148,9 +148,7 @@ def test_negative_binomial_alpha_derivatives_match_autograd():
     mu = torch.from_numpy(rng.uniform(0.5, 6.0, 30)).requires_grad_(True)
     a = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
     ia = 1 / a
-    ll = (
-        torch.xlogy(y, a * mu) - (y + ia) * torch.log1p(a * mu) + torch.lgamma(y + ia) - torch.lgamma(ia)
-    )
+    ll = torch.xlogy(y, a * mu) - (y + ia) * torch.log1p(a * mu) + torch.lgamma(y + ia) - torch.lgamma(ia)
     fam = FAMILIES["negative_binomial"](alpha=0.8)
     d1, d2, dmu = fam.alpha_derivs(y, mu.detach())
     (ga,) = torch.autograd.grad(ll.sum(), a, create_graph=True)
