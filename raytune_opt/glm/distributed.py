@@ -33,10 +33,11 @@ class _ShardWorker:
         family: Family | None,
         dtype: torch.dtype,
         threads: int,
+        freq: np.ndarray | None = None,
     ) -> None:
         torch.set_num_threads(threads)
         t = [torch.as_tensor(a, dtype=dtype) for a in (X, y, w, offset)]
-        self.shard = Shard(*t, family)
+        self.shard = Shard(*t, family, None if freq is None else torch.as_tensor(freq, dtype=dtype))
 
     def call(self, method: str, *args):
         return getattr(self.shard, method)(*args)
@@ -60,6 +61,7 @@ class RayShards:
         device: torch.device,
         dtype: torch.dtype,
         cpus_per_worker: int = 1,
+        freq: torch.Tensor | None = None,
     ) -> None:
         import ray
 
@@ -75,8 +77,15 @@ class RayShards:
         self.num_workers = num_workers
         actor = ray.remote(num_cpus=cpus_per_worker)(_ShardWorker)
         blocks = [torch.tensor_split(t.cpu(), num_workers) for t in (X, y, w, offset)]
+        fblocks = None if freq is None else torch.tensor_split(freq.cpu(), num_workers)
         self.workers = [
-            actor.remote(*(ray.put(b[j].numpy()) for b in blocks), family, dtype, cpus_per_worker)
+            actor.remote(
+                *(ray.put(b[j].numpy()) for b in blocks),
+                family,
+                dtype,
+                cpus_per_worker,
+                None if fblocks is None else fblocks[j].numpy(),
+            )
             for j in range(num_workers)
         ]
         self._ray = ray

@@ -27,14 +27,19 @@ import torch
 
 from raytune_opt.errors import ConfigError, ConfigTypeError
 from raytune_opt.glm import irls as _irls
-from raytune_opt.glm.families import Family, get_family
-from raytune_opt.glm.robust import Norm, get_norm, h1_cov, rlm
+from raytune_opt.glm.families import Binomial, Family, NegativeBinomial, get_family
+from raytune_opt.glm.robust import ROBUST_COV_TYPES, Norm, get_norm, get_scale_est, rlm, robust_cov
 from raytune_opt.glm.separation import check_separation
 from raytune_opt.glm.shard import SMALL_MATRIX, Local, Shard, as_numpy, one_thread
 
-__all__ = ["fit", "GLMResult", "GLMConvergenceWarning", "METHODS", "SEPARATION_LP_LIMIT"]
+__all__ = ["fit", "GLMResult", "GLMConvergenceWarning", "METHODS", "COV_TYPES", "SEPARATION_LP_LIMIT"]
 
 METHODS = ("irls", "newton", "irls-lm", "lm", "bfgs", "lbfgs")
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")  # GLM fits; robust fits: H1, H2, H3
+SCALES = ("X2", "dev")
+NB_ALPHA_STEP = (
+    1e-7  # the ML estimate of the negative binomial's alpha stops at a Newton step in log alpha this small
+)
 ROBUST_METHODS = ("irls", "irls-lm")
 SEPARATION_LP_LIMIT = 200_000  # n * p up to which the separation LP runs before every binomial fit
 RUNAWAY_ITERS = 15  # a binomial fit this long (on data too big for the LP up front) gets the separation LP
@@ -57,6 +62,7 @@ class GLMResult:
     only wants the coefficients (predictions, a hyperparameter sweep) does not pay for. A distributed fit
     computes it before its Ray workers stop; pickling a result computes it too.
 
+    ``df_resid`` is sum(freq_weights) - p (n - p without frequency weights).
     ``deviance`` is sum_i w_i d(y_i, mu_i) (for robust fits: sum rho(r / scale)); ``loglike`` is
     statsmodels' ``llf`` (NaN for robust fits); ``scale`` the dispersion (1 for binomial and Poisson,
     Pearson chi2 / (n - p) otherwise, the MAD scale for robust fits); ``pearson_chi2`` is
@@ -80,11 +86,16 @@ class GLMResult:
     pearson_chi2: float
     num_workers: int = 1
     history: list[dict] = field(default_factory=list)
+    cov_type: str = "nonrobust"
+    family_params: dict[str, float] = field(
+        default_factory=dict
+    )  # negative binomial alpha, Tweedie var_power
+    family_params_bse: dict[str, float] = field(default_factory=dict)  # where estimated (alpha="ml")
     _cov: Any = field(default=None, repr=False, compare=False)  # the p x p array, or a function making it
 
     @property
     def cov_params(self) -> np.ndarray:
-        """scale * (information + alpha I)^{-1} (robust fits: statsmodels' H1 sandwich)."""
+        """scale * (information + alpha I)^{-1}, or the sandwich of ``cov_type`` (robust fits: H1-H3)."""
         if callable(self._cov):
             self._cov = as_numpy(self._cov())
         return self._cov
@@ -182,10 +193,77 @@ def _check_names(family, link, method, robust) -> tuple[Family | None, Norm | No
             raise ConfigError.invalid(
                 "method", method, f"one of {', '.join(ROBUST_METHODS)} for a robust fit"
             )
-        if family != "gaussian" or link not in (None, "identity"):
+        name = family.name if isinstance(family, Family) else family
+        if name != "gaussian" or link not in (None, "identity"):
             raise ConfigError.invalid("family", family, "'gaussian' (identity link) for a robust linear fit")
         return None, norm
     return get_family(family, link), None
+
+
+def _check_cov_type(cov_type: Any, robust: bool, groups: Any) -> str:
+    allowed = ROBUST_COV_TYPES if robust else COV_TYPES
+    cov_type = allowed[0] if cov_type is None else cov_type
+    if not isinstance(cov_type, str) or cov_type not in allowed:
+        kind = "a robust fit" if robust else "a GLM fit"
+        raise ConfigError.unknown(f"cov_type (for {kind})", cov_type, allowed)
+    if (cov_type == "cluster") != (groups is not None):
+        raise ConfigError.invalid(
+            "groups",
+            "None" if groups is None else "<array>",
+            "an array of cluster labels with cov_type='cluster', else None",
+        )
+    return cov_type
+
+
+def _check_scale(scale: Any, robust: bool) -> None:
+    if scale is None:
+        return
+    if robust:
+        raise ConfigError.invalid("scale", scale, "None for a robust fit (its scale is scale_est's)")
+    if isinstance(scale, str):
+        if scale not in SCALES:
+            raise ConfigError.unknown("scale", scale, SCALES)
+        return
+    _check_number("scale", scale, 0.0, strict=True)
+
+
+def _group_codes(groups: Any, n: int) -> tuple[torch.Tensor, int]:
+    """Cluster labels -> integer codes 0..G-1 (``np.unique``) and G; ``ConfigError`` for a bad array."""
+    g = np.asarray(groups)
+    if g.ndim != 1 or g.shape[0] != n:
+        raise ConfigError(f"groups must be one label per row of X ({n}), got shape {g.shape}")
+    _, codes = np.unique(g, return_inverse=True)
+    n_groups = int(codes.max()) + 1
+    if n_groups < 2:
+        raise ConfigError.invalid("groups", f"<{n_groups} cluster>", "at least 2 clusters")
+    return torch.from_numpy(codes.astype(np.int64)), n_groups
+
+
+def _binomial_counts(yt, wt, ft, fam):
+    """(successes k, failures n - k) -> y = k / n, w * n, the data's log-likelihood term
+    sum f w log C(n, k), and the family marked ``counts`` (statsmodels' two-column binomial response)."""
+    k, fails = yt[:, 0], yt[:, 1]
+    if bool(((k < 0) | (fails < 0)).any()):
+        raise ConfigError("y: a two-column binomial response needs successes >= 0 and failures >= 0")
+    trials = k + fails
+    if bool((trials <= 0).any()):
+        raise ConfigError("y: a two-column binomial response needs successes + failures > 0 in every row")
+    logc = torch.lgamma(trials + 1.0) - torch.lgamma(k + 1.0) - torch.lgamma(fails + 1.0)
+    f = 1.0 if ft is None else ft
+    return k / trials, wt * trials, float((f * wt * logc).sum()), Binomial(fam.link.name, counts=True)
+
+
+@dataclass
+class _Options:
+    """The GLM fit's options beyond the solver's: scale, covariance, frequency weights, llf constant."""
+
+    scale: str | float | None
+    cov_type: str
+    codes: torch.Tensor | None
+    n_groups: int
+    freq: torch.Tensor | None
+    ll_const: float
+    df_resid: float
 
 
 def _check_number(field_name: str, value: Any, low: float, strict: bool, integer: bool = False) -> None:
@@ -257,6 +335,12 @@ def fit(
     num_workers: int = 1,
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float64,
+    freq_weights: Any = None,
+    exposure: Any = None,
+    scale: str | float | None = None,
+    cov_type: str | None = None,
+    groups: Any = None,
+    scale_est: Any = "mad",
 ) -> GLMResult:
     """Fit a GLM (or, with ``robust``, a robust linear model) of ``y`` on the columns of ``X``.
 
@@ -267,9 +351,29 @@ def fit(
     weights — statsmodels' ``var_weights``; for binomial proportions, the numbers of trials. ``num_workers``
     > 1 shards the rows over that many Ray actors (``ray.init()`` is called if Ray is not running).
 
-    Standard errors: scale * (information + alpha I)^{-1}, with the expected information for ``irls`` and
-    ``irls-lm`` and the observed one for the other methods (as statsmodels' IRLS and Newton fits); for
-    robust fits statsmodels' H1 sandwich.
+    ``family`` is a name (``FAMILIES``) or an instance carrying its parameters, e.g.
+    ``glm.NegativeBinomial(alpha=0.5)``, ``glm.NegativeBinomial(alpha="ml")`` (alpha estimated by maximum
+    likelihood jointly with the coefficients, as statsmodels' ``discrete.NegativeBinomial``; its estimate
+    and standard error in ``family_params`` / ``family_params_bse``) or ``glm.Tweedie(var_power=1.5)``.
+    For ``binomial``, ``y`` may be two columns (successes, failures), as statsmodels.
+
+    Weights and offsets, as statsmodels' GLM: ``weights`` (``var_weights``), ``freq_weights`` (each row
+    counts that many times: df_resid = sum(freq_weights) - p), ``offset`` and ``exposure`` (log link only:
+    offset + log(exposure)).
+
+    ``scale``: None (1 for binomial, Poisson, negative binomial; Pearson chi2 / df_resid otherwise),
+    ``"X2"`` (Pearson chi2 / df_resid), ``"dev"`` (deviance / df_resid) or a fixed number.
+
+    Standard errors (``cov_type``): ``"nonrobust"`` (default) is scale * (information + alpha I)^{-1},
+    with the expected information for ``irls`` and ``irls-lm`` and the observed one for the other methods
+    (as statsmodels' IRLS and Newton fits). The sandwiches H^-1 S H^-1 use the observed information H (as
+    statsmodels) and the scores s_i = x_i w_i (y_i - mu_i) / (V(mu_i) g'(mu_i)): ``HC0`` S = sum s s^T
+    (statsmodels' GLM HC0; statsmodels returns HC0 for HC1-HC3 of a GLM too), ``HC1`` n / (n - p) HC0,
+    ``HC2`` / ``HC3`` S = sum s s^T / (1 - h_i)^(1 or 2) with h_i the leverage of the IRLS weighted
+    least squares (for gaussian identity: statsmodels' OLS HC1-HC3), and ``cluster`` S = sum_g s_g s_g^T over
+    the clusters of ``groups`` times G/(G - 1) (n - 1)/(n - p) (statsmodels' ``cov_type="cluster"``).
+    Robust fits: ``"H1"`` (default), ``"H2"``, ``"H3"`` as statsmodels' RLM ``cov=``, and ``scale_est``
+    ``"mad"`` (default) or ``"huber"`` (Huber's proposal 2, ``robust.HuberScale``).
     """
     fam, norm = _check_names(family, link, method, robust)
     _check_number("alpha", alpha, 0.0, strict=False)
@@ -292,21 +396,47 @@ def fit(
     except (RuntimeError, TypeError) as exc:
         raise ConfigError.invalid("device", device, "a torch device such as 'cpu' or 'cuda:0'") from exc
 
+    cov_type = _check_cov_type(cov_type, robust is not None, groups)
+    _check_scale(scale, robust is not None)
+    scale_fn = get_scale_est(scale_est) if robust is not None else None
+
     Xt = _as_tensor("X", X, (2,), dtype, device)
-    yt = _as_tensor("y", y, (1,), dtype, device)
+    counts = fam is not None and fam.name == "binomial"  # a (successes, failures) response allowed
+    yt = _as_tensor("y", y, (1, 2) if counts else (1,), dtype, device)
     n, p = Xt.shape
     if yt.shape[0] != n:
         raise ConfigError(f"X has {n} rows but y has {yt.shape[0]} values; they must match")
-    if robust is not None and weights is not None:
-        raise ConfigError.invalid("weights", "<array>", "None for a robust fit (as statsmodels RLM)")
-    wt = torch.ones_like(yt) if weights is None else _as_tensor("weights", weights, (1,), dtype, device)
-    ot = torch.zeros_like(yt) if offset is None else _as_tensor("offset", offset, (1,), dtype, device)
-    for name, t in (("weights", wt), ("offset", ot)):
-        if t.shape[0] != n:
+    if robust is not None:
+        for name, value in (("weights", weights), ("freq_weights", freq_weights), ("exposure", exposure)):
+            if value is not None:
+                raise ConfigError.invalid(name, "<array>", "None for a robust fit (as statsmodels RLM)")
+    wt = torch.ones_like(yt[:, 0] if yt.ndim == 2 else yt)
+    wt = wt if weights is None else _as_tensor("weights", weights, (1,), dtype, device)
+    ft = None if freq_weights is None else _as_tensor("freq_weights", freq_weights, (1,), dtype, device)
+    ot = torch.zeros_like(wt) if offset is None else _as_tensor("offset", offset, (1,), dtype, device)
+    et = None if exposure is None else _as_tensor("exposure", exposure, (1,), dtype, device)
+    for name, t in (("weights", wt), ("freq_weights", ft), ("offset", ot), ("exposure", et)):
+        if t is not None and t.shape[0] != n:
             raise ConfigError(f"X has {n} rows but {name} has {t.shape[0]} values; they must match")
-    with one_thread(yt):  # O(n) elementwise checks: a fork-join per op costs more than it saves
-        if bool((wt < 0).any()):
-            raise ConfigError.invalid("weights", "<array with negative entries>", "weights >= 0")
+    codes, n_groups = _group_codes(groups, n) if cov_type == "cluster" else (None, 0)
+    ll_const = 0.0
+    with one_thread(wt):  # O(n) elementwise checks: a fork-join per op costs more than it saves
+        if yt.ndim == 2:  # (successes, failures): y = k / n_trials, prior weight * n_trials
+            yt, wt, ll_const, fam = _binomial_counts(yt, wt, ft, fam)
+        if et is not None:
+            if fam is None or fam.link.name != "log":
+                link_name = "identity" if fam is None else fam.link.name
+                raise ConfigError.invalid(
+                    "exposure", "<array>", f"None with the {link_name!r} link (log link only)"
+                )
+            if bool((et <= 0).any()):
+                raise ConfigError.invalid("exposure", "<array with entries <= 0>", "exposure > 0")
+            ot = ot + torch.log(et)
+        for name, t in (("weights", wt), ("freq_weights", ft)):
+            if t is not None and bool((t < 0).any()):
+                raise ConfigError.invalid(name, "<array with negative entries>", f"{name} >= 0")
+        if ft is not None:
+            wt = wt * ft
         n_eff = int((wt > 0).sum())
         if n_eff <= p and alpha == 0:
             raise ConfigError(
@@ -322,12 +452,14 @@ def fit(
     if lp_first:
         check_separation(as_numpy(Xt), as_numpy(yt), as_numpy(wt))
 
-    backend = _backend(Xt, yt, wt, ot, fam, num_workers, device, dtype)
+    backend = _backend(Xt, yt, wt, ot, fam, num_workers, device, dtype, ft)
+    df_resid = (n if ft is None else float(ft.sum())) - p
     try:
         if norm is not None:
-            result = _fit_robust(backend, norm, method, n, p, max_iter, tol)
+            result = _fit_robust(backend, norm, method, n, p, max_iter, tol, cov_type, scale_fn, Xt)
         else:
-            result = _fit_glm(backend, fam, method, n, p, alpha, max_iter, tol, Xt, yt, wt, lp_first)
+            opts = _Options(scale, cov_type, codes, n_groups, ft, ll_const, df_resid)
+            result = _fit_glm(backend, fam, method, n, p, alpha, max_iter, tol, Xt, yt, wt, lp_first, opts)
     finally:
         backend.close()
     result.num_workers = num_workers
@@ -342,12 +474,12 @@ def fit(
     return result
 
 
-def _backend(X, y, w, offset, fam, num_workers, device, dtype):
+def _backend(X, y, w, offset, fam, num_workers, device, dtype, freq=None):
     if num_workers == 1:
-        return Local(Shard(X, y, w, offset, fam))
+        return Local(Shard(X, y, w, offset, fam, freq))
     from raytune_opt.glm.distributed import RayShards
 
-    return RayShards(X, y, w, offset, fam, num_workers, device, dtype)
+    return RayShards(X, y, w, offset, fam, num_workers, device, dtype, freq=freq)
 
 
 def _solve_method(method: str):
@@ -358,35 +490,57 @@ def _solve_method(method: str):
     return {"irls": _irls.irls, "newton": _irls.newton, "irls-lm": _irls.irls_lm}[method]
 
 
-def _fit_glm(backend, fam, method, n, p, alpha, max_iter, tol, Xt, yt, wt, lp_done) -> GLMResult:
+def _fit_glm(
+    backend, fam, method, n, p, alpha, max_iter, tol, Xt, yt, wt, lp_done, opts: _Options
+) -> GLMResult:
     # X^T W X at mu_0 in float32 (see irls.irls); in float64 when the rank check needs its precision
     start, low = backend.sum("irls_pieces", None, True), Xt.dtype == torch.float64
     if alpha == 0 and not _full_rank_surely(start[1]):
         start, low = backend.sum("irls_pieces", None), False
         _check_rank(start[1], alpha)
     solver = _solve_method(method)
-    out = solver(backend, start, alpha, max_iter, tol, **({"start_low": low} if method == "irls" else {}))
+    kw = {"start_low": low} if method == "irls" else {}
+    nb_info = None
+    if isinstance(fam, NegativeBinomial) and fam.estimate_alpha:
+        out, fam, nb_info = _fit_nb_alpha(backend, fam, solver, start, alpha, max_iter, tol, kw)
+    else:
+        out = solver(backend, start, alpha, max_iter, tol, **kw)
     if fam.name == "binomial" and alpha == 0 and not lp_done and _runaway(out):
         check_separation(as_numpy(Xt), as_numpy(yt), as_numpy(wt))
     beta = out.beta
-    dev, pearson, _, _ = backend.sum("fit_stats", beta)
+    dev, pearson, ssr, _ = backend.sum("fit_stats", beta)
     dev, pearson = float(dev), float(pearson)
-    df_resid = n - p
-    scale = 1.0 if fam.fixed_scale else pearson / df_resid
-    # gaussian: statsmodels' concentrated likelihood, scale = sum w (y - mu)^2 / n
-    ll_scale = float(backend.sum("fit_stats", beta)[2]) / n if fam.name == "gaussian" else scale
-    loglike = float(backend.sum("loglike", beta, ll_scale)[0])
+    df_resid = opts.df_resid
+    if opts.scale is None:
+        scale = 1.0 if fam.fixed_scale else pearson / df_resid
+    elif isinstance(opts.scale, str):
+        scale = (pearson if opts.scale == "X2" else dev) / df_resid
+    else:
+        scale = float(opts.scale)
+    # gaussian identity: statsmodels' concentrated likelihood, scale = sum w (y - mu)^2 / sum(freq_weights)
+    if fam.name == "gaussian" and fam.link.name == "identity":
+        ll_scale = float(ssr) / (n if opts.freq is None else float(opts.freq.sum()))
+    else:
+        ll_scale = scale
+    loglike = float(backend.sum("loglike", beta, ll_scale)[0]) + opts.ll_const
+    params_bse = {}
+    if nb_info is not None:
+        J_inv = _inv(nb_info)
+        params_bse = {"alpha": math.sqrt(max(float(J_inv[-1, -1]), 0.0))}
 
     def cov() -> torch.Tensor:
+        if nb_info is not None and opts.cov_type == "nonrobust":  # joint (beta, alpha) observed information
+            return _inv(nb_info)[:p, :p]
+        if opts.cov_type != "nonrobust":
+            return _sandwich(backend, beta, alpha, Xt, opts, n, p)
         info = out.information
         if method in ("lm", "bfgs", "lbfgs"):  # the observed information at the solution
             info = _irls._ridge(backend.sum("newton_pieces", beta)[1], alpha)
         elif info is None:  # IRLS: the expected information at the solution, in full precision
             info = _irls._ridge(backend.sum("fisher_gram", beta)[0], alpha)
-        with one_thread(info, SMALL_MATRIX):
-            return scale * torch.linalg.inv(info)
+        return scale * _inv(info)
 
-    return _result(
+    res = _result(
         beta,
         cov if isinstance(backend, Local) else cov(),
         scale,
@@ -402,6 +556,80 @@ def _fit_glm(backend, fam, method, n, p, alpha, max_iter, tol, Xt, yt, wt, lp_do
         df_resid,
         pearson,
     )
+    res.cov_type, res.family_params, res.family_params_bse = opts.cov_type, fam.param_values, params_bse
+    return res
+
+
+def _inv(A: torch.Tensor) -> torch.Tensor:
+    with one_thread(A, SMALL_MATRIX):
+        return torch.linalg.inv(A)
+
+
+def _sandwich(backend, beta, alpha, Xt, opts: _Options, n, p) -> torch.Tensor:
+    """H^-1 S H^-1 of ``opts.cov_type`` (see ``fit``); H the observed information (+ alpha I)."""
+    H_inv = _inv(_irls._ridge(backend.sum("newton_pieces", beta)[1], alpha))
+    rows = backend.gather("score_rows", beta).to(Xt.dtype)
+    u, w_irls = rows[:, 0], rows[:, 1]
+    with one_thread(u):
+        if opts.cov_type == "cluster":
+            M = torch.zeros(opts.n_groups, p, dtype=Xt.dtype, device=Xt.device)
+            M.index_add_(0, opts.codes.to(Xt.device), u[:, None] * Xt)
+            G = opts.n_groups
+            return G / (G - 1) * (n - 1) / (n - p) * (H_inv @ (M.T @ M) @ H_inv)
+        c = u * u  # statsmodels: frequency weights count once in the meat, not squared
+        if opts.freq is not None:
+            c = torch.where(opts.freq > 0, c / opts.freq.clamp_min(1e-300), torch.zeros_like(c))
+        if opts.cov_type in ("HC2", "HC3"):
+            fisher_inv = _inv(_irls._ridge(backend.sum("fisher_gram", beta)[0], alpha))
+            h = w_irls * ((Xt @ fisher_inv) * Xt).sum(dim=1)
+            c = c / (1.0 - h) ** (1 if opts.cov_type == "HC2" else 2)
+        meat = Xt.T @ (c[:, None] * Xt)
+    corr = n / (n - p) if opts.cov_type == "HC1" else 1.0
+    return corr * (H_inv @ meat @ H_inv)
+
+
+def _fit_nb_alpha(backend, fam, solver, start, alpha, max_iter, tol, kw):
+    """Maximum likelihood over (a, alpha) of the negative binomial: Newton on log alpha of the profile
+    log-likelihood l_p(alpha) = l(a(alpha), alpha), a(alpha) the GLM fit at fixed alpha, with its exact
+    derivatives dl_p/dalpha = dl/dalpha (the score in a is 0) and
+    -d2l_p/dalpha2 = J_aa - J_ab^T J_bb^-1 J_ab (J the joint observed information); a step that lowers
+    l_p is halved. Returns (the last fit, the family at the estimate, J at the estimate, (p+1) x (p+1))."""
+    fam = NegativeBinomial(fam.link.name, alpha=fam.alpha)
+
+    def at(a: float):
+        f = NegativeBinomial(fam.link.name, alpha=a)
+        backend.sum("set_family", f)
+        st = start if a == fam.alpha else backend.sum("irls_pieces", None)
+        out = solver(backend, st, alpha, max_iter, tol, **({} if a == fam.alpha else {k: False for k in kw}))
+        beta = out.beta
+        ll = float(backend.sum("loglike", beta, 1.0)[0])
+        g_a, d2_a, cross = backend.sum("nb_alpha_pieces", beta)
+        J_bb = _irls._ridge(backend.sum("newton_pieces", beta)[1], alpha)
+        J = torch.empty(J_bb.shape[0] + 1, J_bb.shape[0] + 1, dtype=J_bb.dtype, device=J_bb.device)
+        J[:-1, :-1], J[:-1, -1], J[-1, :-1], J[-1, -1] = J_bb, -cross, -cross, -d2_a
+        return a, f, out, ll, float(g_a), J
+
+    state = at(fam.alpha)
+    outer = 0
+    for outer in range(1, max_iter + 1):  # noqa: B007 - the count is reported
+        a, _, _, ll, g_a, J = state
+        curv = float(J[-1, -1] - J[-1, :-1] @ torch.linalg.solve(J[:-1, :-1], J[:-1, -1]))
+        h = a * a * curv - a * g_a  # -d2 l_p / d(log alpha)^2
+        step = a * g_a / h if h > 0 else math.copysign(1.0, g_a)
+        step = max(-2.0, min(2.0, step))
+        if abs(step) <= NB_ALPHA_STEP:
+            break
+        t = 1.0
+        while True:
+            new = at(a * math.exp(t * step))
+            if new[3] >= ll - 1e-12 * (1.0 + abs(ll)) or t < 1e-4:
+                break
+            t *= 0.5
+        state = new
+    a, f, out, _, _, J = state
+    out.converged = out.converged and outer < max_iter
+    out.history.append({"nb_alpha": a, "outer_iterations": outer})
+    return out, f, J
 
 
 def _runaway(out) -> bool:
@@ -409,15 +637,17 @@ def _runaway(out) -> bool:
     return not out.converged or out.n_iter >= RUNAWAY_ITERS or float(out.beta.abs().max()) > 1e3
 
 
-def _fit_robust(backend, norm, method, n, p, max_iter, tol) -> GLMResult:
+def _fit_robust(backend, norm, method, n, p, max_iter, tol, cov_type, scale_est, Xt) -> GLMResult:
     start = backend.sum("wls_pieces", None)
     _check_rank(start[0], 0.0)
-    out, scale = rlm(backend, start, norm, n, p, max_iter, tol, damped=method == "irls-lm")
+    out, scale = rlm(
+        backend, start, norm, n, p, max_iter, tol, damped=method == "irls-lm", scale_est=scale_est
+    )
     r = backend.gather("resid", out.beta)
-    cov = h1_cov(norm, r, scale, start[0], p) if scale > 0 else torch.zeros_like(start[0])
+    cov = robust_cov(cov_type, norm, r, scale, Xt, start[0]) if scale > 0 else torch.zeros_like(start[0])
     crit = float(norm.rho(r / scale).sum()) if scale > 0 else 0.0
     ssr = float((r * r).sum())
-    return _result(
+    res = _result(
         out.beta,
         cov,
         scale,
@@ -433,6 +663,8 @@ def _fit_robust(backend, norm, method, n, p, max_iter, tol) -> GLMResult:
         n - p,
         ssr,
     )
+    res.cov_type = cov_type
+    return res
 
 
 def _result(beta, cov, scale, dev, loglike, out, method, family, link, robust, alpha, n, df_resid, pearson):

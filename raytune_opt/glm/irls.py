@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from raytune_opt.errors import ConfigError
 from raytune_opt.glm.shard import SMALL_MATRIX, one_thread
 
 __all__ = ["SolverOutput", "irls", "newton", "irls_lm", "solve_spd", "converged_by"]
@@ -135,6 +136,12 @@ def irls(
         else:
             new = beta + _solve(_ridge(G, alpha), rhs - alpha * beta)
         F_n = _objective(backend.sum("deviance", new)[0], new, alpha)
+        if beta is None and _bad(F_n):  # no previous coefficients to halve towards
+            raise ConfigError(
+                "glm.fit: the deviance is not finite after the first IRLS step from statsmodels' start: the "
+                "linear predictor left the domain of the link (e.g. 1/mu^2 < 0 for 'inverse_squared'); "
+                "choose another link (e.g. 'log') for these data"
+            )
         halvings = 0
         while (
             beta is not None and (_bad(F_n) or F_n > F + 1e-7 * (abs(F) + 0.1)) and halvings < _MAX_HALVINGS

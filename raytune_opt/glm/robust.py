@@ -14,6 +14,21 @@ The norms (``u`` the standardised residual):
 - ``cauchy``:   rho = c^2/2 log(1 + (u/c)^2), c = 2.3849;           W = 1 / (1 + (u/c)^2)
 - ``l1``:       rho = |u|;                                           W = 1 / max(|u|, delta)
 - ``seed``:     the seed's W = diag(1 / (u^2 + eps)); rho = log((u^2 + eps)/eps) / 2
+- ``hampel``:   psi = u (|u| <= a), a sgn(u) (a < |u| <= b), a sgn(u) (c - |u|)/(c - b) (b < |u| <= c),
+  0 beyond; rho its integral (statsmodels' Hampel, a, b, c = 2, 4, 8)
+- ``andrew``:   Andrew's wave, rho = a^2 (1 - cos(u/a)) (|u| <= pi a), 2 a^2 beyond; psi = a sin(u/a)
+  inside (a = 1.339)
+- ``trimmed``:  trimmed mean, rho = u^2/2 (|u| <= c), c^2/2 beyond; W = 1 inside, 0 outside (c = 2)
+
+Scale (``scale_est``): ``"mad"`` (above) or ``"huber"`` / :class:`HuberScale` — Huber's proposal 2, the
+fixed point of s^2 = sum chi(r / s) s^2 / (n h), chi(u) = min(u^2, d^2) / 2,
+h = (n - p)/n (d^2 + (1 - d^2) Phi(d) - 1/2 - d phi(d)), d = 2.5, started at the (median-centred) MAD,
+as statsmodels' ``HuberScale`` (tol 1e-8, at most 30 iterations).
+
+Covariances (``cov_type``), statsmodels' RLM ``cov=``, with u = r / s, m = mean psi'(u),
+k = 1 + p/n var(psi')/m^2 and W = X^T diag(psi'(u)) X:
+H1 = k^2 sum psi^2/(n - p) s^2 / m^2 (X^T X)^-1;  H2 = k sum psi^2/(n - p) s^2 / m W^-1;
+H3 = k^-1 sum psi^2/(n - p) s^2 W^-1 X^T X W^-1.
 """
 
 from __future__ import annotations
@@ -28,7 +43,26 @@ from raytune_opt.errors import ConfigError
 from raytune_opt.glm.irls import SolverOutput, _solve, converged_by, small_step
 from raytune_opt.glm.shard import SMALL_MATRIX, one_thread
 
-__all__ = ["Norm", "HuberT", "TukeyBiweight", "Cauchy", "L1", "Seed", "NORMS", "get_norm", "mad", "rlm"]
+__all__ = [
+    "Norm",
+    "HuberT",
+    "TukeyBiweight",
+    "Cauchy",
+    "L1",
+    "Seed",
+    "Hampel",
+    "AndrewWave",
+    "TrimmedMean",
+    "NORMS",
+    "get_norm",
+    "HuberScale",
+    "SCALE_ESTS",
+    "get_scale_est",
+    "ROBUST_COV_TYPES",
+    "mad",
+    "rlm",
+    "robust_cov",
+]
 
 _MAD_C = 0.6744897501960817  # Phi^{-1}(3/4)
 LAZY_GRAM_STEP = 1e-3  # robust IRLS keeps its X^T W X once the steps are this short (relative)
@@ -182,7 +216,107 @@ class Seed(Norm):
         return 1.0 / (u * u + self.eps)
 
 
-NORMS: dict[str, type[Norm]] = {c.name: c for c in (HuberT, TukeyBiweight, L1, Cauchy, Seed)}
+class Hampel(Norm):
+    """Hampel's three-part redescending norm with ``a, b, c`` (statsmodels' defaults 2, 4, 8)."""
+
+    name = "hampel"
+
+    def __init__(self, a: float = 2.0, b: float = 4.0, c: float = 8.0) -> None:
+        if not 0 < a <= b < c:
+            raise ConfigError.invalid("hampel (a, b, c)", (a, b, c), "0 < a <= b < c")
+        self.a, self.b, self.c = float(a), float(b), float(c)
+
+    def _parts(self, u):
+        z = u.abs()
+        t1 = z <= self.a
+        t2 = (z > self.a) & (z <= self.b)
+        t3 = (z > self.b) & (z <= self.c)
+        return z, t1, t2, t3
+
+    def rho(self, u):
+        a, b, c = self.a, self.b, self.c
+        z, t1, t2, t3 = self._parts(u)
+        top = a * (b + c - a) / 2.0
+        v = torch.where(t2, a * z - a * a / 2.0, torch.full_like(u, top))
+        v = torch.where(t3, top - a * (c - z) ** 2 / (2.0 * (c - b)), v)
+        return torch.where(t1, 0.5 * u * u, v)
+
+    def psi(self, u):
+        a, b, c = self.a, self.b, self.c
+        z, t1, t2, t3 = self._parts(u)
+        s = torch.sign(u)
+        v = torch.where(t3, a * s * (c - z) / (c - b), torch.zeros_like(u))
+        v = torch.where(t2, a * s, v)
+        return torch.where(t1, u, v)
+
+    def psi_deriv(self, u):
+        _, t1, _, t3 = self._parts(u)
+        v = torch.where(t3, torch.full_like(u, -self.a / (self.c - self.b)), torch.zeros_like(u))
+        return torch.where(t1, torch.ones_like(u), v)
+
+    def weights(self, u):
+        a, b, c = self.a, self.b, self.c
+        z, t1, t2, t3 = self._parts(u)
+        zs = z.clamp_min(a)  # z > a wherever the last two branches apply
+        v = torch.where(t3, a * (c - zs) / (zs * (c - b)), torch.zeros_like(u))
+        v = torch.where(t2, a / zs, v)
+        return torch.where(t1, torch.ones_like(u), v)
+
+
+class AndrewWave(Norm):
+    """Andrew's wave with ``a`` (statsmodels' default 1.339)."""
+
+    name = "andrew"
+
+    def __init__(self, a: float = 1.339) -> None:
+        self.a = float(a)
+
+    def _inside(self, u):
+        return (u.abs() <= math.pi * self.a).to(u.dtype)
+
+    def rho(self, u):
+        a = self.a
+        inside = self._inside(u)
+        return inside * a * a * (1.0 - torch.cos(u / a)) + (1.0 - inside) * 2.0 * a * a
+
+    def psi(self, u):
+        return self._inside(u) * self.a * torch.sin(u / self.a)
+
+    def psi_deriv(self, u):
+        return self._inside(u) * torch.cos(u / self.a)
+
+    def weights(self, u):
+        return self._inside(u) * torch.special.sinc(u / (math.pi * self.a))  # sin(u/a) / (u/a)
+
+
+class TrimmedMean(Norm):
+    """The trimmed-mean norm with ``c`` (statsmodels' default 2): least squares on |u| <= c, 0 beyond."""
+
+    name = "trimmed"
+
+    def __init__(self, c: float = 2.0) -> None:
+        self.c = float(c)
+
+    def _inside(self, u):
+        return (u.abs() <= self.c).to(u.dtype)
+
+    def rho(self, u):
+        inside = self._inside(u)
+        return inside * 0.5 * u * u + (1.0 - inside) * 0.5 * self.c**2
+
+    def psi(self, u):
+        return self._inside(u) * u
+
+    def psi_deriv(self, u):
+        return self._inside(u)
+
+    def weights(self, u):
+        return self._inside(u)
+
+
+NORMS: dict[str, type[Norm]] = {
+    c.name: c for c in (HuberT, TukeyBiweight, L1, Cauchy, Seed, Hampel, AndrewWave, TrimmedMean)
+}
 
 
 def get_norm(robust: str | Norm) -> Norm:
@@ -192,6 +326,50 @@ def get_norm(robust: str | Norm) -> Norm:
     if not isinstance(robust, str) or robust not in NORMS:
         raise ConfigError.unknown("robust", robust, NORMS)
     return NORMS[robust]()
+
+
+class HuberScale:
+    """Huber's proposal 2 scale (module docstring), statsmodels' ``HuberScale(d, tol, maxiter)``."""
+
+    name = "huber"
+
+    def __init__(self, d: float = 2.5, tol: float = 1e-8, maxiter: int = 30) -> None:
+        self.d, self.tol, self.maxiter = float(d), float(tol), int(maxiter)
+
+    def __call__(self, r: torch.Tensor, n: int, p: int) -> float:
+        d = self.d
+        res = r.detach().cpu().double().numpy()
+        pdf = math.exp(-0.5 * d * d) / math.sqrt(2.0 * math.pi)
+        cdf = 0.5 * math.erfc(-d / math.sqrt(2.0))
+        h = (n - p) / n * (d * d + (1.0 - d * d) * cdf - 0.5 - d * pdf)
+        s = float(np.median(np.abs(res - np.median(res)))) / _MAD_C
+        prev, it = float("inf"), 1
+        while abs(prev - s) > self.tol and it < self.maxiter:
+            u2 = (res / s) ** 2
+            chi = np.where(np.abs(res / s) < d, u2 / 2.0, d * d / 2.0)
+            prev, s = s, math.sqrt(chi.sum() / (n * h) * s * s)
+            it += 1
+        return s
+
+    def __repr__(self) -> str:
+        return f"HuberScale(d={self.d}, tol={self.tol}, maxiter={self.maxiter})"
+
+
+SCALE_ESTS = ("mad", "huber")
+ROBUST_COV_TYPES = ("H1", "H2", "H3")
+
+
+def get_scale_est(scale_est: str | HuberScale):
+    """The scale estimator ``r -> s`` named by ``scale_est`` (``mad`` or ``huber``, or a HuberScale)."""
+    if isinstance(scale_est, HuberScale):
+        est = scale_est
+    elif scale_est == "huber":
+        est = HuberScale()
+    elif scale_est == "mad":
+        return lambda r, n, p: mad(r)
+    else:
+        raise ConfigError.unknown("scale_est", scale_est, SCALE_ESTS)
+    return est
 
 
 def mad(r: torch.Tensor) -> float:
@@ -219,9 +397,19 @@ def _criterion(norm: Norm, r: torch.Tensor, scale: float) -> float:
 
 
 def rlm(
-    backend, start: tuple, norm: Norm, n: int, p: int, max_iter: int, tol: float, damped: bool = False
+    backend,
+    start: tuple,
+    norm: Norm,
+    n: int,
+    p: int,
+    max_iter: int,
+    tol: float,
+    damped: bool = False,
+    scale_est=None,
 ) -> tuple[SolverOutput, float]:
     """Robust IRLS (``damped=False``) or the seed's IRLS-LM (``damped=True``); returns (output, scale).
+
+    ``scale_est(r, n, p)`` re-estimates the scale after every step (default: :func:`mad`).
 
     ``start`` = (X^T X, X^T y), the least-squares pieces. IRLS takes statsmodels' ``RLM.fit`` steps,
     each weighted least-squares solution written a + (X^T W X)^{-1} X^T W r from the current a
@@ -246,7 +434,8 @@ def rlm(
     beta = _solve(G0, rhs0)
     r = backend.gather("resid", beta)
     df_resid = n - p
-    scale = mad(r)
+    scale_of = scale_est or (lambda r, n, p: mad(r))
+    scale = scale_of(r, n, p)
     crit = _sm_deviance(norm, r, torch.ones_like(r), df_resid)
     history = [{"iter": 0, "criterion": crit, "scale": scale, "step": float("nan")}]
     converged = False
@@ -293,12 +482,12 @@ def rlm(
         prev_step, step = step, float((new - beta).abs().max())
         beta, r = new, r_new
         if damped:
-            scale = mad(r)
+            scale = scale_of(r, n, p)
             value = _criterion(norm, r, scale)
             done = converged_by(value, crit, tol)
         else:
             value = _sm_deviance(norm, r, W, df_resid)
-            scale = mad(r)
+            scale = scale_of(r, n, p)
             done = abs(value - crit) <= tol or (small_step(step, beta, tol) and step <= 0.5 * prev_step)
         crit = value
         history.append({"iter": n_iter, "criterion": value, "scale": scale, "step": step, "gram": not lazy})
@@ -308,18 +497,25 @@ def rlm(
     return SolverOutput(beta, G0, n_iter, converged, history), scale
 
 
-def h1_cov(norm: Norm, r: torch.Tensor, scale: float, XtX: torch.Tensor, p: int) -> torch.Tensor:
-    """statsmodels' H1 covariance: k^2 (sum psi^2 / (n - p)) s^2 / (mean psi')^2 (X^T X)^{-1},
-    k = 1 + (p / n) var(psi') / mean(psi')^2, at the standardised residuals u = r / s."""
-    n = r.shape[0]
+def robust_cov(
+    cov_type: str, norm: Norm, r: torch.Tensor, scale: float, X: torch.Tensor, XtX: torch.Tensor
+) -> torch.Tensor:
+    """statsmodels' RLM covariance ``cov_type`` (H1, H2, H3; module docstring) at u = r / scale.
+
+    k = 1 + p/n var(psi')/m^2 (statsmodels' (df_model + 1)/n with its df_model = rank - 1, constant column
+    or not); ``X`` is needed for H2 and H3 only (W = X^T diag(psi'(u)) X)."""
+    n, p = X.shape[0], XtX.shape[0]
     u = r / scale
     dpsi = norm.psi_deriv(u)
     m = float(dpsi.mean())
     if m == 0.0 or not math.isfinite(m):
         return torch.full((p, p), float("nan"), dtype=XtX.dtype, device=XtX.device)
-    var_dpsi = float(dpsi.var(unbiased=False))
-    k = 1.0 + p / n * var_dpsi / m**2
-    ss_psi = float((norm.psi(u) ** 2).sum())
+    k = 1.0 + p / n * float(dpsi.var(unbiased=False)) / m**2
+    s2_psi = float((norm.psi(u) ** 2).sum()) / (n - p) * scale**2
     with one_thread(XtX, SMALL_MATRIX):
-        inv = torch.linalg.inv(XtX)
-    return k**2 * (ss_psi / (n - p) * scale**2) / m**2 * inv
+        if cov_type == "H1":
+            return k**2 * s2_psi / m**2 * torch.linalg.inv(XtX)
+        W_inv = torch.linalg.inv(X.T @ (dpsi[:, None] * X))
+        if cov_type == "H2":
+            return k * s2_psi / m * W_inv
+        return s2_psi / k * (W_inv @ XtX @ W_inv)

@@ -123,7 +123,12 @@ def one_thread(rows: torch.Tensor, limit: int = SERIAL_MAX_ROWS) -> Iterator[Non
 
 
 class Shard:
-    """Rows ``X, y, w, offset`` of a GLM (or robust linear model) with family ``family``."""
+    """Rows ``X, y, w, offset`` of a GLM (or robust linear model) with family ``family``.
+
+    ``w`` is the prior weight of each row in the sums (statsmodels' ``freq_weights * var_weights``);
+    ``freq`` the frequency weights alone (None: all 1), which the log-likelihood needs apart:
+    ll = sum_i f_i ll_i(y_i, mu_i, w_i / f_i).
+    """
 
     def __init__(
         self,
@@ -132,8 +137,9 @@ class Shard:
         w: torch.Tensor,
         offset: torch.Tensor,
         family: Family | None,
+        freq: torch.Tensor | None = None,
     ) -> None:
-        self.X, self.y, self.w, self.offset, self.family = X, y, w, offset, family
+        self.X, self.y, self.w, self.offset, self.family, self.freq = X, y, w, offset, family, freq
         self._buf: torch.Tensor | None = None
         self._X32: torch.Tensor | None = None
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
@@ -154,6 +160,12 @@ class Shard:
     @property
     def n(self) -> int:
         return self.X.shape[0]
+
+    def set_family(self, family: Family) -> Pieces:
+        """Use ``family`` from now on (the negative binomial's alpha changes between fits); returns ()."""
+        self.family = family
+        self._cache = self._dev = self._sat = None
+        return ()
 
     def release(self) -> None:
         """Free the Gram buffers, the float32 copy of X and the per-a caches (rebuilt when needed)."""
@@ -333,12 +345,34 @@ class Shard:
         return (self._deviance(mu), *stats)
 
     def loglike(self, beta: torch.Tensor, scale: float) -> Pieces:
-        """(sum_i ll_i,) at dispersion ``scale`` over rows with w > 0."""
+        """(sum_i f_i ll_i(y_i, mu_i, w_i / f_i),) at dispersion ``scale`` over rows with w > 0."""
         mu = self._mean(beta)[1]
         with self._serial():
             keep = self.w > 0
             s = torch.as_tensor(scale, dtype=self.X.dtype, device=self.X.device)
-            return (self.family.loglike_obs(self.y[keep], mu[keep], self.w[keep], s).sum(),)
+            if self.freq is None:
+                return (self.family.loglike_obs(self.y[keep], mu[keep], self.w[keep], s).sum(),)
+            f = self.freq[keep]
+            return ((f * self.family.loglike_obs(self.y[keep], mu[keep], self.w[keep] / f, s)).sum(),)
+
+    def score_rows(self, beta: torch.Tensor) -> torch.Tensor:
+        """Per row (gathered): [u, W] with u = w (y - mu) / (V(mu) g'(mu)) — the score is u x — and the
+        IRLS weight W = w / (V g'^2); for the sandwich covariances (``fit``'s ``cov_type``)."""
+        fam = self.family
+        mu = self._mean(beta)[1]
+        with self._serial():
+            gp = fam.link.deriv(mu)
+            V = fam.variance(mu)
+            return torch.stack([self.w * (self.y - mu) / (V * gp), self.w / (V * gp * gp)], dim=1)
+
+    def nb_alpha_pieces(self, beta: torch.Tensor) -> Pieces:
+        """(sum w dl/dalpha, sum w d2l/dalpha2, X^T (w d2l/(deta dalpha))) of the negative binomial
+        log-likelihood (``NegativeBinomial.alpha_derivs``; d/deta = mu' d/dmu)."""
+        mu = self._mean(beta)[1]
+        with self._serial():
+            d1, d2, dmu = self.family.alpha_derivs(self.y, mu)
+            cross = self.w * dmu / self.family.link.deriv(mu)
+            return (self.w * d1).sum(), (self.w * d2).sum(), self.rmatvec(cross)
 
     def fisher_gram(self, beta: torch.Tensor) -> Pieces:
         """(X^T W X,) with the IRLS (expected-information) weights at ``beta``."""

@@ -1,13 +1,11 @@
 """Generalized linear models as tasks: a linear predictor η = Xβ + b, its family's negative
 log-likelihood as the loss and the residuals μ − y for least-squares solvers (``lm``).
 
-Families (link g, mean μ = g⁻¹(η), per-sample negative log-likelihood up to terms free of η,
-unit deviance d(y, μ)):
-
-- gaussian, identity:  μ = η,      ℓ = ½ (y − μ)²,            d = (y − μ)²
-- binomial, logit:     μ = σ(η),   ℓ = log(1 + e^η) − y η,     d = 2 ℓ
-- poisson, log:        μ = e^η,    ℓ = e^η − y η,              d = 2 (y log(y/μ) − (y − μ))
-- gamma, log:          μ = e^η,    ℓ = y e^{−η} + η,           d = 2 (−log(y/μ) + (y − μ)/μ)
+The families are ``raytune_opt.glm.families`` (the one definition, shared with ``glm.fit`` and the
+GLM solvers of the training loop): the loss is the mean of :meth:`Family.nll` (the unit deviance / 2,
+softplus(η) − yη for logistic regression), the ``val_deviance`` metric Σ d(y, μ). Each task's family
+and link (``TASK_FAMILIES``; gamma with the log link, not its canonical inverse) is the
+``TaskSpec.glm_family`` the GLM solvers fit.
 
 Tasks: ``glm-gaussian`` (scikit-learn's diabetes data), ``glm-logistic`` (metric ``val_accuracy``),
 ``glm-poisson`` and ``glm-gamma`` (generated from a known β with standard-normal features; the
@@ -19,69 +17,40 @@ scikit-learn's breast-cancer data is completely separable, so its logistic MLE d
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
+from raytune_opt.glm.families import Family, get_family
 from raytune_opt.tasks.models import LinearPredictor
 from raytune_opt.tasks.registry import Metric, TaskSpec, register_task
 from raytune_opt.tasks.subset import stratified_subset
 
-__all__ = ["Family", "FAMILIES", "glm_task"]
+__all__ = ["TASK_FAMILIES", "glm_task"]
 
-
-def _xlogy_ratio(y: Tensor, mu: Tensor) -> Tensor:
-    """y · log(y/μ) with 0 · log 0 = 0."""
-    return torch.xlogy(y, y) - y * torch.log(mu)
-
-
-@dataclass(frozen=True)
-class Family:
-    """A GLM family: inverse link μ(η), mean negative log-likelihood ℓ(η, y) and unit deviance d(y, μ)."""
-
-    name: str
-    mean: Callable[[Tensor], Tensor]
-    nll: Callable[[Tensor, Tensor], Tensor]
-    deviance: Callable[[Tensor, Tensor], Tensor]
-
-    def loss(self, eta: Tensor, y: Tensor) -> Tensor:
-        """Mean negative log-likelihood over the samples."""
-        return self.nll(eta, y).mean()
-
-    def residuals(self, eta: Tensor, y: Tensor) -> Tensor:
-        """r = μ(η) − y (prediction − observed)."""
-        return self.mean(eta) - y
-
-    def deviance_total(self, eta: Tensor, y: Tensor) -> Tensor:
-        """Σ d(y, μ(η)) over the samples."""
-        return self.deviance(y, self.mean(eta)).sum()
-
-
-FAMILIES: dict[str, Family] = {
-    "gaussian": Family("gaussian", lambda e: e, lambda e, y: 0.5 * (y - e) ** 2, lambda y, mu: (y - mu) ** 2),
-    "binomial": Family(
-        "binomial",
-        torch.sigmoid,
-        lambda e, y: F.binary_cross_entropy_with_logits(e, y, reduction="none"),
-        lambda y, mu: -2.0 * (torch.xlogy(y, mu) + torch.xlogy(1 - y, 1 - mu)),
-    ),
-    "poisson": Family(
-        "poisson",
-        torch.exp,
-        lambda e, y: torch.exp(e) - y * e,
-        lambda y, mu: 2.0 * (_xlogy_ratio(y, mu) - (y - mu)),
-    ),
-    "gamma": Family(
-        "gamma",
-        torch.exp,
-        lambda e, y: y * torch.exp(-e) + e,
-        lambda y, mu: 2.0 * (-torch.log(y / mu) + (y - mu) / mu),
-    ),
+#: the family and link of each GLM task
+TASK_FAMILIES: dict[str, Family] = {
+    "gaussian": get_family("gaussian", "identity"),
+    "binomial": get_family("binomial", "logit"),
+    "poisson": get_family("poisson", "log"),
+    "gamma": get_family("gamma", "log"),
 }
+
+
+def _loss(fam: Family, eta: Tensor, y: Tensor) -> Tensor:
+    """Mean negative log-likelihood over the samples (up to terms free of η)."""
+    return fam.nll(eta, y).mean()
+
+
+def _residuals(fam: Family, eta: Tensor, y: Tensor) -> Tensor:
+    """r = μ(η) − y (prediction − observed)."""
+    return fam.link.inverse(eta) - y
+
+
+def _deviance_total(fam: Family, eta: Tensor, y: Tensor) -> Tensor:
+    """Σ d(y, μ(η)) over the samples."""
+    return fam.unit_deviance(y, fam.link.inverse(eta)).sum()
 
 
 def _binary_correct(eta: Tensor, y: Tensor) -> Tensor:
@@ -124,18 +93,19 @@ def _data(name: str, num_samples: int, num_features: int, data_seed: int) -> tup
 
 def glm_task(family: str, num_samples: int = 2000, num_features: int = 10, data_seed: int = 0) -> TaskSpec:
     """The GLM task of ``family`` (see the module docstring for its data)."""
-    fam = FAMILIES[family]
+    fam = TASK_FAMILIES[family]
     x, y, xv, yv = _data(family, num_samples, num_features, data_seed)
-    metric = BINARY_ACCURACY if family == "binomial" else Metric("deviance", "min", fam.deviance_total)
+    deviance = functools.partial(_deviance_total, fam)
+    metric = BINARY_ACCURACY if family == "binomial" else Metric("deviance", "min", deviance)
     return TaskSpec(
         train=(x, y),
         val=(xv, yv),
         model=LinearPredictor(x.shape[1]),
-        loss=fam.loss,
+        loss=functools.partial(_loss, fam),
         metric=metric,
         num_classes=2 if family == "binomial" else None,
-        residuals=fam.residuals,
-        glm_family=family,
+        residuals=functools.partial(_residuals, fam),
+        glm_family=fam,
     )
 
 

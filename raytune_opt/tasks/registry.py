@@ -79,7 +79,7 @@ class TaskSpec:
             least-squares optimizers (``lm``); ``None`` when the task has none.
         augment: ``augment(x) -> x`` applied to each training batch (uses torch's global RNG).
         glm_family: for GLM tasks (a :class:`~raytune_opt.tasks.models.LinearPredictor` model), the
-            family name (``gaussian``/``binomial``/``poisson``/``gamma``), so GLM solvers can fit it.
+            :class:`raytune_opt.glm.families.Family` (with its link), so GLM solvers can fit it.
     """
 
     train: tuple[Tensor, Tensor]
@@ -90,7 +90,7 @@ class TaskSpec:
     num_classes: int | None = None
     residuals: Callable[[Tensor, Tensor], Tensor] | None = None
     augment: Callable[[Tensor], Tensor] | None = None
-    glm_family: str | None = None
+    glm_family: Any = None  # raytune_opt.glm.families.Family
 
     def __post_init__(self) -> None:
         for part in ("train", "val"):

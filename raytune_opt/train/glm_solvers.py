@@ -2,7 +2,8 @@
 can compare IRLS with Newton, L-BFGS, LM and Adam on the same model and data.
 
 ``optimizer: "irls"`` (Fisher scoring) or ``"irls-lm"`` (the seed's damped IRLS) on a task whose
-spec names a ``glm_family``: epoch k sets the linear predictor's (β, b) to the k-th iterate of
+spec carries a ``glm_family`` (a ``raytune_opt.glm.families.Family`` with its link): epoch k sets the
+linear predictor's (β, b) to the k-th iterate of
 ``raytune_opt.glm.fit(X, y, family, method, max_iter=k)`` from the same start, so a checkpoint
 holds only the weights and the iteration count and resuming is exact. (Each epoch refits from the
 start: k iterations at epoch k; GLMs converge in a handful of iterations.)
@@ -18,13 +19,11 @@ import torch
 from torch import nn
 
 from raytune_opt.errors import ConfigError
+from raytune_opt.glm.families import Family, get_family
 
 __all__ = ["GLM_METHODS", "GLMSolver"]
 
 GLM_METHODS = ("irls", "irls-lm")
-
-#: the link of each family in ``raytune_opt.tasks.glm`` (gamma uses log, not its canonical inverse)
-_LINKS = {"gaussian": "identity", "binomial": "logit", "poisson": "log", "gamma": "log"}
 
 
 class GLMSolver(torch.optim.Optimizer):
@@ -35,13 +34,15 @@ class GLMSolver(torch.optim.Optimizer):
 
     closure_returns = "loss"
 
-    def __init__(self, module: nn.Module, method: str, family: str, x: torch.Tensor, y: torch.Tensor) -> None:
+    def __init__(
+        self, module: nn.Module, method: str, family: Family | str, x: torch.Tensor, y: torch.Tensor
+    ) -> None:
         if method not in GLM_METHODS:
             raise ConfigError.unknown("optimizer", method, GLM_METHODS)
         if not isinstance(module, nn.Linear) or module.out_features != 1 or module.bias is None:
             raise ConfigError(f"optimizer {method!r} fits a GLM linear predictor (nn.Linear with one output)")
         super().__init__(module.parameters(), {"lr": 1.0, "iterations": 0})
-        self.module, self.method, self.family = module, method, family
+        self.module, self.method, self.family = module, method, get_family(family)
         self.x1 = torch.cat([x.double(), torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
         self.y = y.double()
 
@@ -55,9 +56,7 @@ class GLMSolver(torch.optim.Optimizer):
         k = group["iterations"] + 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", glm.GLMConvergenceWarning)
-            res = glm.fit(
-                self.x1, self.y, family=self.family, link=_LINKS[self.family], method=self.method, max_iter=k
-            )
+            res = glm.fit(self.x1, self.y, family=self.family, method=self.method, max_iter=k)
         coef = torch.as_tensor(res.coef, dtype=self.module.weight.dtype)
         self.module.weight.copy_(coef[:-1].view_as(self.module.weight))
         self.module.bias.copy_(coef[-1:])

@@ -27,23 +27,32 @@ def make_data(family: str, link: str, n: int = 1500, seed: int = 0) -> tuple[np.
     return X, CASES[(family, link)](rng, eta)
 
 
-def sm_family(family: str, link: str):
+def sm_family(family: str, link: str, **params):
+    """statsmodels' family ``family`` with link ``link`` (and NB ``alpha`` / Tweedie ``var_power``)."""
     import statsmodels.api as sm
 
+    L = sm.families.links
     links = {
-        "identity": sm.families.links.Identity,
-        "logit": sm.families.links.Logit,
-        "probit": sm.families.links.Probit,
-        "log": sm.families.links.Log,
-        "inverse": sm.families.links.InversePower,
+        "identity": L.Identity,
+        "logit": L.Logit,
+        "probit": L.Probit,
+        "log": L.Log,
+        "inverse": L.InversePower,
+        "inverse_squared": L.InverseSquared,
+        "sqrt": L.Sqrt,
+        "cloglog": L.CLogLog,
+        "cauchit": L.Cauchy,
     }
     fams = {
         "gaussian": sm.families.Gaussian,
         "binomial": sm.families.Binomial,
         "poisson": sm.families.Poisson,
         "gamma": sm.families.Gamma,
+        "inverse_gaussian": sm.families.InverseGaussian,
+        "negative_binomial": sm.families.NegativeBinomial,
+        "tweedie": sm.families.Tweedie,
     }
-    return fams[family](links[link]())
+    return fams[family](links[link](), check_link=False, **params)
 
 
 @pytest.fixture(scope="session")

@@ -110,12 +110,12 @@ def test_separation_found_after_a_runaway_fit_when_too_big_for_the_lp_up_front(m
         (
             {"family": "poison"},
             "family = 'poison' is not known \\(did you mean 'poisson'\\?\\); choose one of: "
-            "binomial, gamma, gaussian, poisson",
+            "binomial, gamma, gaussian, inverse_gaussian, negative_binomial, poisson, tweedie",
         ),
-        ({"family": "binomial", "link": "cloglog"}, "logit, probit"),
-        ({"family": "gamma", "link": "identity"}, "inverse, log"),
+        ({"family": "binomial", "link": "sqrt"}, "cauchit, cloglog, log, logit, probit"),
+        ({"family": "gamma", "link": "logit"}, "identity, inverse, log"),
         ({"method": "newton-cg"}, "bfgs, irls, irls-lm, lbfgs, lm, newton"),
-        ({"robust": "hubber"}, "did you mean 'huber'.*bisquare, cauchy, huber, l1, seed"),
+        ({"robust": "hubber"}, "did you mean 'huber'.*andrew, bisquare, cauchy, hampel, huber, l1, seed"),
         ({"robust": "huber", "method": "bfgs"}, "irls, irls-lm for a robust fit"),
         ({"robust": "huber", "family": "poisson"}, "'gaussian'"),
         ({"alpha": -1.0}, "alpha = -1.0 .*>= 0"),

@@ -1,4 +1,5 @@
-"""GLM tasks: the family losses are the negative log-likelihoods, residuals are μ − y."""
+"""GLM tasks: the family losses are the negative log-likelihoods, residuals are μ − y; the families are
+raytune_opt.glm.families' (one definition)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,20 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Gamma, Normal, Poisson
 
+from raytune_opt.glm.families import Family
 from raytune_opt.tasks import get_task
-from raytune_opt.tasks.glm import FAMILIES
+from raytune_opt.tasks.glm import TASK_FAMILIES as FAMILIES
 
 
 @pytest.mark.parametrize("name", ["glm-logistic", "glm-gaussian", "glm-poisson", "glm-gamma"])
 def test_glm_tasks_build(name: str) -> None:
     spec = get_task(name).build()
     eta = spec.model(spec.train[0])
-    assert eta.shape == spec.train[1].shape and spec.glm_family in FAMILIES
+    assert eta.shape == spec.train[1].shape and isinstance(spec.glm_family, Family)
+    assert spec.glm_family is FAMILIES[spec.glm_family.name]
     assert spec.loss(eta, spec.train[1]).isfinite()
     r = spec.residuals(eta, spec.train[1])
-    assert torch.allclose(r, FAMILIES[spec.glm_family].mean(eta) - spec.train[1])
+    assert torch.allclose(r, spec.glm_family.link.inverse(eta) - spec.train[1])
 
 
 def test_losses_are_negative_log_likelihoods_up_to_constants() -> None:
@@ -38,7 +41,7 @@ def test_losses_are_negative_log_likelihoods_up_to_constants() -> None:
     }
     for name, (y, dist) in cases.items():
         fam = FAMILIES[name]
-        ours = fam.nll(e1, y) - fam.nll(e2, y)
+        ours = fam.nll(e1, y) - fam.nll(e2, y)  # the glm family's, the tasks' loss
         ref = -(dist(e1).log_prob(y) - dist(e2).log_prob(y))
         scale = shape if name == "gamma" else 1.0
         assert torch.allclose(ours * scale, ref, atol=1e-9), name
@@ -47,4 +50,11 @@ def test_losses_are_negative_log_likelihoods_up_to_constants() -> None:
 def test_deviance_zero_at_the_data() -> None:
     y = torch.tensor([0.5, 1.0, 3.0], dtype=torch.float64)
     for name in ("gaussian", "poisson", "gamma"):
-        assert torch.allclose(FAMILIES[name].deviance(y, y), torch.zeros(3, dtype=torch.float64))
+        assert torch.allclose(FAMILIES[name].unit_deviance(y, y), torch.zeros(3, dtype=torch.float64))
+
+
+def test_logistic_loss_is_finite_where_the_sigmoid_saturates() -> None:
+    eta = torch.tensor([-200.0, 200.0])
+    y = torch.tensor([1.0, 0.0])
+    loss = FAMILIES["binomial"].nll(eta, y)
+    torch.testing.assert_close(loss, torch.tensor([200.0, 200.0]))
