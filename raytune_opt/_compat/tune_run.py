@@ -24,6 +24,14 @@ def result_grid_trials(grid: Any) -> list[Any]:
     return list(getattr(analysis, "trials", None) or [])
 
 
+#: seconds between Tune's saves of its experiment state while trials run (Tune's "auto" default is
+#: at least 10 s). A driver killed between two saves leaves a state that names older checkpoints, and
+#: ``resume`` re-runs the epochs since them: 2 s bounds that work (a save of a few hundred trials'
+#: state takes milliseconds); the report counts each epoch once. ``TUNE_GLOBAL_CHECKPOINT_S`` set by
+#: the user wins.
+STATE_PERIOD_S = 2
+
+
 @contextlib.contextmanager
 def tune_quiet_run() -> Iterator[None]:
     """While ``Tuner.fit`` runs: Tune adds only the loggers the run asked for
@@ -31,10 +39,12 @@ def tune_quiet_run() -> Iterator[None]:
     adds CSV, JSON and TensorBoard loggers of its own), and does not warn about the frequency of
     experiment-state syncs (``TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S``: with
     ``run.keep_checkpoints`` = n Tune forces a state snapshot after every n checkpoints, and short
-    epochs make the warning noise). Both are environment switches Tune reads, restored afterwards."""
+    epochs make the warning noise), and saves its experiment state every :data:`STATE_PERIOD_S`
+    (``TUNE_GLOBAL_CHECKPOINT_S``). All are environment switches Tune reads, restored afterwards."""
     switches = {
         "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
         "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+        "TUNE_GLOBAL_CHECKPOINT_S": str(STATE_PERIOD_S),
     }
     before = {k: os.environ.get(k) for k in switches}
     for k, v in switches.items():

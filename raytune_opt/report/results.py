@@ -106,15 +106,30 @@ def _read_reports(folder: Path) -> list[dict[str, Any]]:
                     continue  # a trial still writing its last line
                 if isinstance(row, dict):
                     reports.append(row)
-        return reports
+        return _once_per_iteration(reports)
     path = folder / "progress.csv"
     if path.is_file():
         with open(path, encoding="utf-8", newline="") as f:
-            return [
-                {k: v if k in _TEXT_COLUMNS else _parse_csv_value(v) for k, v in row.items()}
-                for row in csv.DictReader(f)
-            ]
+            return _once_per_iteration(
+                [
+                    {k: v if k in _TEXT_COLUMNS else _parse_csv_value(v) for k, v in row.items()}
+                    for row in csv.DictReader(f)
+                ]
+            )
     return []
+
+
+def _once_per_iteration(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each ``training_iteration`` once, the last report of it kept. A trial resumed from a checkpoint
+    older than its last report (Tune's state names the checkpoints it had saved when the driver died)
+    runs those epochs again and appends them to result.json: the re-run is what led to its model."""
+    last: dict[Any, int] = {}
+    for i, r in enumerate(reports):
+        last[r.get("training_iteration", ("row", i))] = i
+    if len(last) == len(reports):
+        return reports
+    kept = sorted(last.values())
+    return [reports[i] for i in kept]
 
 
 #: progress.csv columns kept as text: an 8-hex trial id such as ``61137e65`` parses as a float

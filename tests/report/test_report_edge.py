@@ -292,3 +292,23 @@ def test_log_range() -> None:
     assert is_log_range([1e-5, 1e-3, 2e-3])
     assert not is_log_range([1e-3, 1e-1])  # exactly two decades: linear
     assert not is_log_range([-1.0, 1000.0]) and not is_log_range([5.0]) and not is_log_range([math.nan, 1.0])
+
+
+def test_epochs_run_again_after_a_resume_count_once(tmp_path: Path) -> None:
+    """A trial resumed from a checkpoint older than its last report runs those epochs again: Tune
+    appends them to result.json, and the report keeps each iteration once (the re-run's value)."""
+    exp = tmp_path / "edge"
+    _write(exp, _info())
+    tid = _trial(exp, 0, {"optimizer": "adam", "lr": 0.1}, [0.9, 0.8, 0.7, 0.6])
+    result = next(exp.glob("*/result.json"))
+    rows = [json.loads(x) for x in result.read_text().splitlines()]
+    rerun = [{**r, "val_loss": r["val_loss"] - 0.05} for r in rows[2:]]  # iterations 3, 4 again
+    rerun.append({**rows[-1], "training_iteration": 5, "val_loss": 0.5})
+    with open(result, "a") as f:
+        for r in rerun:
+            f.write(json.dumps(r) + "\n")
+    results = report.load(exp)
+    curve = results.history[results.history["trial_id"] == tid]
+    assert list(curve["training_iteration"]) == [1, 2, 3, 4, 5]
+    assert list(curve["val_loss"]) == pytest.approx([0.9, 0.8, 0.65, 0.55, 0.5])
+    assert int(results.trials.set_index("trial_id").loc[tid, "iterations"]) == 5
