@@ -186,6 +186,9 @@ def run_experiment(
     plan = exp.plan()
     if _restore:
         name, folder = exp.name, ExperimentFolder(exp.run_.storage_path, exp.name)
+        if not _tune_state_saved(folder):
+            _set_aside_unsaved(folder, progress)
+            _restore = False
     else:
         name, folder = _fresh_name(exp, progress)
     folder.check_writable()
@@ -251,6 +254,33 @@ def run_experiment(
         if interrupted:
             print(f"interrupted: `raytune-opt resume {folder.path}` continues where it stopped", flush=True)
     return ExperimentResult(path, grid, summary, files, interrupted, name)
+
+
+def _tune_state_saved(folder: ExperimentFolder) -> bool:
+    """Whether Tune saved its state in ``folder`` (``tuner.pkl`` and an ``experiment_state-*.json``):
+    a driver killed before Tune's first save leaves neither, and ``Tuner.restore`` cannot continue."""
+    if folder.remote:
+        return True  # Tune's own restore reports a missing state on remote storage
+    path = Path(folder.path)
+    return (path / "tuner.pkl").is_file() and any(path.glob("experiment_state-*.json"))
+
+
+def _set_aside_unsaved(folder: ExperimentFolder, progress: bool) -> None:
+    """Before a run starts over in ``folder``: the trial folders of the run that died before Tune's
+    first state save move to ``unsaved-<time>/`` (kept, not mixed with the new trials)."""
+    path = Path(folder.path)
+    trials = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith("unsaved-")]
+    if trials:
+        aside = path / f"unsaved-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.mkdir()
+        for p in trials:
+            p.rename(aside / p.name)
+    if progress:
+        print(
+            f"{folder.path}: the run stopped before Ray Tune first saved its state; it starts over"
+            + (f" ({len(trials)} trial folder(s) kept in {aside.name}/)" if trials else ""),
+            flush=True,
+        )
 
 
 def _interrupted(grid: Any, exp: Experiment, plan: Plan) -> bool:

@@ -42,3 +42,26 @@ def test_a_request_no_node_can_take_is_refused_before_it_waits(ray_local, tmp_pa
         with pytest.raises(ConfigError, match=message):
             run_experiment(_exp(tmp_path, **resources), progress=False)
     assert not any((tmp_path / "checks").glob("*")), "nothing written for a run that cannot start"
+
+
+def test_resume_of_a_run_killed_before_tunes_first_save_starts_it_over(ray_local, tmp_path: Path) -> None:
+    """The driver died right after experiment.json appeared: no tuner.pkl, no Tune state. ``resume``
+    runs the experiment from the start (every trial), keeping what the dead run left aside."""
+    from raytune_opt.experiment import resume_experiment
+    from raytune_opt.experiment.run import _write_state
+
+    exp = Experiment.from_dict(
+        {
+            "name": "early",
+            "task": "digits-mlp",
+            "train": {"epochs": 1},
+            "search": {"strategy": "random", "optimizers": ["adam"], "num_samples": 2},
+            "run": {"storage_path": str(tmp_path)},
+        }
+    )
+    folder = ExperimentFolder(tmp_path, "early")
+    _write_state(folder, exp, exp.plan(), "early")
+    (tmp_path / "early" / "raytune_opt_trial_dead_00000").mkdir()
+    result = resume_experiment(tmp_path / "early", progress=False)
+    assert not result.interrupted and result.summary["trials"]["finished"] == 2
+    assert [p.name for p in (tmp_path / "early").glob("unsaved-*/*")] == ["raytune_opt_trial_dead_00000"]
