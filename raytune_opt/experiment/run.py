@@ -203,11 +203,15 @@ def run_experiment(
         searched = [p.name for p in plan.space] if plan.space is not None else ["optimizer"]
         callbacks.append(LiveStatus(plan.metric, plan.mode, total=plan.trials, searched=searched))
     callbacks += trial_logs.loggers(exp.run_.tensorboard)
+    local = None if folder.remote else folder.path
     if exp.run_.trial_timeout_s is not None or exp.run_.stall_factor is not None:
         from raytune_opt.experiment.watchdog import TrialWatchdog
 
-        local = None if folder.remote else folder.path
         callbacks.append(TrialWatchdog(local, exp.run_.trial_timeout_s, exp.run_.stall_factor))
+    if exp.search is not None and exp.search.time_budget_s is not None:
+        from raytune_opt.experiment.watchdog import BudgetStop
+
+        callbacks.append(BudgetStop(local, exp.search.time_budget_s, start=time.monotonic()))
     fixed = dict(plan.fixed)
     if _restore:
         tuner = tune.Tuner.restore(

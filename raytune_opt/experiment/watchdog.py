@@ -13,6 +13,10 @@ Such a trial's actor is stopped (``ray.kill``): Tune sees the trial fail and ret
 checkpoint ``run.max_failures`` times, then records it as failed. The reason is written to
 ``watchdog.json`` in the experiment folder (``{trial_id: reason}``), which the report shows as the
 trial's error. A trial waiting for resources has not started: its wait is not counted.
+
+:class:`BudgetStop` records the trials that ``search.time_budget_s`` cut short: Tune stops every
+running trial when the budget is spent and marks it TERMINATED, as it does a trial that ran its
+epochs; their ids go to ``stopped.json``, and the report counts them "stopped", not "finished".
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ from typing import Any
 from ray.tune import Callback
 
 from raytune_opt._compat import tune_run as _compat
-from raytune_opt.report.results import WATCHDOG_FILE
+from raytune_opt.report.results import STOPPED_FILE, WATCHDOG_FILE
 
-__all__ = ["TrialWatchdog", "REASONS_FILE", "MIN_INTERVALS"]
+__all__ = ["TrialWatchdog", "BudgetStop", "REASONS_FILE", "STOPPED_FILE", "MIN_INTERVALS"]
 
 #: the file in the experiment folder that names why the watchdog stopped a trial
 REASONS_FILE = WATCHDOG_FILE
@@ -111,3 +115,35 @@ class TrialWatchdog(Callback):
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / REASONS_FILE).write_text(json.dumps(self.reasons, indent=2))
+
+
+class BudgetStop(Callback):
+    """Writes ``folder / STOPPED_FILE``: the trials still running (or pending, paused) when the time
+    budget ``budget_s`` ended the experiment. ``start`` is the clock's reading before ``Tuner.fit``
+    (Tune's own budget clock starts later, so a budget Tune enforced has always elapsed here)."""
+
+    def __init__(
+        self,
+        folder: str | Path | None,
+        budget_s: float,
+        start: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.folder = Path(folder) if folder is not None else None
+        self.budget_s = budget_s
+        self.clock = clock
+        self.start = clock() if start is None else start
+        self.live: set[str] = set()
+        self.stopped: list[str] = []
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        # before this step's stop of every trial (Tune stops them inside the step the budget ends)
+        self.live = {t.trial_id for t in trials if t.status in ("RUNNING", "PENDING", "PAUSED")}
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self.clock() - self.start < self.budget_s:
+            return  # every trial ended on its own before the budget was spent
+        self.stopped = sorted(t.trial_id for t in trials if t.trial_id in self.live and t.status != "ERROR")
+        if self.folder is not None and self.stopped:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / STOPPED_FILE).write_text(json.dumps(self.stopped))

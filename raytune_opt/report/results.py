@@ -40,9 +40,12 @@ from raytune_opt.errors import ConfigError
 
 __all__ = ["Results", "load", "STATUSES", "CONFIG_PREFIX"]
 
-STATUSES = ("finished", "failed", "diverged", "unfinished")
+#: a trial's status in the report: "stopped" is a trial the experiment's time budget cut short
+STATUSES = ("finished", "stopped", "failed", "diverged", "unfinished")
 #: the watchdog's reasons for the trials it stopped (``raytune_opt.experiment.watchdog.REASONS_FILE``)
 WATCHDOG_FILE = "watchdog.json"
+#: the trials the time budget cut short (``raytune_opt.experiment.watchdog.BudgetStop``)
+STOPPED_FILE = "stopped.json"
 CONFIG_PREFIX = "config/"
 MODES = ("min", "max")
 
@@ -250,7 +253,7 @@ class Results:
         return [c for c in self.trials.columns if c.startswith(CONFIG_PREFIX)]
 
     def counts(self) -> dict[str, int]:
-        """``{"total", "finished", "failed", "diverged", "unfinished"}``."""
+        """``{"total", "finished", "stopped", "failed", "diverged", "unfinished"}``."""
         status = self.trials["status"] if len(self.trials) else pd.Series([], dtype=object)
         return {"total": len(self.trials), **{s: int((status == s).sum()) for s in STATUSES}}
 
@@ -422,6 +425,8 @@ def _status(
 ) -> str:
     if tune_status == "ERROR" or (tune_status is None and error is not None):
         return "failed"
+    if tune_status in ("RUNNING", "PENDING") and error is not None and not running:
+        return "failed"  # Tune's last saved state predates the failure; its error.txt does not
     if reports:
         last = reports[-1].get(metric)
         if any(r.get("diverged") is True for r in reports) or (last is not None and not _is_finite(last)):
@@ -469,6 +474,8 @@ def load(exp_dir: str | os.PathLike[str], metric: str | None = None, mode: str |
     state = _tune_state(exp_dir)
     stopped = _read_json(exp_dir / WATCHDOG_FILE)  # raytune_opt.experiment.watchdog's reasons
     stopped = stopped if isinstance(stopped, dict) else {}
+    cut = _read_json(exp_dir / STOPPED_FILE)
+    cut = {str(x) for x in cut} if isinstance(cut, list) else set()
     rows: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     configs: dict[str, dict[str, Any]] = {}
@@ -508,6 +515,8 @@ def load(exp_dir: str | os.PathLike[str], metric: str | None = None, mode: str |
             if k not in _BOOKKEEPING and not isinstance(v, dict | list):
                 row[k] = v
                 seen_metrics.add(k)
+        if row["status"] == "finished" and trial_id in cut:
+            row["status"] = "stopped"
         row["error"] = error
         row["path"] = name
         flat = {f"{CONFIG_PREFIX}{k}": v for k, v in flatten(config).items()}

@@ -66,7 +66,8 @@ def _markdown(results: Results, summary: dict, with_optimizers: bool) -> str:
         f"# {summary['name']}",
         "",
         f"Strategy **{summary['strategy'] or 'unknown'}**, metric **{results.metric}** ({results.mode}). "
-        f"{c['total']} trials: {c['finished']} finished, {c['failed']} failed, {c['diverged']} diverged, "
+        f"{c['total']} trials: {c['finished']} finished, {c.get('stopped', 0)} stopped by the time budget, "
+        f"{c['failed']} failed, {c['diverged']} diverged, "
         f"{c['unfinished']} unfinished. Wall time {fmt(summary['wall_s'])} s, "
         f"{fmt(summary['trial_seconds'])} trial-seconds.",
         "",

@@ -98,3 +98,65 @@ def test_a_hanging_trial_fails_with_its_reason_and_the_run_ends(ray_local, tmp_p
     assert list(trials["status"]) == ["failed"]
     assert "timed out" in trials["error"][0] and "trial_timeout_s = 3" in trials["error"][0]
     assert result.summary["trials"]["failed"] == 1
+
+
+PACED = '''
+import time
+import torch
+from raytune_opt.tasks import get_task, register_task
+
+
+class Paced(torch.nn.Module):
+    """digits-mlp's model, each forward at least ``pace_s`` long: an epoch can never be quick."""
+
+    def __init__(self, inner, pace_s):
+        super().__init__()
+        self.inner, self.pace_s = inner, pace_s
+
+    def forward(self, x):
+        time.sleep(self.pace_s)
+        return self.inner(x)
+
+
+@register_task("digits-paced-budget")
+def digits_paced(pace_s: float = 0.05):
+    spec = get_task("digits-mlp").fn()
+    return type(spec)(**{**spec.__dict__, "model": Paced(spec.model, pace_s)})
+'''
+
+
+def test_budget_stop_names_only_trials_the_budget_cut_short() -> None:
+    from raytune_opt.experiment.watchdog import BudgetStop
+
+    clock = Clock()
+    cut = BudgetStop(None, budget_s=10, clock=clock)
+    done, running = _trial("done", "TERMINATED"), _trial("running")
+    cut.on_step_begin(0, [done, running])
+    clock.now = 5
+    cut.on_experiment_end([done, running])
+    assert cut.stopped == []  # ended before the budget: nothing was cut
+    clock.now = 10.5
+    running.status = "TERMINATED"
+    cut.on_experiment_end([done, running])
+    assert cut.stopped == ["running"]
+
+
+def test_trials_cut_by_the_time_budget_are_stopped_not_finished(ray_local, tmp_path: Path) -> None:
+    (tmp_path / "paced.py").write_text(PACED)
+    exp = Experiment.from_dict(
+        {
+            "name": "budget",
+            "imports": [str(tmp_path / "paced.py")],
+            "task": "digits-paced-budget",
+            # >= 23 batches x 0.05 s a batch x 40 epochs = 46 s of sleep alone: never within the budget
+            "train": {"epochs": 40, "batch_size": 64, "checkpoint_every": 0},
+            "optimizer": {"name": "adam"},
+            "search": {"strategy": "grid", "space": {"lr": {"grid": [1e-3, 1e-2]}}, "time_budget_s": 4},
+            "run": {"storage_path": str(tmp_path / "results")},
+        }
+    )
+    result = run_experiment(exp, progress=False)
+    trials = pd.read_csv(result.path / "trials.csv", dtype={"trial_id": str})
+    assert set(trials["status"]) == {"stopped"} and (trials["iterations"] < 40).all()
+    assert result.summary["trials"]["stopped"] == len(trials) and result.summary["trials"]["finished"] == 0
+    assert "stopped by the time budget" in (result.path / "report.md").read_text()

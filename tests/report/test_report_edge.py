@@ -101,7 +101,14 @@ def test_trials_that_never_reported_and_a_running_experiment(tmp_path: Path) -> 
     _check_images(paths)
     summary = json.loads(paths["summary.json"].read_text())
     assert summary["best_metric"] is None and summary["best_config"] is None
-    assert summary["trials"] == {"total": 3, "finished": 0, "failed": 0, "diverged": 0, "unfinished": 3}
+    assert summary["trials"] == {
+        "total": 3,
+        "finished": 0,
+        "stopped": 0,
+        "failed": 0,
+        "diverged": 0,
+        "unfinished": 3,
+    }
     assert summary["trial_seconds"] == 0.0
     assert "No trial reported a finite val_loss" in paths["report.md"].read_text()
 

@@ -109,7 +109,14 @@ def test_write_produces_every_file_agreeing_with_ray(experiment, tmp_path: Path)
     assert summary["best_metric"] == pytest.approx(best.metrics_dataframe[METRIC].max(), rel=1e-12)
     assert summary["best_trial_id"] == best.metrics["trial_id"]
     assert summary["best_config"] == best.config
-    assert summary["trials"] == {"total": 6, "finished": 4, "failed": 1, "diverged": 1, "unfinished": 0}
+    assert summary["trials"] == {
+        "total": 6,
+        "finished": 4,
+        "stopped": 0,
+        "failed": 1,
+        "diverged": 1,
+        "unfinished": 0,
+    }
     assert (summary["strategy"], summary["metric"], summary["mode"]) == ("random", METRIC, MODE)
     assert summary["trial_seconds"] == pytest.approx(sum(r.metrics["time_total_s"] for r in grid), rel=1e-9)
     assert summary["wall_s"] == pytest.approx(max(r.metrics["timestamp"] for r in grid) - started, abs=1e-6)
