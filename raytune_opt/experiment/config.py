@@ -6,11 +6,12 @@
     train: {epochs: 9, batch_size: 128, schedule: constant, checkpoint_every: 1, checkpoint_at_end: true,
             seed: 0}                  # raytune_opt.train.TrainSettings; checkpoint_every 0 +
                                       # checkpoint_at_end false: no checkpoints
-    optimizer: {name: adamw, lr: 1.0e-3}          # a fixed optimizer, or ...
+    # optimizer: {name: adamw, lr: 1e-3}          # a fixed optimizer, or (not both) ...
     search:
       strategy: bohb                  # raytune-opt list strategies
       optimizers: [adamw, lion]       # ... the optimizer-aware space (each one's own ranges)
-      space: {batch_size: {choice: [64, 128]}}    # SearchSpace syntax; train keys or hyperparameters
+      space: {adamw.lr: {loguniform: [1e-4, 1e-2]}}   # SearchSpace syntax: train keys (not also
+                                      # fixed in train) or hyperparameters, adding or overriding ranges
       num_samples: 24
       metric: val_accuracy            # default: the task's metric; mode from it
       max_t: 9                        # default: train.epochs

@@ -113,3 +113,18 @@ def test_relative_imports_are_kept_absolute_for_resume(tmp_path: Path):
     exp = Experiment.from_yaml(tmp_path / "exp.yaml")
     assert exp.imports == [str((tmp_path / "my_task.py").resolve())]
     assert Experiment.from_dict(exp.to_dict(), source="/elsewhere/experiment.json").imports == exp.imports
+
+
+def test_the_described_experiment_in_the_config_docstring_validates():
+    """The YAML example of ``raytune_opt.experiment.config`` is a valid experiment (its ``imports``
+    aside: the example names a file of the reader's)."""
+    import textwrap
+
+    import raytune_opt.experiment.config as config
+    from raytune_opt.experiment.source import load_yaml
+
+    block = textwrap.dedent(config.__doc__.split("\n\n")[1])
+    raw = load_yaml(block, "raytune_opt.experiment.config")
+    assert raw.pop("imports") == ["my_tasks.py"]
+    plan = Experiment.from_dict(raw).plan()
+    assert plan.strategy == "bohb" and plan.optimizers == ("adamw", "lion") and plan.trials == 24
