@@ -23,12 +23,15 @@ from torch.nn import functional as F
 from raytune_opt.errors import ConfigError
 from raytune_opt.tasks.models import ResNet
 from raytune_opt.tasks.registry import TaskSpec, register_task
+from raytune_opt.tasks.subset import holdout
 
 __all__ = ["FOLDER", "TRAIN_FILES", "TEST_FILES", "load_cifar10", "random_crop_flip", "write_cifar10"]
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
+#: the share of the training images held out as the validation set
+VAL_FRACTION = 0.1
 
 
 def _folder(data_dir: str | Path) -> Path:
@@ -110,11 +113,16 @@ def random_crop_flip(x: Tensor, padding: int = 4) -> Tensor:
 
 @register_task("cifar10-resnet", _builtin=True)
 def cifar10_resnet(data_dir: str = "", blocks: int = 1, width: int = 16, augment: bool = True) -> TaskSpec:
-    """CIFAR-10 (local torchvision-format copy in ``data_dir``) with a ResNet-(6·blocks+2)."""
+    """CIFAR-10 (local torchvision-format copy in ``data_dir``) with a ResNet-(6·blocks+2).
+
+    Train / val / test: ``test_batch`` is the test set, held out from every trial; the validation set
+    is :data:`VAL_FRACTION` of the training batches (5000 of 50 000), class-stratified, seed 0."""
     x, y, xt, yt = load_cifar10(data_dir)
+    kept, held = holdout(y, VAL_FRACTION, seed=0)
     return TaskSpec(
-        train=(x, y),
-        val=(xt, yt),
+        train=(x[kept], y[kept]),
+        val=(x[held], y[held]),
+        test=(xt, yt),
         model=ResNet(10, blocks, width),
         loss=F.cross_entropy,
         num_classes=10,

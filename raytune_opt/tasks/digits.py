@@ -1,6 +1,7 @@
-"""scikit-learn's bundled 8×8 digits (1797 images), split 80/20 class-stratified with a fixed seed.
+"""scikit-learn's bundled 8×8 digits (1797 images): train / val / test, class-stratified, fixed seeds.
 
-Pixels (0–16) are scaled to [0, 1]. Task: ``digits-mlp``.
+The test set is 20 % of the images (359, seed 0), held out from every trial; the validation set is
+20 % of the rest (288, seed 1); 1150 train. Pixels (0–16) are scaled to [0, 1]. Task: ``digits-mlp``.
 """
 
 from __future__ import annotations
@@ -12,28 +13,34 @@ from torch.nn import functional as F
 
 from raytune_opt.tasks.models import MLP
 from raytune_opt.tasks.registry import TaskSpec, register_task
-from raytune_opt.tasks.subset import stratified_subset
+from raytune_opt.tasks.subset import holdout
 
 __all__ = ["load_digits"]
 
 
 @functools.lru_cache(maxsize=1)
-def load_digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x, y, x_val, y_val)``: 1437 training and 360 validation digits as float32 in [0, 1]."""
+def load_digits() -> tuple[torch.Tensor, ...]:
+    """``(x, y, x_val, y_val, x_test, y_test)``: 1150 / 288 / 359 digits as float32 in [0, 1]."""
     from sklearn.datasets import load_digits as sk_load
 
     d = sk_load()
     x = torch.from_numpy(d.data).float() / 16.0
     y = torch.from_numpy(d.target).long()
-    train = torch.zeros(len(y), dtype=torch.bool)
-    train[stratified_subset(y, 0.8, seed=0)] = True
-    return x[train], y[train], x[~train], y[~train]
+    rest, test = holdout(y, 0.2, seed=0)
+    train, val = holdout(y[rest], 0.2, seed=1)
+    train, val = rest[train], rest[val]
+    return x[train], y[train], x[val], y[val], x[test], y[test]
 
 
 @register_task("digits-mlp", _builtin=True)
 def digits_mlp(hidden: int = 128) -> TaskSpec:
     """scikit-learn digits with a 64-hidden-10 ReLU MLP."""
-    x, y, xv, yv = load_digits()
+    x, y, xv, yv, xt, yt = load_digits()
     return TaskSpec(
-        train=(x, y), val=(xv, yv), model=MLP(64, 10, (hidden,)), loss=F.cross_entropy, num_classes=10
+        train=(x, y),
+        val=(xv, yv),
+        test=(xt, yt),
+        model=MLP(64, 10, (hidden,)),
+        loss=F.cross_entropy,
+        num_classes=10,
     )

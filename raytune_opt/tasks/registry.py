@@ -70,7 +70,10 @@ class TaskSpec:
 
     Attributes:
         train: ``(X, y)`` training tensors (the ``data_fraction`` subset is drawn from these).
-        val: ``(X, y)`` validation tensors (always used whole).
+        val: ``(X, y)`` validation tensors (always used whole): what trials report and the search
+            tunes on.
+        test: ``(X, y)`` test tensors, or ``None``: held out from every trial, for a final evaluation
+            of the configuration the search found only.
         model: the freshly initialised model.
         loss: ``loss(output, target) -> Tensor`` with mean reduction.
         metric: the task metric (default: classification accuracy).
@@ -91,10 +94,13 @@ class TaskSpec:
     residuals: Callable[[Tensor, Tensor], Tensor] | None = None
     augment: Callable[[Tensor], Tensor] | None = None
     glm_family: Any = None  # raytune_opt.glm.families.Family
+    test: tuple[Tensor, Tensor] | None = None
 
     def __post_init__(self) -> None:
-        for part in ("train", "val"):
+        for part in ("train", "val", "test"):
             xy = getattr(self, part)
+            if part == "test" and xy is None:
+                continue
             if not (isinstance(xy, tuple) and len(xy) == 2 and all(isinstance(t, Tensor) for t in xy)):
                 raise ConfigTypeError(
                     f"TaskSpec.{part} must be a tuple (X, y) of tensors, got {type(xy).__name__}"

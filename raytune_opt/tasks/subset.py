@@ -17,7 +17,7 @@ from torch import Tensor
 
 from raytune_opt.errors import ConfigError, ConfigTypeError
 
-__all__ = ["stratified_subset", "check_fraction"]
+__all__ = ["stratified_subset", "check_fraction", "holdout"]
 
 
 def check_fraction(fraction: object, field: str = "data_fraction") -> float:
@@ -63,3 +63,13 @@ def stratified_subset(y: Tensor, fraction: float, seed: int = 0, stratify: bool 
         members = torch.nonzero(y == c, as_tuple=True)[0]
         picked.append(members[torch.randperm(len(members), generator=g)[:q]])
     return torch.cat(picked).sort().values
+
+
+def holdout(y: Tensor, fraction: float, seed: int = 0, stratify: bool = True) -> tuple[Tensor, Tensor]:
+    """``(kept, held)``: sorted indices of a seeded, class-stratified split of ``len(y)`` samples, the
+    held part ``len(y)·fraction`` of them (:func:`stratified_subset`), the kept part the rest. How a
+    task carves its validation set from a training set when the data set ships only train / test."""
+    held = stratified_subset(y, fraction, seed=seed, stratify=stratify)
+    mask = torch.ones(len(y), dtype=torch.bool)
+    mask[held] = False
+    return torch.nonzero(mask).flatten(), held

@@ -40,17 +40,23 @@ def write_tiny_cifar10(root: Path, per_file: int = 4, seed: int = 0) -> dict[str
 def test_loader_reads_the_pickle_format(tmp_path: Path) -> None:
     written = write_tiny_cifar10(tmp_path)
     spec = get_task("cifar10-resnet").build(data_dir=str(tmp_path), width=4)
-    x, y = spec.train
+    # train + val: the training batches (val carved from them, class-stratified); test: test_batch
+    x = torch.cat([spec.train[0], spec.val[0]])
+    y = torch.cat([spec.train[1], spec.val[1]])
     assert x.shape == (20, 3, 32, 32) and x.dtype == torch.uint8 and y.shape == (20,)
+    assert len(spec.val[1]) >= 1 and len(spec.train[1]) >= 1
     # row-major 3072 = channel-major 3×32×32 (red plane first), in file order
-    assert torch.equal(x[0], torch.from_numpy(written["data_batch_1"][0].reshape(3, 32, 32)))
-    assert torch.equal(spec.val[0][-1], torch.from_numpy(written["test_batch"][-1].reshape(3, 32, 32)))
-    assert y[:4].tolist() == [0, 1, 2, 3] and spec.val[1].tolist() == [5, 6, 7, 8]
+    first = torch.from_numpy(written["data_batch_1"][0].reshape(3, 32, 32))
+    assert any(torch.equal(img, first) for img in x)
+    assert torch.equal(spec.test[0][-1], torch.from_numpy(written["test_batch"][-1].reshape(3, 32, 32)))
+    assert sorted(y.tolist()) == sorted(sum(([v % 10 for v in range(i, i + 4)] for i in range(5)), []))
+    assert spec.test[1].tolist() == [5, 6, 7, 8]
     out = spec.model(x[:2])
     assert out.shape == (2, 10)
     assert spec.loss(out, y[:2]).isfinite()
     # the folder itself works too
-    assert get_task("cifar10-resnet").build(data_dir=str(tmp_path / FOLDER), width=4).train[0].shape[0] == 20
+    again = get_task("cifar10-resnet").build(data_dir=str(tmp_path / FOLDER), width=4)
+    assert len(again.train[0]) + len(again.val[0]) == 20
 
 
 def test_missing_folder_is_a_config_error(tmp_path: Path) -> None:

@@ -41,4 +41,4 @@ def test_models_fit_the_signal(name: str) -> None:
     spec = get_task(name).build()
     out = spec.model(spec.val[0][:8])
     assert out.shape == (8, 10) and spec.metric.name == "accuracy" and spec.num_classes == 10
-    assert len(spec.train[1]) == 4000 and len(spec.val[1]) == 1000
+    assert (len(spec.train[1]), len(spec.val[1]), len(spec.test[1])) == (3200, 800, 1000)

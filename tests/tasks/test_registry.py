@@ -65,5 +65,5 @@ def test_taskspec_checks_its_parts() -> None:
 
 def test_digits_split() -> None:
     spec = get_task("digits-mlp").build()
-    assert len(spec.train[1]) + len(spec.val[1]) == 1797
+    assert (len(spec.train[1]), len(spec.val[1]), len(spec.test[1])) == (1150, 288, 359)
     assert spec.train[0].max() <= 1.0 and spec.model(spec.val[0]).shape == (len(spec.val[1]), 10)
