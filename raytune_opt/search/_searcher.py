@@ -2,10 +2,13 @@
 
 * :class:`SpaceSearcher` — base of our own searchers (QMC, GP-BO, Fabolas): keeps the observations
   as losses (``mode="max"`` negated), the live trials (pending points for batch suggestions) and a
-  seeded generator; ``save``/``restore`` pickle the whole state so ``Tuner.restore`` resumes it.
+  seeded generator; ``save``/``restore`` write its state as tensors and plain data (``torch.save``,
+  read back with ``torch.load(weights_only=True)``: restoring runs no code) so ``Tuner.restore``
+  resumes it.
 * :class:`SpaceAdapter` — wraps a foreign searcher (hyperopt's TPE, TuneBOHB) that samples the
   space's hyperopt/ConfigSpace form: flattens its suggestions back into configurations and feeds
-  it diverged results as bad ones.
+  it diverged results as bad ones. Its state (hyperopt's ``Trials``, ConfigSpace objects) can only
+  be pickled: ``save``/``restore`` use cloudpickle, as Ray's own searchers do.
 
 A diverged trial (metric ``inf`` or ``NaN``) is a *bad* result, never dropped: it is replaced by
 the penalty ``worst + max(1, worst − best)`` over the finite losses seen (:func:`penalize`).
@@ -25,7 +28,15 @@ from ray.tune.search import BasicVariantGenerator, Searcher
 from raytune_opt.errors import ConfigError
 from raytune_opt.search.space import SearchSpace
 
-__all__ = ["SpaceSearcher", "SpaceAdapter", "PresetGenerator", "penalize", "check_param_space"]
+__all__ = [
+    "SpaceSearcher",
+    "SpaceAdapter",
+    "PresetGenerator",
+    "penalize",
+    "check_param_space",
+    "to_plain",
+    "from_plain",
+]
 
 #: loss given to a diverged trial when no finite loss has been seen yet
 FALLBACK_PENALTY = 1e6
@@ -93,10 +104,79 @@ def _load_companion(searcher: Any, state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+_KIND = "__raytune_opt_kind__"
+#: NumPy bit generators a saved ``np.random.Generator`` may name
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def to_plain(value: Any, where: str = "state") -> Any:
+    """``value`` as tensors and plain data (what ``torch.load(weights_only=True)`` reads back):
+    NumPy scalars become Python ones, arrays and ``np.random.Generator`` s tagged dicts; anything
+    else raises ``TypeError`` naming ``where``."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    import torch  # here: importing raytune_opt.search does not import torch
+
+    if isinstance(value, np.ndarray) and not value.dtype.hasobject:
+        data = torch.from_numpy(np.frombuffer(np.ascontiguousarray(value).tobytes(), dtype=np.uint8).copy())
+        return {_KIND: "ndarray", "dtype": value.dtype.str, "shape": list(value.shape), "data": data}
+    if isinstance(value, np.random.Generator):  # its state and its seed sequence (``spawn`` uses it)
+        seq = value.bit_generator.seed_seq
+        seed_seq = None
+        if isinstance(seq, np.random.SeedSequence):
+            seed_seq = {
+                "entropy": to_plain(seq.entropy, where),
+                "spawn_key": list(seq.spawn_key),
+                "pool_size": seq.pool_size,
+                "n_children_spawned": seq.n_children_spawned,
+            }
+        return {_KIND: "generator", "state": to_plain(value.bit_generator.state, where), "seed_seq": seed_seq}
+    if isinstance(value, type) and issubclass(value, np.generic) and value is not np.object_:
+        return {_KIND: "dtype", "dtype": np.dtype(value).str}
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: to_plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_plain(v, f"{where}[{i}]") for i, v in enumerate(value))
+    raise TypeError(f"{where}: a {type(value).__name__} cannot be saved as plain data")
+
+
+def from_plain(value: Any) -> Any:
+    """The inverse of :func:`to_plain`."""
+    if isinstance(value, dict):
+        kind = value.get(_KIND)
+        if kind == "ndarray":
+            raw = value["data"].numpy().tobytes()
+            return np.frombuffer(raw, dtype=np.dtype(value["dtype"])).reshape(value["shape"]).copy()
+        if kind == "dtype":
+            return np.dtype(value["dtype"]).type
+        if kind == "generator":
+            state = from_plain(value["state"])
+            if state.get("bit_generator") not in _BIT_GENERATORS:
+                raise ValueError(f"unknown bit generator {state.get('bit_generator')!r}")
+            seq = value.get("seed_seq")
+            seed_seq = None if seq is None else np.random.SeedSequence(**from_plain(seq))
+            rng = np.random.Generator(getattr(np.random, state["bit_generator"])(seed_seq))
+            rng.bit_generator.state = state
+            return rng
+        return {k: from_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(from_plain(v) for v in value)
+    return value
+
+
 class _Stateful(Searcher):
     """``save``/``restore`` of the whole ``__dict__`` (cloudpickle), as Ray's TuneBOHB does, plus
     the state of the ``companion`` scheduler when ``make_tune_config`` paired one with it: Ray
-    saves the searcher, never the scheduler, at each experiment checkpoint."""
+    saves the searcher, never the scheduler, at each experiment checkpoint. :class:`SpaceSearcher`
+    overrides them with plain data."""
 
     companion: Any = None
 
@@ -143,6 +223,57 @@ class SpaceSearcher(_Stateful):
         self.live: dict[str, dict[str, Any]] = {}
         self.observations: list[tuple[str, dict[str, Any], float, dict[str, Any]]] = []
         self.n_suggested = 0
+
+    #: attributes made from the constructor's arguments, not saved: the restored searcher is Ray's
+    #: copy from ``tuner.pkl``, built with the same arguments
+    _STATIC = frozenset({"space", "encoding"})
+
+    def plain_state(self) -> dict[str, Any]:
+        """The state (``__dict__`` less :attr:`_STATIC`, with the companion scheduler's) as tensors and
+        plain data; a nested searcher's and a SciPy QMC engine's (its ``__dict__``) included."""
+        from scipy.stats import qmc
+
+        out: dict[str, Any] = {}
+        for key, value in _state_with_companion(self.__dict__).items():
+            if key in self._STATIC:
+                continue
+            if isinstance(value, SpaceSearcher):
+                out[key] = {_KIND: "searcher", "state": value.plain_state()}
+            elif isinstance(value, qmc.QMCEngine):  # its arrays, generators and counters
+                out[key] = {_KIND: "qmc", "state": to_plain(value.__dict__, f"{type(self).__name__}.{key}")}
+            else:
+                out[key] = to_plain(value, f"{type(self).__name__}.{key}")
+        return out
+
+    def load_plain_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`plain_state` returned (into this searcher, built as the saved one was)."""
+        for key, value in _load_companion(self, state).items():
+            kind = value.get(_KIND) if isinstance(value, dict) else None
+            if kind == "searcher":
+                getattr(self, key).load_plain_state(value["state"])
+            elif kind == "qmc":
+                getattr(self, key).__dict__.update(from_plain(value["state"]))
+            else:
+                self.__dict__[key] = from_plain(value)
+
+    def save(self, checkpoint_path: str) -> None:
+        import torch
+
+        torch.save(self.plain_state(), checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        import pickle
+
+        import torch
+
+        try:
+            state = torch.load(checkpoint_path, weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError) as e:
+            raise RuntimeError(
+                f"refusing to restore the searcher state {checkpoint_path}: it is not tensors and plain "
+                f"data as {type(self).__name__} writes it ({str(e).splitlines()[0]})"
+            ) from None
+        self.load_plain_state(state)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         check_param_space(config, type(self).__name__)

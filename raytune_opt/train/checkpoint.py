@@ -5,6 +5,13 @@ dicts, the lr scheduler's state, the RNG states of every worker (torch CPU and C
 Python), the epoch, the samples seen and the optimizer hyperparameters the state was made with.
 Restoring applies the *current* config's hyperparameters where they differ from the saved ones
 (PBT mutations, Ray issue #36660), and re-derives the scheduler's base learning rates from them.
+
+``state.pt`` holds tensors and plain data only (dicts, lists, tuples, str, int, float, bool,
+None): the RNG states are tensors and ints (NumPy's Mersenne Twister as its key array in a
+tensor plus its position and Gaussian cache; Python's ``random`` state as a tuple of ints), and
+it is read back with ``torch.load(weights_only=True)``, which refuses anything that would run
+code when unpickled. A forged ``state.pt`` in shared storage is refused with a
+:class:`CheckpointError`; a checkpoint also loads with plain ``torch.load(path, weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -17,18 +24,37 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["STATE_FILE", "save_state", "load_state", "rng_state", "set_rng_state", "apply_hparams"]
+__all__ = [
+    "STATE_FILE",
+    "CheckpointError",
+    "save_state",
+    "load_state",
+    "rng_state",
+    "set_rng_state",
+    "apply_hparams",
+]
 
 STATE_FILE = "state.pt"
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be restored: unreadable, or holding more than tensors and plain data."""
+
+
 def rng_state() -> dict[str, Any]:
-    """This process's RNG states: torch CPU (and CUDA when present), NumPy and Python."""
+    """This process's RNG states as tensors and plain data: torch CPU (and CUDA when present),
+    NumPy (``np.random.get_state()`` with its key array as a tensor) and Python's ``random``."""
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        # one bytes object rather than a tuple of 625 ints: torch.save pickles it in one go
-        "python": pickle.dumps(random.getstate()),
+        "numpy": {
+            "kind": str(kind),
+            "key": torch.from_numpy(np.array(key, dtype=np.uint32).view(np.int32)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": random.getstate(),  # (version, tuple of 625 ints, None or a float)
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -38,9 +64,11 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` returned."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    py = state["python"]
-    random.setstate(pickle.loads(py) if isinstance(py, bytes) else py)
+    n = state["numpy"]
+    key = n["key"].numpy().view(np.uint32)
+    np.random.set_state((n["kind"], key, n["pos"], n["has_gauss"], n["gauss"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -52,12 +80,25 @@ def save_state(directory: str, state: dict[str, Any]) -> str:
     return directory
 
 
+def _load(path: str) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refusing to restore the checkpoint {path}: it holds more than tensors and plain data "
+            f"(torch.load(weights_only=True) refused it: {str(e).splitlines()[0]}). raytune_opt writes none "
+            "that does (early checkpoints with pickled RNG states are refused too); whoever can write to "
+            "the experiment's storage can forge one"
+        ) from None
+
+
 def load_state(checkpoint: Any) -> dict[str, Any]:
-    """Read the state of a ``ray.train.Checkpoint`` (or a directory path) onto the CPU."""
+    """Read the state of a ``ray.train.Checkpoint`` (or a directory path) onto the CPU, with
+    ``torch.load(weights_only=True)``; a :class:`CheckpointError` if it holds anything else."""
     if hasattr(checkpoint, "as_directory"):
         with checkpoint.as_directory() as d:
-            return torch.load(os.path.join(d, STATE_FILE), map_location="cpu", weights_only=False)
-    return torch.load(os.path.join(checkpoint, STATE_FILE), map_location="cpu", weights_only=False)
+            return _load(os.path.join(d, STATE_FILE))
+    return _load(os.path.join(checkpoint, STATE_FILE))
 
 
 def apply_hparams(

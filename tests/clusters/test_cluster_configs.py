@@ -26,6 +26,8 @@ CLUSTERS = REPO / "clusters"
 CLOUDS = ("aws", "gcp", "azure")
 AUTOSCALER_YAMLS = (*CLOUDS, "local")
 KUBERAY = CLUSTERS / "kuberay" / "raycluster.yaml"
+NETWORK_POLICY = CLUSTERS / "kuberay" / "networkpolicy.yaml"
+DOCKERFILE = CLUSTERS / "kuberay" / "Dockerfile"
 PRIVATE_PORTS = (8265, 6379, 10001)  # dashboard, GCS, Ray client
 
 
@@ -36,6 +38,10 @@ def load(name: str) -> dict[str, Any]:
 def ray_validate(config: dict[str, Any]) -> None:
     """What ``ray up`` does to a cluster YAML before it launches anything."""
     validate_config(prepare_config(copy.deepcopy(config)))
+
+
+def project_version() -> str:
+    return re.search(r'^version = "(\S+)"$', (REPO / "pyproject.toml").read_text(), re.M).group(1)
 
 
 def pinned_torch() -> str:
@@ -192,9 +198,10 @@ def _internet(source: Any) -> bool:
         return False
 
 
-def open_to_internet(config: Any) -> list[str]:
-    """Every firewall rule in ``config`` that admits the dashboard, GCS or client port from anywhere:
-    AWS ``IpPermissions``, GCP firewall rules (``sourceRanges``/``allowed``) and Azure security rules."""
+def open_to_internet(config: Any, ports: tuple[int, ...] = PRIVATE_PORTS) -> list[str]:
+    """Every firewall rule in ``config`` that admits one of ``ports`` (the dashboard, GCS and client
+    ports by default) from anywhere: AWS ``IpPermissions``, GCP firewall rules
+    (``sourceRanges``/``allowed``) and Azure security rules."""
     found: list[str] = []
 
     def walk(node: Any, path: str) -> None:
@@ -204,22 +211,22 @@ def open_to_internet(config: Any) -> list[str]:
                     for rule in value:
                         sources = [r.get("CidrIp") for r in rule.get("IpRanges", [])]
                         sources += [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", [])]
-                        ports = f"{rule.get('FromPort', -1)}-{rule.get('ToPort', rule.get('FromPort', -1))}"
+                        span = f"{rule.get('FromPort', -1)}-{rule.get('ToPort', rule.get('FromPort', -1))}"
                         if str(rule.get("IpProtocol")) == "-1":
-                            ports = "*"
-                        for port in PRIVATE_PORTS:
-                            if any(_internet(s) for s in sources) and (ports == "*" or _covers(ports, port)):
+                            span = "*"
+                        for port in ports:
+                            if any(_internet(s) for s in sources) and (span == "*" or _covers(span, port)):
                                 found.append(f"{path}.IpPermissions: {port} from {sources}")
                 elif key == "sourceRanges" and any(_internet(s) for s in value):
                     for allowed in node.get("allowed", []):
-                        for port in PRIVATE_PORTS:
+                        for port in ports:
                             if _covers(allowed.get("ports", "*"), port):
                                 found.append(f"{path}.sourceRanges: {port}")
                 elif key == "securityRules":
                     for rule in value:
                         p = rule.get("properties", rule)
                         if p.get("access") == "Allow" and _internet(p.get("sourceAddressPrefix", "")):
-                            for port in PRIVATE_PORTS:
+                            for port in ports:
                                 if _covers(p.get("destinationPortRange", ""), port):
                                     found.append(f"{path}.securityRules: {port}")
                 walk(value, f"{path}.{key}")
@@ -261,7 +268,7 @@ def _azure(source: str) -> dict[str, Any]:
     ("open_rule", "private_rule"),
     [
         (_aws("0.0.0.0/0"), _aws("10.0.0.0/8")),
-        (_aws("0.0.0.0/0", port=22), _aws("0.0.0.0/0", port=22)),  # SSH from anywhere is allowed
+        (_aws("0.0.0.0/0", port=22), _aws("0.0.0.0/0", port=22)),  # not one of the Ray ports
         (_aws_all("::/0"), _aws_all("fd00::/8")),
         (_gcp("0.0.0.0/0"), _gcp("10.128.0.0/9")),
         (_azure("*"), _azure("VirtualNetwork")),
@@ -284,9 +291,36 @@ def test_dashboard_listens_on_loopback_and_token_auth_is_on(name: str) -> None:
     assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"  # the user's own token
 
 
-def test_aws_security_group_admits_nothing_beyond_ssh() -> None:
-    # Ray adds only SSH (22) and intra-cluster rules to the group; ours adds none.
-    assert load("aws")["provider"]["security_group"]["IpPermissions"] == []
+@pytest.mark.parametrize("name", [*AUTOSCALER_YAMLS, "kuberay/raycluster"])
+def test_no_rule_opens_ssh_to_the_internet(name: str) -> None:
+    assert open_to_internet(load(name), ports=(22,)) == []
+    assert open_to_internet({"rules": _aws("0.0.0.0/0", port=22)}, ports=(22,))
+
+
+def test_aws_nodes_join_the_users_group_not_one_ray_opens_to_the_world() -> None:
+    # a group Ray creates always admits SSH from 0.0.0.0/0; each node type names the user's group
+    config = load("aws")
+    assert "security_group" not in config["provider"]
+    for name, t in config["available_node_types"].items():
+        assert t["node_config"]["SecurityGroupIds"] == ["sg-REPLACE-ME"], name
+    assert "--cidr YOUR_CIDR" in (CLUSTERS / "aws.yaml").read_text()
+
+
+def test_azure_nodes_have_no_public_ip() -> None:
+    # Ray's Azure network security group admits SSH from anywhere: no public IPs, then
+    assert load("azure")["provider"]["use_internal_ips"] is True
+
+
+@pytest.mark.parametrize("name", AUTOSCALER_YAMLS)
+def test_the_token_file_is_made_and_kept_owner_only(name: str) -> None:
+    config = load(name)
+    command_lists = [config["setup_commands"]]
+    command_lists += [t["worker_setup_commands"] for t in config.get("available_node_types", {}).values()
+                      if "worker_setup_commands" in t]  # fmt: skip
+    for commands in command_lists:  # every node, before anything else runs
+        assert commands[0].split("#")[0].strip() == "chmod 600 ~/.ray/auth_token"
+    assert "(umask 077; ray get-auth-token --generate)" in (CLUSTERS / f"{name}.yaml").read_text()
+    assert "(umask 077; ray get-auth-token --generate)" in (CLUSTERS / "README.md").read_text()
 
 
 SECRETS = [
@@ -340,12 +374,15 @@ def raycluster_problems(doc: dict[str, Any]) -> list[str]:
             problems.append(f"{where}.template.spec.containers")
             continue
         c = containers[0]
-        if not str(c.get("image", "")).startswith(f"rayproject/ray:{spec.get('rayVersion')}-"):
-            problems.append(f"{where}: image of Ray {spec.get('rayVersion')}")
-        if "$KUBERAY_GEN_RAY_START_CMD" not in " ".join(c.get("args", [])):
+        if f"/raytune-opt:{project_version()}-ray{spec.get('rayVersion')}-" not in str(c.get("image", "")):
+            problems.append(
+                f"{where}: the image of raytune-opt {project_version()} on Ray {spec.get('rayVersion')}"
+            )
+        args = " ".join(c.get("args", []))
+        if "$KUBERAY_GEN_RAY_START_CMD" not in args:
             problems.append(f"{where}: args end with $KUBERAY_GEN_RAY_START_CMD")
-        if pinned_torch() not in " ".join(c.get("args", [])):
-            problems.append(f"{where}: installs {pinned_torch()}")
+        if "pip install" in args or "git+" in yaml.safe_dump(group):
+            problems.append(f"{where}: installs nothing at pod start (the image has it)")
         limits = c.get("resources", {}).get("limits", {})
         if not limits.get("cpu") or not limits.get("memory"):
             problems.append(f"{where}: cpu and memory limits")
@@ -393,9 +430,56 @@ def _drop(path: str) -> Any:
         _drop("spec.workerGroupSpecs.0.maxReplicas"),
         lambda d: d.update(apiVersion="ray.io/v1alpha1"),
         lambda d: d["spec"]["headGroupSpec"].update(serviceType="LoadBalancer"),
+        lambda d: d["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0].update(
+            args=["pip install git+https://github.com/x/raytune_opt@main && $KUBERAY_GEN_RAY_START_CMD"]
+        ),
+        lambda d: d["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0].update(
+            image="rayproject/ray:2.60.0-py311-cpu"
+        ),
     ],
 )
 def test_broken_kuberay_manifest_is_caught(breakage: Any) -> None:
     doc = yaml.safe_load(KUBERAY.read_text())
     breakage(doc)
     assert raycluster_problems(doc)
+
+
+def test_kuberay_image_is_built_with_the_pinned_torch_and_a_released_raytune_opt() -> None:
+    text = DOCKERFILE.read_text()
+    assert "FROM ${RAY_IMAGE}" in text and f"RAY_IMAGE=rayproject/ray:{ray.__version__}-py311-cpu" in text
+    assert f"pip install --no-cache-dir {pinned_torch()}" in text
+    assert f"raytune_opt-{project_version()}-py3-none-any.whl" in text and "git+" not in text
+    manifest = KUBERAY.read_text()
+    assert "git+" not in manifest and "@main" not in manifest
+
+
+def network_policy_problems(doc: dict[str, Any], cluster: str) -> list[str]:
+    """What the NetworkPolicy must do: select the cluster's pods, admit ingress from them only."""
+    problems = []
+    if doc.get("apiVersion") != "networking.k8s.io/v1" or doc.get("kind") != "NetworkPolicy":
+        problems.append("apiVersion networking.k8s.io/v1, kind NetworkPolicy")
+    spec = doc.get("spec", {})
+    own = {"ray.io/cluster": cluster}
+    if spec.get("podSelector", {}).get("matchLabels") != own:
+        problems.append(f"podSelector ray.io/cluster={cluster}")
+    if "Ingress" not in spec.get("policyTypes", []):
+        problems.append("policyTypes Ingress")
+    for rule in spec.get("ingress", []):
+        sources = rule.get("from")
+        if not sources or any(
+            s.get("podSelector", {}).get("matchLabels") != own or len(s) != 1 for s in sources
+        ):
+            problems.append(f"ingress only from the cluster's own pods: {rule}")
+    return problems
+
+
+def test_kuberay_network_policy_admits_the_clusters_own_pods_only() -> None:
+    cluster = yaml.safe_load(KUBERAY.read_text())["metadata"]["name"]
+    doc = yaml.safe_load(NETWORK_POLICY.read_text())
+    assert network_policy_problems(doc, cluster) == []
+    for broken in (
+        {**doc, "spec": {**doc["spec"], "ingress": [{}]}},  # from anywhere
+        {**doc, "spec": {**doc["spec"], "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]}},
+        {**doc, "spec": {**doc["spec"], "podSelector": {}}},
+    ):
+        assert network_policy_problems(broken, cluster)

@@ -137,6 +137,68 @@ def test_failing_and_diverging_trials_are_recorded_and_the_experiment_completes(
     assert len({p.parent for p in folder.glob("*/events.out.tfevents*")}) == 4  # run.tensorboard: true
 
 
+#: the experiment's ``imports``: digits-mlp whose trials take tickets (0, 1, 2 ... in the order they
+#: start training) from ``gate``; those from ``free`` on wait at their first batch until the file
+#: ``gate/release`` exists (each says so with ``gate/waiting_<ticket>``). The test thus knows, on any
+#: machine, that the first ``free`` trials can finish while the later ones cannot.
+GATED_TASK = """
+import dataclasses
+import os
+import time
+
+from raytune_opt.tasks import get_task, register_task
+
+
+def _ticket(gate):
+    n = 0
+    while True:
+        try:
+            os.close(os.open(os.path.join(gate, f"ticket_{n}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return n
+        except FileExistsError:
+            n += 1
+
+
+def _gated(gate, free):
+    state = {}
+
+    def augment(x):
+        if "open" not in state:
+            ticket = _ticket(gate)
+            release = os.path.join(gate, "release")
+            if ticket >= free and not os.path.exists(release):
+                open(os.path.join(gate, f"waiting_{ticket}"), "w").close()
+                while not os.path.exists(release):
+                    time.sleep(0.05)
+            state["open"] = True
+        return x
+
+    return augment
+
+
+@register_task("gated-digits", overwrite=True)
+def gated_digits(gate: str = "", free: int = 0):
+    # digits-mlp; trials from the free-th on wait for gate/release before their first batch
+    spec = get_task("digits-mlp").build(hidden=16)
+    return dataclasses.replace(spec, augment=_gated(gate, free))
+"""
+
+
+def wait_until(what: str, check, timeout: float, driver: subprocess.Popen, log: Path):
+    """Poll ``check`` until it returns something truthy; fail with ``what`` (and the driver's log)
+    after ``timeout`` seconds or when the driver exits first. The timeout only ends a broken run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.poll() is not None:
+            raise AssertionError(
+                f"the driver exited ({driver.returncode}) before {what}:\n{log.read_text()[-3000:]}"
+            )
+        if got := check():
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}:\n{log.read_text()[-3000:]}")
+
+
 def _finished_trials(folder: Path, epochs: int) -> set[str]:
     done = set()
     for result in folder.glob("*/result.json"):
@@ -146,16 +208,44 @@ def _finished_trials(folder: Path, epochs: int) -> set[str]:
     return done
 
 
+def _saved_terminated(folder: Path) -> set[str]:
+    """The trials Tune's last saved experiment state (what ``resume`` reads) has as TERMINATED."""
+    done: set[str] = set()
+    for path in folder.glob("experiment_state-*.json"):
+        try:
+            trials = [json.loads(t[0]) for t in json.loads(path.read_text())["trial_data"]]
+        except (ValueError, KeyError, IndexError):  # being written
+            continue
+        done |= {t["trial_id"] for t in trials if t.get("status") == "TERMINATED"}
+    return done
+
+
+def ready(folder: Path, gate: Path, epochs: int, free: int) -> set[str] | None:
+    """The finished trials once ``free`` have finished, both slots wait at the gate (nothing more can
+    finish) and Tune's saved state has the finished ones as TERMINATED; else None."""
+    done = _finished_trials(folder, epochs)
+    if len(done) >= free and len(list(gate.glob("waiting_*"))) == 2 and done <= _saved_terminated(folder):
+        return done
+    return None
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_interrupted_driver_then_resume_keeps_every_finished_trial(ray_local, tmp_path, sig):
     """A driver killed with SIGKILL (trials on the cluster die with it) or stopped with Ctrl-C (SIGINT:
     Tune saves its state and returns; exit status 130) mid-run; ``resume`` finishes the budget from the
-    experiment state and checkpoints, and every trial finished before is in trials.csv."""
-    # long enough that trials are still to run when the signal comes, on a fast idle machine too
-    epochs, samples = 20, 12
+    experiment state and checkpoints, and every trial finished before is in trials.csv.
+
+    Paced by a gate, not by the machine's speed: the first two trials finish, the next two wait at
+    their first batch (so the experiment cannot finish) until the test opens the gate, after the
+    signal, before ``resume``."""
+    epochs, samples, free = 2, 6, 2
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (tmp_path / "gated_task.py").write_text(GATED_TASK)
     config = {
         "name": "killed",
-        "task": "digits-mlp",
+        "imports": [str(tmp_path / "gated_task.py")],
+        "task": {"name": "gated-digits", "args": {"gate": str(gate), "free": free}},
         "train": {"epochs": epochs, "batch_size": 32},
         "search": {"strategy": "random", "optimizers": ["adam", "momentum"], "num_samples": samples},
         "resources": {"max_concurrent_trials": 2},
@@ -164,28 +254,36 @@ def test_interrupted_driver_then_resume_keeps_every_finished_trial(ray_local, tm
     path = tmp_path / "killed.yaml"
     path.write_text(yaml.safe_dump(config))
     gcs = ray_local.get_runtime_context().gcs_address
-    with open(tmp_path / "driver.log", "w") as log:
+    log = tmp_path / "driver.log"
+    with open(log, "w") as fh:
         driver = subprocess.Popen(
             [sys.executable, "-m", "raytune_opt", "run", str(path), "--address", gcs],
-            stdout=log,
+            stdout=fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     folder = tmp_path / "killed"
-    deadline = time.monotonic() + 240
-    before: set[str] = set()
-    while time.monotonic() < deadline and len(before) < 2 and driver.poll() is None:
-        time.sleep(0.5)
-        before = _finished_trials(folder, epochs)
-    assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-    assert len(before) >= 2
-    if sig == signal.SIGKILL:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
-    else:
-        driver.send_signal(signal.SIGINT)
-        assert driver.wait(timeout=120) == 130, (tmp_path / "driver.log").read_text()[-3000:]
-        assert "raytune-opt resume" in (tmp_path / "driver.log").read_text()
+    try:
+        before = wait_until(
+            "two trials finished, two waiting at the gate and Tune's state saved with the finished ones",
+            lambda: ready(folder, gate, epochs, free),
+            timeout=300,
+            driver=driver,
+            log=log,
+        )
+        assert len(before) == free and not (gate / "release").exists()
+        if sig == signal.SIGKILL:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=30)
+        else:
+            driver.send_signal(signal.SIGINT)
+            assert driver.wait(timeout=120) == 130, log.read_text()[-3000:]
+            assert "raytune-opt resume" in log.read_text()
+    finally:
+        (gate / "release").touch()  # never leave a trial waiting
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=30)
     assert json.loads((folder / "experiment.json").read_text())["finished_at"] is None
 
     assert cli("resume", folder) == 0

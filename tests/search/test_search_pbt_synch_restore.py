@@ -40,8 +40,9 @@ from raytune_opt.search import SearchSpace, make_tune_config
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 POPULATION, MAX_T, INTERVAL = 4, 5, 2  # syncs at 2 and 4, then one step to the end
-#: ends the restored run if the population deadlocks (a few seconds suffice when it does not)
-TIME_BUDGET_S = 60
+#: ends a run if the population deadlocks, so that a regression fails rather than blocks the suite: a
+#: few seconds suffice on an idle machine; the margin is for a slow, loaded one (no assert on time)
+TIME_BUDGET_S = 600
 
 
 def climb(config: dict) -> None:
@@ -72,10 +73,11 @@ def climb(config: dict) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def wait_for_the_other(folder: Path, step: int, loss: float, timeout_s: float = 20.0) -> None:
+def wait_for_the_other(folder: Path, step: int, loss: float, timeout_s: float = 60.0) -> None:
     """A barrier of two trials at ``step``; then the one with the lower (better) ``loss`` waits 2 ms
-    more, so the worse one reports first and is still pausing (saving) when the better one's report
-    comes. (The timeout only keeps a broken run from blocking.)"""
+    more, so the worse one usually reports first and is still pausing (saving) when the better one's
+    report comes. The assertions hold in either order: a slow machine may make the test miss the race
+    it aims at, never fail for it. (The timeout only keeps a broken run from blocking.)"""
     (folder / f"{step}_{loss!r}_{uuid.uuid4().hex}").touch()
     deadline = time.monotonic() + timeout_s
     while len(arrived := list(folder.glob(f"{step}_*"))) < 2 and time.monotonic() < deadline:

@@ -148,3 +148,35 @@ def test_foreign_searchers_get_diverged_results_as_bad_ones(strategy):
     assert seen[0] == 0.5 and seen[2] == 0.2
     assert math.isfinite(seen[1]) and math.isfinite(seen[3]) and seen[1] > 0.5 and seen[3] > 0.5
     assert adapter.suggest("t9") is not None
+
+
+class _Payload:
+    """Unpickling this creates ``path`` — what a forged state file could do with any command."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: SequenceSearcher(space(), "sobol", seed=0), lambda: GPSearcher(space())]
+)
+def test_searcher_state_is_plain_data_and_a_forged_pickle_is_refused(make, tmp_path):
+    import pickle
+
+    import torch
+
+    s = ready(make())
+    drive(s, 3, objective)
+    s.save(str(tmp_path / "state"))
+    state = torch.load(tmp_path / "state", weights_only=True)  # tensors and plain data only
+    assert state["n_suggested"] == 3 and len(state["observations"]) == 3
+
+    marker = tmp_path / "pwned"
+    with open(tmp_path / "forged", "wb") as fh:
+        pickle.dump({"n_suggested": _Payload(marker)}, fh)
+    with pytest.raises(RuntimeError, match="refusing to restore the searcher state"):
+        make().restore(str(tmp_path / "forged"))
+    assert not marker.exists()
