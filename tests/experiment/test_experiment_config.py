@@ -265,6 +265,15 @@ _paths = st.sampled_from(
         "resources.cpus_per_worker",
         "run",
         "run.storage_path",
+        "run.trial_timeout_s",
+        "run.stall_factor",
+        "task.args.hidden",
+        "train.step_gamma",
+        "resources.use_gpu",
+        "search.time_budget_s",
+        "search.options.max_concurrent",
+        "search.options.reuse_actors",
+        "search.options.trial_name_creator",
         "unknown",
         "search.unknown",
     ]
@@ -316,3 +325,52 @@ def test_max_concurrent_trials_reaches_variant_generators_too():
         cfg = exp.plan().tune_config()
         assert cfg.max_concurrent_trials == 1
         assert getattr(cfg.search_alg, "max_concurrent", 1) == 1
+
+
+EXAMPLE_TEXTS = sorted((EXAMPLES / "strategies").glob("*.yaml")) + [EXAMPLES / "quickstart.yaml"]
+
+
+def _mutate(data: bytes, ops: list[tuple[str, int, int]]) -> bytes:
+    """Line- and byte-level mutations of an experiment file: the kinds that once gave tracebacks."""
+    lines = data.split(b"\n")
+    for op, i, j in ops:
+        i %= max(len(lines), 1)
+        if op == "duplicate":
+            lines.insert(i, lines[i])
+        elif op == "delete" and len(lines) > 1:
+            del lines[i]
+        elif op == "anchor":
+            lines[i] = lines[i].replace(b": ", b": &a ", 1)
+        elif op == "alias":
+            lines.insert(i, b"x: [*a, *a, *a, *a]")
+        elif op == "nest":
+            lines[i] = lines[i].replace(b": ", b": " + b"[" * (j % 200), 1)
+        elif op == "bytes":
+            lines[i] = lines[i][: j % (len(lines[i]) + 1)] + b"\xff\xfe" + lines[i][j % (len(lines[i]) + 1) :]
+        elif op == "number":
+            lines[i] = lines[i] + b" 1e-3" if j % 2 else lines[i].replace(b"1", b"10" * (j % 40), 1)
+    return b"\n".join(lines)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    example=st.sampled_from(EXAMPLE_TEXTS),
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["duplicate", "delete", "anchor", "alias", "nest", "bytes", "number"]),
+            st.integers(0, 60),
+            st.integers(0, 400),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_fuzz_mutated_example_files_give_one_line_config_errors(tmp_path_factory, example, ops):
+    """Mutants of the shipped examples (as the issue's fuzzer made them): each is accepted or refused
+    with one ConfigError line, never a traceback or a hang."""
+    path = tmp_path_factory.mktemp("mutant") / "exp.yaml"
+    path.write_bytes(_mutate(example.read_bytes(), ops))
+    try:
+        Experiment.from_yaml(path)
+    except ConfigError as e:
+        assert "\n" not in str(e)
