@@ -80,6 +80,7 @@ class GLMResult:
     pearson_chi2: float
     num_workers: int = 1
     history: list[dict] = field(default_factory=list)
+    message: str = ""  # why the solver stopped (lm, bfgs, lbfgs: the optimizer's stopping test)
     _cov: Any = field(default=None, repr=False, compare=False)  # the p x p array, or a function making it
 
     @property
@@ -332,9 +333,10 @@ def fit(
         backend.close()
     result.num_workers = num_workers
     if not result.converged:
+        why = f" ({result.message})" if result.message else ""
         warnings.warn(
             f"glm.fit: method={method!r} did not converge within max_iter={max_iter} iterations "
-            f"(tol={tol:g}); "
+            f"(tol={tol:g}){why}; "
             "the result is the last iterate — raise max_iter, loosen tol or try method='irls-lm'",
             GLMConvergenceWarning,
             stacklevel=2,
@@ -454,4 +456,5 @@ def _result(beta, cov, scale, dev, loglike, out, method, family, link, robust, a
         df_resid=df_resid,
         pearson_chi2=pearson,
         history=out.history,
+        message=out.message,
     )
