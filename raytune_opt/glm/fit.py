@@ -156,6 +156,8 @@ def _as_tensor(
             ) from exc
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise ConfigTypeError(f"{field_name} must be numeric, got an array of dtype {arr.dtype}")
+        if np.iscomplexobj(arr):  # numpy would drop the imaginary part with only a ComplexWarning
+            raise ConfigTypeError(f"{field_name} must be real, got an array of dtype {arr.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
     if t.is_complex():
         raise ConfigTypeError(f"{field_name} must be real, got {t.dtype}")
@@ -316,6 +318,11 @@ def fit(
             )
         if fam is not None:
             fam.check_support(yt, wt)
+            if fam.name == "poisson" and not bool((yt[wt > 0] != 0).any()):
+                raise ConfigError(
+                    "y is 0 on every row with positive weight: the Poisson maximum likelihood is at mu = 0 "
+                    "(coefficients at -inf), so there is nothing to fit; check y or the weights"
+                )
     if num_workers > 1 and num_workers > n:
         raise ConfigError.invalid("num_workers", num_workers, f"at most the number of rows ({n})")
 
