@@ -8,8 +8,9 @@ The objective is the same F(a) = D(a)/2 + alpha/2 ||a||^2 as IRLS's, so all meth
   a = a_0 + L^{-T} b with L L^T = X^T W X + alpha I the Fisher information at mu_0 (formed anyway for the
   first step), so that the Hessian in b starts near I whatever the units of the columns of X (income in
   dollars next to a 0/1 dummy), and ½||grad_b F||^2 estimates F - F*, b - b* ≈ grad_b F. Converged:
-  max|grad_b F| <= 10 tol (1 + sqrt|F_0|) — the gradient test, never ``n_iter < max_iter``; it stays above
-  the rounding floor sqrt(2 eps |F|) of a line search on F for tol >= 2e-9. A stall on the optimizers'
+  max|grad_b F| <= max(10 tol, 4 sqrt(2 eps)) (1 + sqrt|F_0|) — the gradient test, never
+  ``n_iter < max_iter``; the second term (8e-8, binding for tol < 8e-9) keeps it above the rounding floor
+  sqrt(2 eps |F|) below which a line search on F cannot decrease F. A stall on the optimizers'
   step / loss-change rules before that (changes at rounding level) restarts the quasi-Newton memory
   from the current point, at most ``RESTARTS`` times; a fit that still fails the test says
   ``converged=False`` and why (``SolverOutput.message``).
@@ -35,6 +36,7 @@ __all__ = ["RESTARTS", "torch_solver"]
 
 RESTARTS = 3  # fresh quasi-Newton memories after a stall before the gradient test held
 _ROUNDING = 4 * torch.finfo(torch.float64).eps  # loss changes / steps below this (relative to F_0): a stall
+_FLOOR = 4 * math.sqrt(2 * torch.finfo(torch.float64).eps)  # gradient floor of a line search on F, per sqrt F
 
 
 class _BackendLoss(torch.autograd.Function):
@@ -116,7 +118,7 @@ def _quasi_newton(method: str, backend, start, beta0, alpha, max_iter, tol, F0, 
             [b],
             max_iter=max_iter - n_iter,
             max_eval=20 * max_iter,
-            tolerance_grad=10.0 * tol * (1.0 + math.sqrt(abs(F0))),
+            tolerance_grad=max(10.0 * tol, _FLOOR) * (1.0 + math.sqrt(abs(F0))),
             tolerance_change=_ROUNDING * (1.0 + abs(F0)),
             line_search_fn="strong_wolfe",
         )
