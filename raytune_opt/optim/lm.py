@@ -104,7 +104,7 @@ class _Solver:
     With the scaling d (d_j² = D_j) and J_s = J diag(d)⁻¹ = U S Vᵀ (a QR of J first when m > p), the
     step of (JᵀJ + λ D) h = −Jᵀr is h(λ) = −diag(d)⁻¹ V z(λ), z_i = s_i c_i / (s_i² + λ), c = Uᵀ r:
     each λ costs O(p²), and J's condition number is never squared (no JᵀJ is factorised).
-    ‖D^½ h(λ)‖ = ‖z(λ)‖ decreases with λ; singular values below p·eps·s_max count as 0 (the
+    ‖D^½ h(λ)‖ = ‖z(λ)‖ decreases with λ; singular values below max(m, p)·eps·s_max count as 0 (the
     Gauss–Newton step is then the minimum-norm one).
     """
 
@@ -119,7 +119,7 @@ class _Solver:
             U, s, Vh = torch.linalg.svd(Js, full_matrices=False)
             c = U.T @ r
         self.d, self.s, self.c, self.Vh = d, s, c, Vh
-        self.rank_ok = s > max(m, p) * _EPS * float(s.max()) if s.numel() else s > 0
+        self.rank_ok = s > max(m, p) * _EPS * float(s.max())
         self.sc = s * c
 
     def z(self, lam: float) -> torch.Tensor:
