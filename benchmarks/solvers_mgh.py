@@ -6,14 +6,16 @@ Brown badly scaled; standard starting points) ``raytune_opt.optim.LM`` against
 (closure calls for ours, counted by a wrapper; ``nfev`` for SciPy), Jacobian evaluations counted separately,
 final cost ½‖r‖² and the ratio of function evaluations. At equal settings: ours with
 ``tolerance_change=1e-8`` (SciPy's ftol = xtol = 1e-8), and each of our variants against SciPy with the
-same scaling — ``lm`` and ``lm marquardt`` (damping λ I) against ``x_scale=1.0`` (no scaling), ``lm scale``
-(Marquardt's diag(JᵀJ)) against SciPy's default ``x_scale="jac"`` (MINPACK's column-norm scaling). Then
+same scaling — ``lm`` (the defaults: Moré's trust region with Marquardt's diag(JᵀJ) scaling), ``lm nielsen``
+and ``lm marquardt`` (λ rules, scaled) against SciPy's default ``x_scale="jac"`` (MINPACK's column-norm
+scaling), ``lm scale=False`` (damping λ I) against ``x_scale=1.0``. The NIST StRD comparison is
+``benchmarks/solvers_nist.py``. Then
 BFGS / L-BFGS against ``scipy.optimize.minimize(method="BFGS" / "L-BFGS-B")`` on the Rosenbrock function
 (2-D from (−1.2, 1), 10-D from 0), both stopped at max|∇f| ≤ 1e-5: iterations and function evaluations.
 
     python benchmarks/solvers_mgh.py [--quick] [--out benchmarks/results/solvers_mgh.md]
 
-``--quick`` runs the LM rows with the default damping rule and the 2-D Rosenbrock only, and writes no file
+``--quick`` runs the LM rows with the defaults and the 2-D Rosenbrock only, and writes no file
 unless ``--out`` is given. The last line is the headline: LM function evaluations over SciPy's (same
 scaling, same tolerance), over the five MGH problems and over the four without Powell singular (where ours
 stops far earlier, at max|Jᵀr| ≤ 1e-10); target ≤ 1.2.
@@ -50,6 +52,11 @@ def _ours_lm(pb: ResidualProblem, **hp: object) -> tuple[int, int, float]:
     return calls[0], opt.state[x]["jac_evals"], float(pb.cost(x.detach()))
 
 
+def _solved(pb: ResidualProblem, cost: float) -> bool:
+    """The final cost is the known minimum f_star (to 1e-10 absolute, 1e-8 relative)."""
+    return abs(cost - pb.f_star) <= 1e-10 + 1e-8 * pb.f_star
+
+
 def _scipy_lm(pb: ResidualProblem, x_scale: str | float) -> tuple[int, int, float]:
     fun = lambda x: pb.residuals(torch.from_numpy(x)).numpy()  # noqa: E731
     jac = lambda x: torch.autograd.functional.jacobian(pb.residuals, torch.from_numpy(x)).numpy()  # noqa: E731
@@ -83,17 +90,25 @@ def run(quick: bool = False) -> list[str]:
         "| SciPy cost | ratio |",
         "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
-    variants = {"lm": ({}, 1.0)}  # label: (our hyperparameters, SciPy's x_scale)
+    variants = {"lm": ({}, "jac")}  # label: (our hyperparameters, SciPy's x_scale)
     if not quick:
-        variants["lm scale"] = ({"scale": True}, "jac")
-        variants["lm marquardt"] = ({"damping_update": "marquardt", "nu": 10.0}, 1.0)
+        variants["lm scale=False"] = ({"scale": False}, 1.0)
+        variants["lm nielsen"] = ({"damping_update": "nielsen"}, "jac")
+        variants["lm marquardt"] = ({"damping_update": "marquardt", "nu": 10.0}, "jac")
     totals = {v: [0, 0] for v in variants}  # ours, SciPy's
+    solved = {v: [0, 0] for v in variants}  # runs reaching the known minimum f_star: ours, SciPy's
+    ratios: dict[str, list[float]] = {v: [] for v in variants}  # f-evals ratios where both solved
     no_powell = {v: [0, 0] for v in variants}  # Powell singular: ours stops earlier (gtol), at cost ~1e-15
     for name, pb in MGH.items():
         scipy_runs = {xs: _scipy_lm(pb, xs) for xs in {xs for _, xs in variants.values()}}
         for label, (hp, xs) in variants.items():
             f, j, c = _ours_lm(pb, **hp)
             sf, sj, sc = scipy_runs[xs]
+            ok, sok = _solved(pb, c), _solved(pb, sc)
+            solved[label][0] += ok
+            solved[label][1] += sok
+            if ok and sok:
+                ratios[label].append(f / sf)
             for acc in (totals[label],) + ((no_powell[label],) if name != "powell_singular" else ()):
                 acc[0] += f
                 acc[1] += sf
@@ -123,9 +138,10 @@ def run(quick: bool = False) -> list[str]:
                 f"| {it / sit:.2f} |"
             )
     heads = [
-        f"{label} {f / sf:.2f} (without Powell singular {f4 / sf4:.2f})"
+        f"{label} {f / sf:.2f} (without Powell singular {f4 / sf4:.2f}; reached f* {solved[label][0]}/"
+        f"{len(MGH)}, SciPy {solved[label][1]}/{len(MGH)}; median ratio {np.median(ratios[label]):.2f})"
         for label, ((f, sf), (f4, sf4)) in ((v, (totals[v], no_powell[v])) for v in variants)
-        if label in ("lm", "lm scale")
+        if label in ("lm", "lm scale=False")
     ]
     lines += [
         "",

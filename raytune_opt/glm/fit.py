@@ -91,6 +91,7 @@ class GLMResult:
         default_factory=dict
     )  # negative binomial alpha, Tweedie var_power
     family_params_bse: dict[str, float] = field(default_factory=dict)  # where estimated (alpha="ml")
+    message: str = ""  # why the solver stopped (lm, bfgs, lbfgs: the optimizer's stopping test)
     _cov: Any = field(default=None, repr=False, compare=False)  # the p x p array, or a function making it
 
     @property
@@ -166,6 +167,8 @@ def _as_tensor(
             ) from exc
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise ConfigTypeError(f"{field_name} must be numeric, got an array of dtype {arr.dtype}")
+        if np.iscomplexobj(arr):  # numpy would drop the imaginary part with only a ComplexWarning
+            raise ConfigTypeError(f"{field_name} must be real, got an array of dtype {arr.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
     if t.is_complex():
         raise ConfigTypeError(f"{field_name} must be real, got {t.dtype}")
@@ -445,6 +448,11 @@ def fit(
             )
         if fam is not None:
             fam.check_support(yt, wt)
+            if fam.name == "poisson" and not bool((yt[wt > 0] != 0).any()):
+                raise ConfigError(
+                    "y is 0 on every row with positive weight: the Poisson maximum likelihood is at mu = 0 "
+                    "(coefficients at -inf), so there is nothing to fit; check y or the weights"
+                )
     if num_workers > 1 and num_workers > n:
         raise ConfigError.invalid("num_workers", num_workers, f"at most the number of rows ({n})")
 
@@ -464,9 +472,10 @@ def fit(
         backend.close()
     result.num_workers = num_workers
     if not result.converged:
+        why = f" ({result.message})" if result.message else ""
         warnings.warn(
             f"glm.fit: method={method!r} did not converge within max_iter={max_iter} iterations "
-            f"(tol={tol:g}); "
+            f"(tol={tol:g}){why}; "
             "the result is the last iterate — raise max_iter, loosen tol or try method='irls-lm'",
             GLMConvergenceWarning,
             stacklevel=2,
@@ -686,4 +695,5 @@ def _result(beta, cov, scale, dev, loglike, out, method, family, link, robust, a
         df_resid=df_resid,
         pearson_chi2=pearson,
         history=out.history,
+        message=out.message,
     )

@@ -42,6 +42,7 @@ class SolverOutput:
     n_iter: int
     converged: bool
     history: list[dict] = field(default_factory=list)
+    message: str = ""  # why the solver stopped, when it says (the torch optimizers' state["message"])
 
 
 def small_step(step: float, beta: torch.Tensor, tol: float) -> bool:

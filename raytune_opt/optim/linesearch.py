@@ -26,10 +26,28 @@ from raytune_opt.optim import _checks
 from raytune_opt.optim._flat import DEFAULT_MAX_DENSE_BYTES, Evaluation, FlatOptimizer
 from raytune_opt.optim.registry import HParam
 
-__all__ = ["LINE_SEARCHES", "LineSearchOptimizer", "backtracking", "cubic_minimizer", "strong_wolfe"]
+__all__ = [
+    "LINE_SEARCHES",
+    "STATUS",
+    "LineSearchOptimizer",
+    "backtracking",
+    "cubic_minimizer",
+    "strong_wolfe",
+]
 
 #: Accepted values of ``line_search_fn``.
 LINE_SEARCHES = ("strong_wolfe", "backtracking", None)
+
+#: ``state["status"]`` after a ``step`` and its meaning; ``state["converged"]`` is True for status 1 only
+#: (the gradient test held), as SciPy's BFGS reports ``success`` only for its ``gtol``.
+STATUS = {
+    1: "gradient: max|∇J| ≤ tolerance_grad",
+    2: "step max|t·d| ≤ tolerance_change before the gradient test held",
+    3: "loss change |J_new − J_old| < tolerance_change before the gradient test held",
+    4: "no acceptable step along the search direction (line search failed: rounding or a bad direction)",
+    5: "max_iter iterations or max_eval closure calls reached before the gradient test held",
+    6: "the search direction is not a descent direction",
+}
 
 Phi = Callable[[float], Evaluation]
 
@@ -180,7 +198,9 @@ class LineSearchOptimizer(FlatOptimizer):
 
     stopping early when max|∇J| ≤ ``tolerance_grad``, max|t_k d_k| ≤ ``tolerance_change``, or
     |J(a_{k+1}) − J(a_k)| < ``tolerance_change`` (the rules of ``torch.optim.LBFGS``). It returns the
-    loss at the START of the step. ``state`` counts ``func_evals`` (closure calls) and ``n_iter``.
+    loss at the START of the step. ``state`` counts ``func_evals`` (closure calls) and ``n_iter``, and
+    says why the step ended: ``status`` and ``message`` (:data:`STATUS`) and ``converged`` — True only
+    when the gradient test held (a stall on the step or loss-change rules is reported, not converged).
     """
 
     @staticmethod
@@ -232,13 +252,19 @@ class LineSearchOptimizer(FlatOptimizer):
     def step(self, closure: Callable[[], Any]) -> torch.Tensor:  # type: ignore[override]
         """Run up to ``max_iter`` iterations; return the loss at the start of the step."""
         self._check_closure(closure)
-        hp = self.hp
         st = self._state()
         ev = self._evaluate(closure)
         orig_loss = ev.loss
         evals_at_start = st["func_evals"] - 1
+        status = self._iterations(closure, st, ev, evals_at_start)
+        st["status"], st["message"], st["converged"] = status, STATUS[status], status == 1
+        return orig_loss
+
+    def _iterations(self, closure: Callable[[], Any], st: dict[str, Any], ev: Evaluation, start: int) -> int:
+        """The iterations of one ``step`` from ``ev``; returns the :data:`STATUS` code it ended with."""
+        hp = self.hp
         if float(ev.g.abs().max()) <= hp["tolerance_grad"]:
-            return orig_loss
+            return 1
         for n in range(1, hp["max_iter"] + 1):
             st["n_iter"] += 1
             if "prev_x" in st:
@@ -250,7 +276,7 @@ class LineSearchOptimizer(FlatOptimizer):
             d = self._direction(st, ev)
             gtd = float(ev.g.dot(d))
             if not gtd < 0:  # not a descent direction (g = 0 or a broken update)
-                break
+                return 6
             t = self._first_step(st, ev, d)
             x0 = ev.x
 
@@ -267,20 +293,20 @@ class LineSearchOptimizer(FlatOptimizer):
             if t == 0.0:  # no acceptable step along d
                 if not ev.live:
                     self._scatter(ev.x)
-                break
+                return 4
             if not ev_new.live:  # the line search returned an earlier trial point: move back to it
                 self._scatter(ev_new.x)
             st["prev_x"], st["prev_g"] = ev.x, ev.g
             f_old, ev = ev.f, ev_new
-            if n == hp["max_iter"] or st["func_evals"] - evals_at_start >= hp["max_eval"]:
-                break
             if float(ev.g.abs().max()) <= hp["tolerance_grad"]:
-                break
+                return 1
+            if n == hp["max_iter"] or st["func_evals"] - start >= hp["max_eval"]:
+                return 5
             if float((t * d).abs().max()) <= hp["tolerance_change"]:
-                break
+                return 2
             if abs(ev.f - f_old) < hp["tolerance_change"]:
-                break
-        return orig_loss
+                return 3
+        return 5
 
 
 def line_search_defaults(max_dense: bool) -> dict[str, Any]:

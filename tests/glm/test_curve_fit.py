@@ -8,6 +8,8 @@ import scipy.optimize as so
 import torch
 
 from raytune_opt import glm
+from raytune_opt.errors import ConfigError
+from raytune_opt.glm.curve_fit import CurveFitWarning
 from raytune_opt.optim.problems import MGH
 
 RNG = np.random.default_rng(11)
@@ -51,6 +53,7 @@ def test_sigma_weights_the_residuals_as_scipy():
     np.testing.assert_allclose(res.popt, popt, rtol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore::raytune_opt.glm.curve_fit.CurveFitWarning")  # m = n, singular J
 @pytest.mark.parametrize(
     "name", ["rosenbrock", "freudenstein_roth", "brown_badly_scaled", "box_3d", "powell_singular"]
 )
@@ -70,3 +73,76 @@ def test_mgh_problems_reach_scipy_least_squares_lm(name):
     assert res.cost == pytest.approx(ref.cost, abs=1e-12, rel=1e-8)
     if prob.x_star is not None:
         np.testing.assert_allclose(res.popt, ref.x, rtol=1e-6)
+
+
+def _decay_np(x, a, b, c):
+    return a * np.exp(-b * x) + c
+
+
+def test_scipy_signature_forms_and_unpacking():
+    popt_ref, pcov_ref = so.curve_fit(_decay_np, X_DECAY, Y_DECAY)  # p0 = ones, as ours
+    forms = [
+        lambda x, a, b, c: a * torch.exp(-b * x) + c,  # SciPy's f(x, p1, ..., pn): p0 = None is n ones
+        lambda x, *p: p[0] * torch.exp(-p[1] * x) + p[2],  # f(x, *p)
+        decay,  # the vector form f(x, p)
+    ]
+    for f in forms:
+        res = glm.curve_fit(f, X_DECAY, Y_DECAY, None if f is forms[0] else [1.0, 1.0, 1.0])
+        popt, pcov = res  # unpacks like SciPy's (popt, pcov)
+        assert res.converged and res.message and res[0] is res.popt and len(res) == 2
+        np.testing.assert_allclose(popt, popt_ref, rtol=1e-6)
+        np.testing.assert_allclose(pcov, pcov_ref, rtol=1e-4)
+
+
+def test_absolute_sigma_as_scipy():
+    sigma = np.full(X_DECAY.size, 0.05)
+    for absolute in (False, True):
+        res = glm.curve_fit(decay, X_DECAY, Y_DECAY, [1.0, 1.0, 0.0], sigma=sigma, absolute_sigma=absolute)
+        _, pcov = so.curve_fit(
+            _decay_np, X_DECAY, Y_DECAY, p0=[1, 1, 0], sigma=sigma, absolute_sigma=absolute
+        )
+        np.testing.assert_allclose(res.pcov, pcov, rtol=1e-4)
+
+
+def test_bounds_only_unbounded():
+    res = glm.curve_fit(decay, X_DECAY, Y_DECAY, [1.0, 1.0, 0.0], bounds=(-np.inf, np.inf))
+    assert res.converged
+    with pytest.raises(ConfigError, match="bounds.*not supported.*Reparametrize"):
+        glm.curve_fit(decay, X_DECAY, Y_DECAY, [1.0, 1.0, 0.0], bounds=([0, 0, 0], [10, 10, 10]))
+
+
+def test_bad_input_is_a_clear_error_before_the_fit():
+    def log_model(x, p):
+        return p[0] * torch.log(x - p[1])
+
+    with pytest.raises(ConfigError, match=r"NaN or inf at \d+ of 80 points"):
+        glm.curve_fit(log_model, X_DECAY, Y_DECAY, [1.0, 2.0])  # log of negatives at p0
+    with pytest.raises(ConfigError, match=r"does not use p\[3\]"):
+        glm.curve_fit(decay, X_DECAY, Y_DECAY, [1.0, 1.0, 0.0, 5.0])  # p0 one too long
+    with pytest.raises(ConfigError, match="IndexError.*right length"):
+        glm.curve_fit(decay, X_DECAY, Y_DECAY, [1.0, 1.0])  # p0 one too short
+    with pytest.raises(ConfigError, match="p0 has 4 entries but f takes 3"):
+        glm.curve_fit(lambda x, a, b, c: a * torch.exp(-b * x) + c, X_DECAY, Y_DECAY, [1, 1, 0, 5])
+    with pytest.raises(ConfigError, match="does not depend on p through autograd"):
+        glm.curve_fit(lambda x, p: p.detach()[0] * torch.exp(-p.detach()[1] * x), X_DECAY, Y_DECAY, [1, 1])
+    with pytest.raises(ConfigError, match="torch operations"):
+        glm.curve_fit(lambda x, a, b, c: a * np.exp(-b * x) + c, X_DECAY, Y_DECAY, [1, 1, 0])
+    with pytest.raises(ConfigError, match="p0 = None"):
+        glm.curve_fit(decay, X_DECAY, Y_DECAY)
+
+
+def test_unidentifiable_parameter_warns_and_is_not_converged():
+    with pytest.warns(CurveFitWarning, match="not identified"):
+        res = glm.curve_fit(lambda x, p: p[0] * p[1] * x + p[2], X_MM, Y_MM, [1.0, 2.0, 0.0])
+    assert not res.converged and "rank 2 < 3" in res.message and np.isinf(res.pcov).all()
+
+
+def test_misra1a_from_nist_start1_reaches_the_certified_values():
+    """Issue 17's reproduction through curve_fit: it stopped at b1 = 500, SSR 19.5, "converged"."""
+    x = [77.6, 114.9, 141.1, 190.8, 239.9, 289.0, 332.8, 378.4, 434.8, 477.3, 536.8, 593.1, 689.1, 760.0]
+    y = [10.07, 14.73, 17.94, 23.93, 29.61, 35.18, 40.02, 44.82, 50.76, 55.05, 61.01, 66.40, 75.47, 81.78]
+    res = glm.curve_fit(lambda x, b1, b2: b1 * (1 - torch.exp(-b2 * x)), x, y, [500.0, 1e-4])
+    assert res.converged
+    assert 2 * res.cost == pytest.approx(1.2455138894e-01, rel=1e-8)
+    np.testing.assert_allclose(res.popt, [2.3894212918e02, 5.5015643181e-04], rtol=1e-7)
+    np.testing.assert_allclose(res.perr, [2.7070075241e00, 7.2668688436e-06], rtol=1e-5)  # certified

