@@ -32,7 +32,7 @@ def _tuner(space: dict, tmp_path: Path, **tune_config) -> tune.ResultGrid:
 def test_two_worker_ddp_reproduces_one_worker(ray_local, tmp_path: Path) -> None:
     """2 workers × 32 samples (gloo DDP, TorchTrainer in a Tune trial) == 1 worker × 64, to 1e-5.
 
-    1438 training samples split evenly, so every global batch is the same set of samples; only
+    1150 training samples split evenly, so every global batch is the same set of samples; only
     the order of float additions differs (all-reduce of the two half-batch mean gradients).
     """
     space = {**DIGITS, "optimizer": "momentum", "lr": 0.05, "batch_size": 64, "epochs": 2, "num_workers": 2}
@@ -40,7 +40,7 @@ def test_two_worker_ddp_reproduces_one_worker(ray_local, tmp_path: Path) -> None
     result = results[0]
     assert result.error is None
     df = result.metrics_dataframe
-    assert df["epoch"].tolist() == [1, 2] and df["samples_seen"].tolist() == [1438, 2 * 1438]
+    assert df["epoch"].tolist() == [1, 2] and df["samples_seen"].tolist() == [1150, 2 * 1150]
     assert result.checkpoint is not None  # Tune holds the trial's checkpoint: PBT can clone it
     ddp = load_state(result.checkpoint)
     single = run_local({**space, "num_workers": 1}, storage=str(tmp_path / "single"))
