@@ -22,6 +22,7 @@ import numpy as np
 from ray import cloudpickle
 from ray.tune.search import BasicVariantGenerator, Searcher
 
+from raytune_opt._compat.ray_tune import convert_to_experiment_list
 from raytune_opt.errors import ConfigError
 from raytune_opt.search.space import SearchSpace
 
@@ -256,9 +257,7 @@ class PresetGenerator(BasicVariantGenerator):
         super().set_state(_load_companion(self, state))
 
     def add_configurations(self, experiments: Any) -> None:
-        from ray.tune.experiment import _convert_to_experiment_list
-
-        for exp in _convert_to_experiment_list(experiments):
+        for exp in convert_to_experiment_list(experiments):
             for config in self.presets:
                 one = copy.copy(exp)
                 one.spec = {**exp.spec, "config": {**exp.spec.get("config", {}), **config}, "num_samples": 1}
