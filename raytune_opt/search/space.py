@@ -35,7 +35,7 @@ import numpy as np
 
 from raytune_opt.errors import ConfigError, ConfigTypeError
 
-__all__ = ["Float", "Int", "Choice", "Fixed", "Param", "SearchSpace", "Encoding", "split_optimizer"]
+__all__ = ["Float", "Int", "Choice", "Fixed", "Param", "SearchSpace", "Encoding"]
 
 _DOMAIN_KEYS = ("uniform", "loguniform", "int", "choice", "grid", "value")
 
@@ -286,8 +286,7 @@ class SearchSpace:
         Ranges come from ``raytune_opt.optim.available()`` (each ``HParam``'s ``low``/``high``/``log``
         or ``choices``); a hyperparameter without a range stays at its default. Children are named
         ``"<optimizer>.<hparam>"`` (e.g. ``lion.lr``) because the same hyperparameter has a different
-        range per optimizer (the seed: Lion's lr below AdamW's, its weight decay above);
-        :func:`split_optimizer` turns a trial's config back into ``(name, hparams)``.
+        range per optimizer (the seed: Lion's lr below AdamW's, its weight decay above).
         ``fixed`` adds constants (e.g. ``epochs=10``).
         """
         from raytune_opt import optim
@@ -708,15 +707,3 @@ class Encoding:
             else:
                 config[p.name] = float(d.low + u * (d.high - d.low))
         return config
-
-
-def split_optimizer(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``{"optimizer": "lion", "lion.lr": 1e-4, ...}`` → ``("lion", {"lr": 1e-4, ...})``
-    (the inverse of :meth:`SearchSpace.for_optimizers`' naming)."""
-    if "optimizer" not in config:
-        raise ConfigError.invalid(
-            "config", dict(config), "an 'optimizer' key (see SearchSpace.for_optimizers)"
-        )
-    name = config["optimizer"]
-    prefix = f"{name}."
-    return name, {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
