@@ -90,10 +90,13 @@ def _grid(r: _Request) -> tuple[Any, Any, int]:
     return PresetGenerator(points, r.seed), None, len(points)
 
 
+_BO_OPTIONS = ("n_initial", "n_candidates", "log_loss", "on_surrogate_error")
+
+
 def _bo(r: _Request) -> tuple[Any, Any, int]:
     from raytune_opt.search.bo import GPSearcher
 
-    kw = {k: r.options[k] for k in ("n_initial", "n_candidates", "log_loss") if k in r.options}
+    kw = {k: r.options[k] for k in _BO_OPTIONS if k in r.options}
     return GPSearcher(r.space, r.metric, r.mode, r.seed, **kw), None, r.num_samples
 
 
@@ -165,7 +168,16 @@ def _bohb(r: _Request) -> tuple[Any, Any, int]:
     return search, sched, r.num_samples
 
 
-_FABOLAS_OPTIONS = ("s_min", "fidelity", "cost_attr", "n_initial", "n_candidates", "log_loss", "refit_growth")
+_FABOLAS_OPTIONS = (
+    "s_min",
+    "fidelity",
+    "cost_attr",
+    "n_initial",
+    "n_candidates",
+    "log_loss",
+    "refit_growth",
+    "on_surrogate_error",
+)
 
 
 def _fabolas(r: _Request) -> tuple[Any, Any, int]:
@@ -280,7 +292,7 @@ STRATEGIES: dict[str, Strategy] = {
             "bo",
             "GP Bayesian optimisation (botorch SingleTaskGP + qLogEI), batch-aware",
             _bo,
-            ("n_initial", "n_candidates", "log_loss"),
+            _BO_OPTIONS,
             model_based=True,
         ),
         Strategy(
