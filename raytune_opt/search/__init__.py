@@ -8,10 +8,12 @@
 bohb, fabolas, pbt, pb2. Our own searchers: :class:`SequenceSearcher` (random/Sobol/Halton),
 :class:`GPSearcher` (botorch GP-BO), :class:`FabolasSearcher` (Klein et al. 2017). A trainable
 declares what the strategies need of it with :func:`capabilities` (checkpoints for PBT/PB2, a data
-fraction for Fabolas).
+fraction for Fabolas). A GP surrogate that fails is logged and counted (``searcher.fallbacks``),
+or fatal with the option ``on_surrogate_error="raise"`` (:class:`SurrogateError`).
 """
 
 from raytune_opt.capabilities import capabilities, declare
+from raytune_opt.search._searcher import SurrogateError
 from raytune_opt.search.bo import GPSearcher
 from raytune_opt.search.fabolas import FabolasSearcher
 from raytune_opt.search.qmc import SequenceSearcher
@@ -34,4 +36,5 @@ __all__ = [
     "SequenceSearcher",
     "GPSearcher",
     "FabolasSearcher",
+    "SurrogateError",
 ]

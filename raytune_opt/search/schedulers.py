@@ -65,6 +65,11 @@ value; here both are saved together, so they agree.) Hence, with ``synch``:
   taken in between forgets that pending exploit: the trial is then not cloned at that sync.)
   With two or more trials running at once this race is common, restore or not.
 
+**Ray internals.** The privates this needs (a bracket built without ``_Bracket.__init__``, its
+members, a trial's checkpoint in flight and its checkpoint manager) are reached through
+:mod:`raytune_opt._compat.ray_tune`, which also lists the inherited private attributes and hooks
+used here; ``tests/compat`` checks them against the installed Ray.
+
 **Seeds.** PBT's explore (``random.random``/``random.choice`` in Ray's ``_explore``, the donor's
 ``random.choice``, ``Domain.sample(None)`` = NumPy's global generator) and PB2's acquisition
 restarts (``np.random.uniform``) draw from the global ``random``/``numpy.random`` streams. With
