@@ -8,6 +8,9 @@ use), so that ``tests/compat/test_compat.py`` proves each still exists with the 
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import raytune_opt._compat  # noqa: F401 - the tested-version check
@@ -21,6 +24,9 @@ __all__ = [
     "bracket_counters",
     "bracket_members",
     "convert_to_experiment_list",
+    "only_given_loggers",
+    "quiet_checkpoint_sync_warning",
+    "result_grid_trials",
     "latest_checkpoint_result",
     "new_bracket",
     "saving_checkpoint",
@@ -122,3 +128,37 @@ def convert_to_experiment_list(experiments: Any) -> list[Any]:
     from ray.tune.experiment.experiment import _convert_to_experiment_list
 
     return _convert_to_experiment_list(experiments)
+
+
+# ------------------------------------------------------------------ experiments (for raytune_opt.experiment)
+def result_grid_trials(grid: Any) -> list[Any]:
+    """The ``Trial`` objects behind a ``ResultGrid`` (with their status: ``RUNNING``/``PENDING`` ones
+    tell an interrupted ``Tuner.fit``); ``[]`` when it has none."""
+    # no upstream issue found: ResultGrid exposes results, not trials or their status; an
+    # interrupted fit is told apart from a finished one by the trials still running or pending
+    analysis = getattr(grid, "_experiment_analysis", None)
+    return list(getattr(analysis, "trials", None) or [])
+
+
+@contextlib.contextmanager
+def only_given_loggers() -> Iterator[None]:
+    """While Tune builds its callbacks, stop it adding the CSV/JSON/TensorBoard loggers the run did
+    not ask for (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``, a documented Tune environment variable read
+    when the run starts; no API argument does it); the variable is put back afterwards."""
+    key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    before = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
+def quiet_checkpoint_sync_warning() -> None:
+    """Turn off Tune's warning about frequent experiment snapshots (unless the user set it):
+    ``CheckpointConfig(num_to_keep=n)`` forces a snapshot after every ``n`` checkpoints of a trial,
+    and for short epochs that warning is noise. A documented Tune environment variable."""
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

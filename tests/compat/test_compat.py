@@ -158,6 +158,41 @@ def test_convert_to_experiment_list():
     assert ray_tune.convert_to_experiment_list([exp, exp]) == [exp, exp]
 
 
+def test_result_grid_trials_and_the_logger_switch(ray_local, tmp_path, monkeypatch):
+    from ray import tune
+
+    monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
+
+    def one(config):
+        tune.report({"loss": 1.0})
+
+    with ray_tune.only_given_loggers():
+        assert os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1"
+        grid = tune.Tuner(one, run_config=tune.RunConfig(storage_path=str(tmp_path), name="g")).fit()
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ
+    (trial,) = ray_tune.result_grid_trials(grid)
+    assert trial.status == "TERMINATED"
+    (result,) = list(grid)
+    # Tune's automatic CSV logger would have written progress.csv into the trial's folder
+    assert not os.path.exists(os.path.join(result.path, "progress.csv"))
+
+
+def test_quiet_checkpoint_sync_warning_keeps_a_users_value(monkeypatch):
+    key = "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"
+    monkeypatch.delenv(key, raising=False)
+    ray_tune.quiet_checkpoint_sync_warning()
+    assert os.environ[key] == "0"
+    monkeypatch.setenv(key, "30")
+    ray_tune.quiet_checkpoint_sync_warning()
+    assert os.environ[key] == "30"
+    # Tune still reads both variables
+    import ray.tune.execution.experiment_state as experiment_state
+    import ray.tune.utils.callback as callback
+
+    assert key in inspect.getsource(experiment_state)
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" in inspect.getsource(callback)
+
+
 # ------------------------------------------------------------------ ray.train
 def test_trial_storage_inside_a_tune_trial(ray_local, tmp_path):
     from ray import tune

@@ -6,9 +6,9 @@ import json
 import subprocess
 import sys
 
+from raytune_opt._compat.torch import dynamo_disabled_functions as _dynamo_disabled
 from raytune_opt.train import run_local
 from raytune_opt.train.checkpoint import load_state
-from raytune_opt._compat.torch import dynamo_disabled_functions as _dynamo_disabled
 
 CONFIG = {
     "task": "digits-mlp",
