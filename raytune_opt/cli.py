@@ -116,9 +116,9 @@ def _list(args: argparse.Namespace) -> int:
             print(f"{name:10s} {spec.kind:13s} {spec.summary}")
             print(f"{'':24s} {hp}")
     elif args.what == "strategies":
-        from raytune_opt.search import strategies
+        from raytune_opt.search import available_strategies
 
-        for name, summary in strategies().items():
+        for name, summary in available_strategies().items():
             print(f"{name:10s} {summary}")
     else:
         from raytune_opt.tasks import available_tasks

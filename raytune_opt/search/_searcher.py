@@ -5,6 +5,11 @@
   seeded generator; ``save``/``restore`` write its state as tensors and plain data (``torch.save``,
   read back with ``torch.load(weights_only=True)``: restoring runs no code) so ``Tuner.restore``
   resumes it.
+* :class:`ModelSearcher` — a :class:`SpaceSearcher` with a surrogate model (GP-BO, Fabolas): a
+  surrogate that fails (an exception, or no finite acquisition score) is never silent: it is logged
+  (``logging`` warning with the error), counted in ``searcher.fallbacks`` (saved and restored with
+  the rest of the state) and, with ``on_surrogate_error="raise"``, fatal (:class:`SurrogateError`);
+  by default (``"random"``) that suggestion is a random candidate instead.
 * :class:`SpaceAdapter` — wraps a foreign searcher (hyperopt's TPE, TuneBOHB) that samples the
   space's hyperopt/ConfigSpace form: flattens its suggestions back into configurations and feeds
   it diverged results as bad ones. Its state (hyperopt's ``Trials``, ConfigSpace objects) can only
@@ -17,6 +22,7 @@ the penalty ``worst + max(1, worst − best)`` over the finite losses seen (:fun
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -25,11 +31,15 @@ import numpy as np
 from ray import cloudpickle
 from ray.tune.search import BasicVariantGenerator, Searcher
 
+from raytune_opt._compat.ray_tune import convert_to_experiment_list
 from raytune_opt.errors import ConfigError
 from raytune_opt.search.space import SearchSpace
 
 __all__ = [
     "SpaceSearcher",
+    "ModelSearcher",
+    "SurrogateError",
+    "SURROGATE_ERRORS",
     "SpaceAdapter",
     "PresetGenerator",
     "penalize",
@@ -37,6 +47,8 @@ __all__ = [
     "to_plain",
     "from_plain",
 ]
+
+logger = logging.getLogger("raytune_opt.search")
 
 #: loss given to a diverged trial when no finite loss has been seen yet
 FALLBACK_PENALTY = 1e6
@@ -305,6 +317,56 @@ class SpaceSearcher(_Stateful):
         return penalize(np.array([o[2] for o in self.observations], dtype=float))
 
 
+#: what a model-based searcher does when its surrogate fails: a random candidate, or raise
+SURROGATE_ERRORS = ("random", "raise")
+
+
+class SurrogateError(RuntimeError):
+    """A surrogate model failed and ``on_surrogate_error="raise"`` made that fatal."""
+
+
+class ModelSearcher(SpaceSearcher):
+    """A :class:`SpaceSearcher` whose suggestions come from a surrogate model; see the module
+    docstring for what happens when it fails. ``fallbacks`` holds one message per failure."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        metric: str | None = None,
+        mode: str | None = None,
+        seed: int | None = None,
+        on_surrogate_error: str = "random",
+    ) -> None:
+        if on_surrogate_error not in SURROGATE_ERRORS:
+            raise ConfigError.unknown("on_surrogate_error", on_surrogate_error, SURROGATE_ERRORS)
+        super().__init__(space, metric, mode, seed)
+        self.on_surrogate_error = on_surrogate_error
+        self.fallbacks: list[str] = []
+
+    @property
+    def fallback_count(self) -> int:
+        """How many times the surrogate failed and a fallback was used instead."""
+        return len(self.fallbacks)
+
+    def _surrogate_failed(self, step: str, error: BaseException | None, fallback: str) -> None:
+        """Record that ``step`` failed with ``error`` (``None``: it gave no usable result); raise
+        :class:`SurrogateError` under ``on_surrogate_error="raise"``, else log and count it."""
+        why = "no finite score" if error is None else f"{type(error).__name__}: {error}"
+        message = (
+            f"{type(self).__name__} after {self.n_suggested} suggestions and "
+            f"{len(self.observations)} results: {step} failed ({why})"
+        )
+        if self.on_surrogate_error == "raise":
+            raise SurrogateError(f"{message} (on_surrogate_error='raise')") from error
+        self.fallbacks.append(message)
+        logger.warning(
+            "%s; %s instead (failure %d of this searcher; on_surrogate_error='raise' makes it fatal)",
+            message,
+            fallback,
+            len(self.fallbacks),
+        )
+
+
 class SpaceAdapter(_Stateful):
     """A foreign searcher (TPE, BOHB) behind a :class:`SearchSpace`.
 
@@ -387,9 +449,7 @@ class PresetGenerator(BasicVariantGenerator):
         super().set_state(_load_companion(self, state))
 
     def add_configurations(self, experiments: Any) -> None:
-        from ray.tune.experiment import _convert_to_experiment_list
-
-        for exp in _convert_to_experiment_list(experiments):
+        for exp in convert_to_experiment_list(experiments):
             for config in self.presets:
                 one = copy.copy(exp)
                 one.spec = {**exp.spec, "config": {**exp.spec.get("config", {}), **config}, "num_samples": 1}

@@ -12,7 +12,8 @@ batch of suggestions that do not collapse onto one point (the expectation integr
 pending outcomes). The acquisition is maximised over a candidate pool — Sobol' points of the
 space and perturbations of the best configurations seen — decoded and re-encoded, so every
 candidate is a valid point of a mixed (continuous, integer, categorical, conditional) space.
-The first ``n_initial`` suggestions are a scrambled Sobol' design.
+The first ``n_initial`` suggestions are a scrambled Sobol' design. A fit or acquisition that
+fails is logged and counted (``GPSearcher.fallbacks``), or fatal with ``on_surrogate_error="raise"``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from raytune_opt.search._searcher import SpaceSearcher, penalize
+from raytune_opt.search._searcher import ModelSearcher, penalize
 from raytune_opt.search.qmc import SequenceSearcher
 from raytune_opt.search.space import Encoding, SearchSpace
 
@@ -112,11 +113,13 @@ def fit_gp(model: Any, warm: dict[str, Any] | None = None) -> Any:
     return model.eval()
 
 
-class GPSearcher(SpaceSearcher):
+class GPSearcher(ModelSearcher):
     """GP-BO with qLogEI over a mixed, possibly conditional space; batch-aware through X_pending.
 
     Options: ``n_initial`` (Sobol' design size, default ``max(4, min(10, d + 1))``),
-    ``n_candidates`` (pool size, 512), ``log_loss`` (model ``log y``, default False).
+    ``n_candidates`` (pool size, 512), ``log_loss`` (model ``log y``, default False),
+    ``on_surrogate_error`` (``"random"``: a failed fit or acquisition is logged, counted in
+    ``fallbacks`` and that suggestion is a random pool candidate; ``"raise"``: fatal).
     """
 
     def __init__(
@@ -128,8 +131,9 @@ class GPSearcher(SpaceSearcher):
         n_initial: int | None = None,
         n_candidates: int = 512,
         log_loss: bool = False,
+        on_surrogate_error: str = "random",
     ) -> None:
-        super().__init__(space, metric, mode, seed)
+        super().__init__(space, metric, mode, seed, on_surrogate_error)
         self.encoding: Encoding = self.space.encoding("onehot")
         self.initial = SequenceSearcher(self.space, "sobol", seed=seed)
         self.n_initial = n_initial if n_initial is not None else max(4, min(10, self.encoding.n_dims + 1))
@@ -168,8 +172,12 @@ class GPSearcher(SpaceSearcher):
                 )
                 with torch.no_grad(), single_threaded():
                     scores = acq(P.unsqueeze(1)).numpy()
-            except Exception:  # noqa: BLE001 - a degenerate fit must not stop the experiment
+            except Exception as e:  # noqa: BLE001 - logged, counted, fatal on request
+                self._surrogate_failed("the GP fit or qLogEI", e, "a random candidate")
                 scores = np.zeros(len(pool))
         scores = np.where(np.isfinite(scores), scores, -math.inf)
+        if not np.isfinite(scores).any():
+            self._surrogate_failed("qLogEI", None, "a random candidate")
+            scores = np.zeros(len(pool))
         top = np.flatnonzero(scores == scores.max())
         return pool[int(self.rng.choice(top))]

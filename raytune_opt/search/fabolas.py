@@ -41,12 +41,14 @@ from typing import Any
 import numpy as np
 
 from raytune_opt.errors import ConfigError
-from raytune_opt.search._searcher import SpaceSearcher
+from raytune_opt.search._searcher import ModelSearcher
 from raytune_opt.search.bo import candidate_pool, fit_gp, hyperparameters, single_threaded, targets
 from raytune_opt.search.qmc import SequenceSearcher
 from raytune_opt.search.space import Float, SearchSpace
 
 __all__ = ["FabolasSearcher"]
+
+_AT_SMALLEST = "a random candidate at the smallest fraction drawn"
 
 
 def fidelity_range(space: SearchSpace, fidelity: str, s_min: float | None) -> tuple[SearchSpace, float]:
@@ -65,8 +67,13 @@ def fidelity_range(space: SearchSpace, fidelity: str, s_min: float | None) -> tu
     return space, float(s_min)
 
 
-class FabolasSearcher(SpaceSearcher):
-    """Cost-aware multi-fidelity GP search over ``(config, data_fraction)``; see the module docstring."""
+class FabolasSearcher(ModelSearcher):
+    """Cost-aware multi-fidelity GP search over ``(config, data_fraction)``; see the module docstring.
+
+    ``on_surrogate_error``: ``"random"`` (default) logs a failed fit or acquisition, counts it in
+    ``fallbacks`` and suggests a random candidate at the smallest fraction in the pool (a failed
+    recommendation: the best configuration observed at the largest fraction); ``"raise"``: fatal.
+    """
 
     def __init__(
         self,
@@ -82,10 +89,11 @@ class FabolasSearcher(SpaceSearcher):
         n_candidates: int = 256,
         log_loss: bool = True,
         refit_growth: float = 0.2,
+        on_surrogate_error: str = "random",
     ) -> None:
         space = space if isinstance(space, SearchSpace) else SearchSpace(space)
         space, self.s_min = fidelity_range(space, fidelity, s_min)
-        super().__init__(space, metric, mode, seed)
+        super().__init__(space, metric, mode, seed, on_surrogate_error)
         self.fidelity = fidelity
         self.cost_attr = cost_attr
         self.num_samples = num_samples
@@ -163,7 +171,10 @@ class FabolasSearcher(SpaceSearcher):
             torch.manual_seed(int(self.rng.integers(2**31)))
             try:
                 self.incumbent = self._predicted_best(self._fit())
-            except Exception:  # noqa: BLE001 - fall back to the best observed at the largest s
+            except Exception as e:  # noqa: BLE001 - logged, counted, fatal on request
+                self._surrogate_failed(
+                    "the GP fit for the recommendation", e, "the best configuration at the largest fraction"
+                )
                 best = min(
                     range(len(self.observations)),
                     key=lambda i: (-self.observations[i][1][self.fidelity], self.losses()[i]),
@@ -238,9 +249,13 @@ class FabolasSearcher(SpaceSearcher):
                 )
                 with torch.no_grad(), single_threaded():
                     scores = acq(P.unsqueeze(1)).numpy()
-            except Exception:  # noqa: BLE001 - a degenerate fit must not stop the experiment
+            except Exception as e:  # noqa: BLE001 - logged, counted, fatal on request
+                self._surrogate_failed("the GP fit or the MES acquisition", e, _AT_SMALLEST)
                 scores = -fractions
         scores = np.where(np.isfinite(scores), scores, -math.inf)
+        if not np.isfinite(scores).any():
+            self._surrogate_failed("the MES acquisition", None, _AT_SMALLEST)
+            scores = -fractions
         i = int(self.rng.choice(np.flatnonzero(scores == scores.max())))
         return {**configs[i], self.fidelity: float(fractions[i])}
 

@@ -65,6 +65,11 @@ value; here both are saved together, so they agree.) Hence, with ``synch``:
   taken in between forgets that pending exploit: the trial is then not cloned at that sync.)
   With two or more trials running at once this race is common, restore or not.
 
+**Ray internals.** The privates this needs (a bracket built without ``_Bracket.__init__``, its
+members, a trial's checkpoint in flight and its checkpoint manager) are reached through
+:mod:`raytune_opt._compat.ray_tune`, which also lists the inherited private attributes and hooks
+used here; ``tests/compat`` checks them against the installed Ray.
+
 **Seeds.** PBT's explore (``random.random``/``random.choice`` in Ray's ``_explore``, the donor's
 ``random.choice``, ``Domain.sample(None)`` = NumPy's global generator) and PB2's acquisition
 restarts (``np.random.uniform``) draw from the global ``random``/``numpy.random`` streams. With
@@ -87,6 +92,15 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandScheduler, PopulationBasedTraining
 from ray.tune.schedulers.hb_bohb import HyperBandForBOHB
 from ray.tune.schedulers.pb2 import PB2
+
+from raytune_opt._compat.ray_tune import (
+    bracket_counters,
+    bracket_members,
+    latest_checkpoint_result,
+    new_bracket,
+    saving_checkpoint,
+    set_bracket_members,
+)
 
 __all__ = [
     "SeededStreams",
@@ -178,7 +192,7 @@ class _Population:
         state = self._trial_state[trial]
         for name in _PBT_FIELDS:
             setattr(state, name, saved[name])
-        latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
+        latest = latest_checkpoint_result(trial)
         if latest is not None and latest.checkpoint is None:
             latest = None
         if saved["exploitable"] and latest is not None:
@@ -217,7 +231,7 @@ class _Population:
         state = self._trial_state[trial]
         state.last_checkpoint = None
         if trial in upper_quantile:
-            state.last_checkpoint = trial.temporary_state.saving_to
+            state.last_checkpoint = saving_checkpoint(trial)
             self._num_checkpoints += 1
         elif trial in lower_quantile:
             self._exploit_when_paused[trial] = list(upper_quantile)
@@ -292,7 +306,6 @@ class SeededPB2(_Population, PB2):
 
 
 # ------------------------------------------------------------------ Hyperband
-_MEMBERS = ("_live_trials", "_all_trials", "trials_to_unpause")
 
 
 class _Brackets:
@@ -326,16 +339,17 @@ class _Brackets:
                     bands[-1].append(None)
                     continue
                 where[id(bracket)] = (b, p)
-                bands[-1].append({k: v for k, v in vars(bracket).items() if k not in _MEMBERS})
-                for rank, trial in enumerate(bracket._all_trials):
-                    live = trial in bracket._live_trials
+                bands[-1].append(bracket_counters(bracket))
+                all_trials, live_trials, to_unpause = bracket_members(bracket)
+                for rank, trial in enumerate(all_trials):
+                    live = trial in live_trials
                     members[trial.trial_id] = (
                         b,
                         p,
                         rank,
                         live,
-                        self._kept(bracket._live_trials.get(trial)),
-                        trial in bracket.trials_to_unpause,
+                        self._kept(live_trials.get(trial)),
+                        trial in to_unpause,
                     )
         current = self._state["bracket"]
         return {
@@ -347,18 +361,10 @@ class _Brackets:
         }
 
     def load_scheduler_state(self, state: dict[str, Any]) -> None:
-        from ray.tune.schedulers.hyperband import _Bracket
-
-        self._hyperbands = []
-        for band in state["bands"]:
-            self._hyperbands.append([])
-            for fields in band:
-                bracket = None
-                if fields is not None:
-                    bracket = _Bracket.__new__(_Bracket)
-                    vars(bracket).update(fields)
-                    bracket._live_trials, bracket._all_trials, bracket.trials_to_unpause = {}, [], set()
-                self._hyperbands[-1].append(bracket)
+        self._hyperbands = [
+            [None if counters is None else new_bracket(counters) for counters in band]
+            for band in state["bands"]
+        ]
         self._members = {
             tid: (self._hyperbands[b][p], b, rank, live, result, unpause)
             for tid, (b, p, rank, live, result, unpause) in state["members"].items()
@@ -380,13 +386,16 @@ class _Brackets:
             return
         bracket, band_idx, _, live, result, unpause = member
         self._trial_info[trial] = bracket, band_idx
-        bracket._all_trials = sorted([*bracket._all_trials, trial], key=self._rank_of)
+        all_trials, live_trials, to_unpause = bracket_members(bracket)
+        all_trials = sorted([*all_trials, trial], key=self._rank_of)
+        if live and trial.status not in _DONE:
+            live_trials = {**live_trials, trial: result}
+            live_trials = {t: live_trials[t] for t in sorted(live_trials, key=self._rank_of)}
+        set_bracket_members(bracket, all_trials, live_trials)
         if not live or trial.status in _DONE:
             return
-        live_trials = {**bracket._live_trials, trial: result}
-        bracket._live_trials = {t: live_trials[t] for t in sorted(live_trials, key=self._rank_of)}
         if unpause:
-            bracket.trials_to_unpause.add(trial)
+            to_unpause.add(trial)
         elif not bracket.continue_trial(trial) and not bracket.finished():
             # at the milestone, waiting for the rest of its bracket: keep it waiting
             trial.set_status(Trial.PAUSED)

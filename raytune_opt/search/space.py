@@ -35,7 +35,7 @@ import numpy as np
 
 from raytune_opt.errors import ConfigError, ConfigTypeError
 
-__all__ = ["Float", "Int", "Choice", "Fixed", "Param", "SearchSpace", "Encoding", "split_optimizer"]
+__all__ = ["Float", "Int", "Choice", "Fixed", "Param", "SearchSpace", "Encoding"]
 
 _DOMAIN_KEYS = ("uniform", "loguniform", "int", "choice", "grid", "value")
 
@@ -286,8 +286,7 @@ class SearchSpace:
         Ranges come from ``raytune_opt.optim.available()`` (each ``HParam``'s ``low``/``high``/``log``
         or ``choices``); a hyperparameter without a range stays at its default. Children are named
         ``"<optimizer>.<hparam>"`` (e.g. ``lion.lr``) because the same hyperparameter has a different
-        range per optimizer (the seed: Lion's lr below AdamW's, its weight decay above);
-        :func:`split_optimizer` turns a trial's config back into ``(name, hparams)``.
+        range per optimizer (the seed: Lion's lr below AdamW's, its weight decay above).
         ``fixed`` adds constants (e.g. ``epochs=10``).
         """
         from raytune_opt import optim
@@ -378,8 +377,7 @@ class SearchSpace:
         out = dict(config)
         for p in self:
             if p.name in out and isinstance(p.domain, (Float, Int)):
-                v = min(max(out[p.name], p.domain.low), p.domain.high)
-                out[p.name] = int(round(v)) if isinstance(p.domain, Int) else float(v)
+                out[p.name] = _clamp(p.domain, out[p.name])
         return out
 
     def without(self, *names: str) -> SearchSpace:
@@ -561,12 +559,12 @@ class SearchSpace:
         return self._cast(out)
 
     def _cast(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Python ``int``/``float`` for numeric domains (samplers hand back numpy scalars)."""
+        """Python ``int``/``float`` for numeric domains (samplers hand back numpy scalars), inside
+        the declared bounds (:func:`_clamp`: hyperopt's and ConfigSpace's log scales round-trip
+        through ``exp(log x)``; hyperopt's quantised log-int may round ``low − ½`` down)."""
         for p in self:
-            if p.name in config and isinstance(p.domain, Int):
-                config[p.name] = int(round(float(config[p.name])))
-            elif p.name in config and isinstance(p.domain, Float):
-                config[p.name] = float(config[p.name])
+            if p.name in config and isinstance(p.domain, (Int, Float)):
+                config[p.name] = _clamp(p.domain, float(config[p.name]))
         return config
 
 
@@ -584,6 +582,16 @@ class _ConditionalSample:
         return self.domain.sample() if hasattr(self.domain, "sample") else self.domain
 
 
+def _clamp(d: Float | Int, v: float) -> float | int:
+    """``v`` as a value of ``d``, inside ``[low, high]``: a Python ``float``, or for ``Int`` the
+    nearest ``int``. Every conversion into a configuration ends here, so no strategy suggests a
+    value outside the declared bounds: a log-scale round trip lands up to an ulp outside them
+    (``exp(log 1e-05) = 9.999999999999997e-06``)."""
+    if isinstance(d, Int):
+        return int(min(max(round(v), d.low), d.high))
+    return float(min(max(v, d.low), d.high))
+
+
 def _grid_values(d: Domain, points: int) -> list[Any]:
     if isinstance(d, Fixed):
         return [d.value]
@@ -595,8 +603,8 @@ def _grid_values(d: Domain, points: int) -> list[Any]:
     else:
         vals = d.low + t * (d.high - d.low)
     if isinstance(d, Int):
-        return sorted({int(round(v)) for v in vals})
-    return [float(v) for v in vals]
+        return sorted({_clamp(d, v) for v in vals})
+    return [_clamp(d, v) for v in vals]
 
 
 class Encoding:
@@ -704,19 +712,8 @@ class Encoding:
                 )
                 config[p.name] = int(min(max(math.floor(v), d.low), d.high))
             elif d.log:
-                config[p.name] = float(math.exp(math.log(d.low) + u * (math.log(d.high) - math.log(d.low))))
+                log_lo, log_hi = math.log(d.low), math.log(d.high)
+                config[p.name] = _clamp(d, math.exp(log_lo + u * (log_hi - log_lo)))
             else:
-                config[p.name] = float(d.low + u * (d.high - d.low))
+                config[p.name] = _clamp(d, d.low + u * (d.high - d.low))
         return config
-
-
-def split_optimizer(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``{"optimizer": "lion", "lion.lr": 1e-4, ...}`` → ``("lion", {"lr": 1e-4, ...})``
-    (the inverse of :meth:`SearchSpace.for_optimizers`' naming)."""
-    if "optimizer" not in config:
-        raise ConfigError.invalid(
-            "config", dict(config), "an 'optimizer' key (see SearchSpace.for_optimizers)"
-        )
-    name = config["optimizer"]
-    prefix = f"{name}."
-    return name, {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}

@@ -8,12 +8,10 @@ The space lives in the ``search_alg`` of every strategy: the Tuner's ``param_spa
 constants only (a ``ConfigError`` says so otherwise). Each trial's config holds the space's
 fixed values and its *active* parameters; inactive conditional parameters are absent.
 
-Pass ``trainable=`` to let the strategies check what they need before any trial runs
-(checkpoints for ``pbt``/``pb2``, a ``data_fraction`` for ``fabolas``, ``reset_config`` for actor
-reuse). A trainable tells them with :func:`declare`; otherwise a ``ray.tune.Trainable`` class is
-read from its methods and a function from its source (its own and that of the functions it calls
-by name, two levels deep) — a heuristic that can only raise for a trainable that never
-mentions a checkpoint / the fidelity anywhere.
+Pass ``trainable=`` to let the strategies check what they need before any trial runs:
+checkpoints for ``pbt``/``pb2``, a data fraction for ``fabolas`` — what the trainable declares
+with :func:`raytune_opt.search.capabilities` (:mod:`raytune_opt.capabilities`; a ``ConfigError``
+names what is missing) — and ``reset_config`` for actor reuse.
 
 Notes on Ray 2.60 behaviour: ``grid``, ``pbt`` and ``pb2`` run their configurations (the
 space's conditional grid, the seeded initial population) through Ray's own
@@ -28,68 +26,15 @@ of :mod:`raytune_opt.search.schedulers`, whose state travels with the searcher s
 from __future__ import annotations
 
 import inspect
-import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from raytune_opt.capabilities import declared
 from raytune_opt.errors import ConfigError, ConfigTypeError
 from raytune_opt.search.space import Choice, Float, Int, SearchSpace
 
-__all__ = ["make_tune_config", "strategies", "declare"]
-
-_ATTR = "__raytune_opt_capabilities__"
-
-
-def declare(trainable: Any, *, checkpoints: bool | None = None, data_fraction: bool | None = None) -> Any:
-    """Record what ``trainable`` supports (returned unchanged): ``checkpoints`` — it saves and
-    restores checkpoints (needed by ``pbt``/``pb2``); ``data_fraction`` — it trains on the share
-    ``config["data_fraction"]`` of its data (needed by ``fabolas``)."""
-    caps = dict(getattr(trainable, _ATTR, {}))
-    caps.update(
-        {
-            k: v
-            for k, v in {"checkpoints": checkpoints, "data_fraction": data_fraction}.items()
-            if v is not None
-        }
-    )
-    setattr(trainable, _ATTR, caps)
-    return trainable
-
-
-def _mentions(fn: Any, word: str, depth: int = 2) -> bool | None:
-    """Whether ``word`` occurs in the source of ``fn`` or of the functions it calls by name
-    (``depth`` levels); ``None`` when no source is available."""
-    fn = inspect.unwrap(fn)
-    try:
-        src = inspect.getsource(fn)
-    except (OSError, TypeError):
-        return None
-    if word in src:
-        return True
-    if depth == 0 or not isinstance(fn, types.FunctionType):
-        return False
-    for name in fn.__code__.co_names:
-        callee = fn.__globals__.get(name)
-        if isinstance(callee, types.FunctionType) and callee is not fn and _mentions(callee, word, depth - 1):
-            return True
-    return False
-
-
-def _supports(trainable: Any, capability: str, word: str) -> bool | None:
-    """``True``/``False`` when it can be told before running, ``None`` otherwise."""
-    declared = getattr(trainable, _ATTR, {})
-    if capability in declared:
-        return bool(declared[capability])
-    from ray.tune import Trainable
-
-    if inspect.isclass(trainable) and issubclass(trainable, Trainable):
-        if capability == "checkpoints":
-            return trainable.save_checkpoint is not Trainable.save_checkpoint
-        return _mentions(trainable, word, depth=0)
-    if callable(trainable):
-        return _mentions(trainable, word)
-    return None
+__all__ = ["make_tune_config", "available_strategies", "STRATEGIES", "Strategy"]
 
 
 @dataclass
@@ -145,10 +90,13 @@ def _grid(r: _Request) -> tuple[Any, Any, int]:
     return PresetGenerator(points, r.seed), None, len(points)
 
 
+_BO_OPTIONS = ("n_initial", "n_candidates", "log_loss", "on_surrogate_error")
+
+
 def _bo(r: _Request) -> tuple[Any, Any, int]:
     from raytune_opt.search.bo import GPSearcher
 
-    kw = {k: r.options[k] for k in ("n_initial", "n_candidates", "log_loss") if k in r.options}
+    kw = {k: r.options[k] for k in _BO_OPTIONS if k in r.options}
     return GPSearcher(r.space, r.metric, r.mode, r.seed, **kw), None, r.num_samples
 
 
@@ -220,7 +168,16 @@ def _bohb(r: _Request) -> tuple[Any, Any, int]:
     return search, sched, r.num_samples
 
 
-_FABOLAS_OPTIONS = ("s_min", "fidelity", "cost_attr", "n_initial", "n_candidates", "log_loss", "refit_growth")
+_FABOLAS_OPTIONS = (
+    "s_min",
+    "fidelity",
+    "cost_attr",
+    "n_initial",
+    "n_candidates",
+    "log_loss",
+    "refit_growth",
+    "on_surrogate_error",
+)
 
 
 def _fabolas(r: _Request) -> tuple[Any, Any, int]:
@@ -335,7 +292,7 @@ STRATEGIES: dict[str, Strategy] = {
             "bo",
             "GP Bayesian optimisation (botorch SingleTaskGP + qLogEI), batch-aware",
             _bo,
-            ("n_initial", "n_candidates", "log_loss"),
+            _BO_OPTIONS,
             model_based=True,
         ),
         Strategy(
@@ -399,7 +356,7 @@ _COMMON = (
 )
 
 
-def strategies() -> dict[str, str]:
+def available_strategies() -> dict[str, str]:
     """Each strategy name with its one-line description."""
     return {name: s.summary for name, s in STRATEGIES.items()}
 
@@ -517,20 +474,29 @@ def make_tune_config(
 
 
 def _check_trainable(strategy: str, trainable: Any, fidelity: str) -> None:
+    """The capabilities ``strategy`` needs, as ``trainable`` declares them (``raytune_opt.capabilities``)."""
     name = getattr(trainable, "__name__", type(trainable).__name__)
-    if strategy in ("pbt", "pb2") and _supports(trainable, "checkpoints", "checkpoint") is False:
+    caps = declared(trainable)
+    if strategy in ("pbt", "pb2") and caps.get("checkpoints") is not True:
+        said = "declares checkpoints=False" if "checkpoints" in caps else "does not declare checkpoints"
         raise ConfigError.invalid(
             f"{strategy} trainable",
             name,
-            "a trainable that checkpoints (tune.report(..., checkpoint=...) and "
-            "tune.get_checkpoint() at start): "
-            f"{strategy} clones trials from their checkpoints; use asha or hyperband for one that does not",
+            f"a trainable that checkpoints ({name} {said}): {strategy} clones trials from their "
+            "checkpoints; declare one that reports tune.report(..., checkpoint=...) and resumes from "
+            "tune.get_checkpoint() with @raytune_opt.search.capabilities(checkpoints=True), "
+            "or use asha or hyperband for one that does not",
         )
-    if strategy == "fabolas" and _supports(trainable, "data_fraction", fidelity) is False:
-        raise ConfigError.invalid(
-            "fabolas trainable",
-            name,
-            f"a trainable that trains on config[{fidelity!r}] of its data "
-            "(declare(trainable, data_fraction=True)); "
-            "use bo for full-data trials or hyperband/bohb for epoch budgets",
-        )
+    if strategy == "fabolas":
+        got = caps.get("data_fraction")
+        key = "data_fraction" if got is True else got
+        if key != fidelity:
+            said = "does not declare data_fraction" if got is None else f"declares data_fraction={got!r}"
+            value = "True" if fidelity == "data_fraction" else repr(fidelity)
+            raise ConfigError.invalid(
+                "fabolas trainable",
+                name,
+                f"a trainable that trains on the share config[{fidelity!r}] of its data ({name} {said}): "
+                f"declare it with @raytune_opt.search.capabilities(data_fraction={value}); "
+                "use bo for full-data trials or hyperband/bohb for epoch budgets",
+            )

@@ -14,18 +14,17 @@ copies, and batches are sliced there; ``precision="bf16"`` runs forward passes u
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
 
+from raytune_opt._compat.torch import set_last_lr, without_dynamo_import
 from raytune_opt.tasks import TaskSpec, get_task, stratified_subset
 from raytune_opt.train.checkpoint import apply_hparams, load_state, rng_state, save_state, set_rng_state
 from raytune_opt.train.config import SECOND_ORDER, TrainConfig, validate
@@ -106,52 +105,12 @@ def _closure(
     return lambda: spec.loss(model(xb), yb)
 
 
-@functools.cache
-def _dynamo_disabled() -> tuple[Callable[..., Any], ...]:
-    """What torch's optimizer and lr-scheduler base classes wrap in ``torch._disable_dynamo``."""
-    code = torch._disable_dynamo(lambda: None).__code__  # the wrapper's code, shared by all of them
-    return tuple(
-        fn.__wrapped__
-        for cls in (torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)
-        for fn in vars(cls).values()
-        if getattr(fn, "__code__", None) is code and hasattr(fn, "__wrapped__")
-    )
-
-
-@contextlib.contextmanager
-def _without_dynamo_import() -> Iterator[None]:
-    """While the loop runs, torch's optimizer methods marked ``torch._disable_dynamo`` run as they are
-    instead of importing ``torch._dynamo`` on their first call (2 s of CPU in every new trial process).
-
-    ``torch._disable_dynamo`` wraps ``Optimizer.add_param_group``, ``zero_grad``, ``state_dict`` and
-    ``load_state_dict``; on the first call it imports ``torch._dynamo`` only to make them skip
-    ``torch.compile`` tracing, and caches the result on the wrapped function as ``__dynamo_disable``.
-    A process that has not imported ``torch._dynamo`` traces nothing, so the plain function is the same
-    call: that is cached instead, for the loop's duration only (the loop itself is never compiled);
-    with ``torch._dynamo`` already imported (a task compiling its model) nothing changes.
-    """
-    if "torch._dynamo" in sys.modules:
-        yield
-        return
-    seeded = []
-    for inner in _dynamo_disabled():
-        if not hasattr(inner, "__dynamo_disable"):
-            setattr(inner, "__dynamo_disable", inner)
-            seeded.append(inner)
-    try:
-        yield
-    finally:
-        for inner in seeded:
-            if getattr(inner, "__dynamo_disable", None) is inner:
-                delattr(inner, "__dynamo_disable")
-
-
 def train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
     """Train one trial from ``config`` and report every epoch to ``session``; returns the last metrics.
 
     Stops early, reporting ``diverged=True`` with the worst metric value, when a loss is NaN or ±inf.
     """
-    with _without_dynamo_import():
+    with without_dynamo_import():
         return _train_loop(config, session)
 
 
@@ -208,7 +167,7 @@ def _train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
         for group, base in zip(opt.param_groups, base_lrs, strict=True):
             group["initial_lr"] = base
             group["lr"] = base * sched.lr_lambdas[0](sched.last_epoch)
-        sched._last_lr = [g["lr"] for g in opt.param_groups]
+        set_last_lr(sched, [g["lr"] for g in opt.param_groups])
         rngs = state["rng"]
         if len(rngs) == session.world_size:
             set_rng_state(rngs[session.rank])

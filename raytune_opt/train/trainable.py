@@ -28,6 +28,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from raytune_opt._compat.ray_train import trial_storage
+from raytune_opt.capabilities import declare
 from raytune_opt.tasks import restore_user_tasks, user_tasks
 from raytune_opt.train.config import validate, validate_space
 from raytune_opt.train.loop import train_loop
@@ -106,14 +108,13 @@ def _run_torch_trainer(config: dict[str, Any], tasks: dict[str, Any]) -> None:
     import ray
     import ray.train
     import ray.tune
-    from ray.train._internal.session import get_storage
     from ray.train.torch import TorchTrainer
 
     restore_user_tasks(tasks)
     cfg = validate(config)
     resume = ray.tune.get_checkpoint()
     relay = ray.remote(num_cpus=0)(_Relay).remote()
-    storage = get_storage()
+    trial_fs_path, storage_filesystem = trial_storage()
     trainer = TorchTrainer(
         lambda c: _train_worker(c, resume, tasks),
         train_loop_config=dict(config),
@@ -122,8 +123,8 @@ def _run_torch_trainer(config: dict[str, Any], tasks: dict[str, Any]) -> None:
         ),
         run_config=ray.train.RunConfig(
             name=f"train-{uuid.uuid4().hex[:8]}",
-            storage_path=storage.trial_fs_path,
-            storage_filesystem=storage.storage_filesystem,
+            storage_path=trial_fs_path,
+            storage_filesystem=storage_filesystem,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             callbacks=[_forward_to_tune_callback(relay)],
         ),
@@ -154,20 +155,27 @@ def trainable(param_space: Mapping[str, Any]) -> Callable[..., Any]:
 
     Validates ``param_space`` first (names, fixed and categorical values: a ``ConfigError``
     before Ray starts anything). User-registered tasks travel with the trainable to the workers.
+    It declares its capabilities (:mod:`raytune_opt.capabilities`): ``data_fraction``, and
+    ``checkpoints`` unless ``checkpoint_every = 0`` and ``checkpoint_at_end = False``.
     """
     import ray.tune
 
     cfg = validate_space(param_space)
     tasks = user_tasks()
+    # what the search strategies check (raytune_opt.capabilities): the loop trains on
+    # config["data_fraction"] of the data, and checkpoints unless told to save none
+    checkpoints = cfg.checkpoint_every > 0 or cfg.checkpoint_at_end
     if not cfg.distributed:
 
         def raytune_opt_trial(config: dict[str, Any]) -> None:
             restore_user_tasks(tasks)
             train_loop(config, TuneSession())
 
-        return ray.tune.with_resources(raytune_opt_trial, cfg.worker_resources())
+        fn = ray.tune.with_resources(raytune_opt_trial, cfg.worker_resources())
+    else:
 
-    def raytune_opt_ddp_trial(config: dict[str, Any]) -> None:
-        _run_torch_trainer(config, tasks)
+        def raytune_opt_ddp_trial(config: dict[str, Any]) -> None:
+            _run_torch_trainer(config, tasks)
 
-    return ray.tune.with_resources(raytune_opt_ddp_trial, DRIVER_RESOURCES)
+        fn = ray.tune.with_resources(raytune_opt_ddp_trial, DRIVER_RESOURCES)
+    return declare(fn, checkpoints=checkpoints, data_fraction=True)

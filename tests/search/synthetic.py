@@ -23,7 +23,7 @@ from typing import Any
 
 from ray import cloudpickle, tune
 
-from raytune_opt.search import SearchSpace
+from raytune_opt.search import SearchSpace, capabilities
 
 # Ray workers cannot import this test helper: ship its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -48,6 +48,7 @@ def objective(config: dict) -> float:
     return v + 0.1 + (math.log2(config["width"]) - 3) ** 2 / 25
 
 
+@capabilities(checkpoints=True, data_fraction=True)
 def trainable(config: dict) -> None:
     """Reports ``loss`` for ``t = 1 .. max_t``; with ``checkpoint`` it saves ``{t, owner}`` each
     iteration and resumes from ``tune.get_checkpoint()`` (reporting whose checkpoint as ``donor``, the

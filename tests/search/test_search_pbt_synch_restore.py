@@ -34,7 +34,7 @@ import pandas as pd
 from ray import cloudpickle, tune
 
 from raytune_opt import trial_logs
-from raytune_opt.search import SearchSpace, make_tune_config
+from raytune_opt.search import SearchSpace, capabilities, make_tune_config
 
 # Ray workers cannot import this test module: ship its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -45,6 +45,7 @@ POPULATION, MAX_T, INTERVAL = 4, 5, 2  # syncs at 2 and 4, then one step to the 
 TIME_BUDGET_S = 600
 
 
+@capabilities(checkpoints=True)
 def climb(config: dict) -> None:
     """Reports ``loss = (log10 lr + 2)² / 4 + 0.5 / t`` for ``t = 1 .. max_t`` with a checkpoint each
     step holding ``t``, the learning rate it was trained with and whether it was written after the

@@ -9,7 +9,7 @@ import pytest
 from synthetic import SPACE, space
 
 from raytune_opt.errors import ConfigError
-from raytune_opt.search import Choice, Fixed, Float, Int, SearchSpace, split_optimizer
+from raytune_opt.search import Choice, Fixed, Float, Int, SearchSpace
 
 FLAT = {
     "lr": {"loguniform": [1e-5, 1e-1]},
@@ -189,8 +189,8 @@ def test_for_optimizers_ranges_follow_the_seed():
     rng = np.random.default_rng(0)
     for _ in range(30):
         c = sp.validate(sp.sample(rng))
-        name, hp = split_optimizer(c)
-        assert all(k.startswith(f"{name}.") for k in c if "." in k) and "lr" in hp
+        name = c["optimizer"]
+        assert all(k.startswith(f"{name}.") for k in c if "." in k) and f"{name}.lr" in c
         assert c["epochs"] == 3
     with pytest.raises(ConfigError, match="did you mean 'lion'"):
         SearchSpace.for_optimizers(["lino"])

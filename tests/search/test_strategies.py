@@ -1,4 +1,4 @@
-"""make_tune_config and strategies(): what each strategy builds, its checks, and reproducibility."""
+"""make_tune_config and available_strategies(): what each strategy builds, its checks, and reproducibility."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from ray import tune
 from synthetic import SPACE, space, trainable
 
 from raytune_opt.errors import ConfigError
-from raytune_opt.search import declare, make_tune_config, strategies
+from raytune_opt.search import available_strategies, capabilities, declare, make_tune_config
 from raytune_opt.search._searcher import PresetGenerator
 
 NAMES = [
@@ -40,7 +40,7 @@ def first_suggestions(cfg, n=3):
 
 
 def test_strategies_lists_every_name_with_a_description():
-    listed = strategies()
+    listed = available_strategies()
     assert list(listed) == NAMES
     assert all(isinstance(d, str) and len(d) > 20 for d in listed.values())
 
@@ -91,32 +91,56 @@ def test_grid_domains_rejected_by_model_based_strategies(strategy):
         )
 
 
-def test_pbt_rejects_a_trainable_that_never_checkpoints():
-    def never_saves(config):
-        tune.report({"loss": config["lr"]})
+def test_pbt_requires_a_trainable_that_declares_checkpoints():
+    def reports_checkpoints(config):  # checkpoints, but does not say so: nothing is read from source
+        tune.report({"loss": config["lr"]}, checkpoint=tune.get_checkpoint())
 
-    with pytest.raises(ConfigError, match="checkpoints.*use asha"):
-        build("pbt", trainable=never_saves)
+    with pytest.raises(ConfigError, match="not declare checkpoints.*checkpoints=True.*use asha"):
+        build("pbt", trainable=reports_checkpoints)
+    with pytest.raises(ConfigError, match="declares checkpoints=False"):
+        build("pb2", trainable=capabilities(checkpoints=False)(lambda config: None))
 
     class Plain(tune.Trainable):
         def step(self):
             return {"loss": 1.0}
 
-    with pytest.raises(ConfigError, match="checkpoints"):
-        build("pb2", trainable=Plain)
-    build("pbt", trainable=trainable)  # mentions checkpoints: accepted
-    build("pbt", trainable=declare(never_saves, checkpoints=True))
+    class Saves(Plain):
+        def save_checkpoint(self, checkpoint_dir):
+            return {}
+
+    with pytest.raises(ConfigError, match="Plain declares checkpoints=False"):
+        build("pb2", trainable=Plain)  # a Trainable class declares by overriding save_checkpoint
+    build("pb2", trainable=Saves)
+    build("pbt", trainable=trainable)  # declared in synthetic.py
+    build("pbt", trainable=declare(reports_checkpoints, checkpoints=True))
+    # ray.tune.with_resources keeps the declaration, of a function and of a class
+    build("pbt", trainable=tune.with_resources(trainable, {"CPU": 1}))
+    build("pbt", trainable=tune.with_resources(declare(Plain, checkpoints=True), {"CPU": 1}))
     # a class trainable without reset_config is not reused between trials
     assert build("asha", trainable=Plain).reuse_actors is False
 
 
-def test_fabolas_rejects_a_trainable_without_data_fraction():
+def test_fabolas_requires_a_trainable_that_declares_its_data_fraction():
     def full_data(config):
         tune.report({"loss": config["lr"]})
 
-    with pytest.raises(ConfigError, match="data_fraction.*use bo"):
+    with pytest.raises(ConfigError, match="does not declare data_fraction.*data_fraction=True.*use bo"):
         build("fabolas", trainable=full_data)
     build("fabolas", trainable=trainable)
+    # another fidelity key must be the one declared
+    subset = capabilities(data_fraction="subset")(lambda config: None)
+    build("fabolas", trainable=subset, fidelity="subset")
+    with pytest.raises(ConfigError, match="declares data_fraction='subset'"):
+        build("fabolas", trainable=subset)
+    with pytest.raises(ConfigError, match=r"capabilities\(data_fraction='subset'\)"):
+        build("fabolas", trainable=trainable, fidelity="subset")
+
+
+def test_capabilities_are_checked_when_declared():
+    with pytest.raises(ConfigError, match="capabilities.checkpoints = 'yes'"):
+        capabilities(checkpoints="yes")(lambda config: None)
+    with pytest.raises(ConfigError, match="trainable"):
+        declare(3, checkpoints=True)
 
 
 @pytest.mark.parametrize(

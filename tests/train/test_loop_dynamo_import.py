@@ -6,9 +6,9 @@ import json
 import subprocess
 import sys
 
+from raytune_opt._compat.torch import dynamo_disabled_functions as _dynamo_disabled
 from raytune_opt.train import run_local
 from raytune_opt.train.checkpoint import load_state
-from raytune_opt.train.loop import _dynamo_disabled
 
 CONFIG = {
     "task": "digits-mlp",
@@ -27,7 +27,7 @@ import torch
 torch.set_num_threads(1)  # as this test process (tests/train/conftest.py)
 from raytune_opt.train import run_local
 from raytune_opt.train.checkpoint import load_state
-from raytune_opt.train.loop import _dynamo_disabled
+from raytune_opt._compat.torch import dynamo_disabled_functions as _dynamo_disabled
 
 with tempfile.TemporaryDirectory() as d:
     first = run_local({CONFIG!r}, storage=d)

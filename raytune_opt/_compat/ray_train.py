@@ -1,0 +1,25 @@
+"""Ray Train internals that :mod:`raytune_opt.train` needs (tested against Ray 2.60)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import raytune_opt._compat  # noqa: F401 - the tested-version check
+
+__all__ = ["trial_storage"]
+
+
+def trial_storage() -> tuple[str, Any]:
+    """``(trial_fs_path, storage_filesystem)`` of the running Tune trial: where a ``TorchTrainer``
+    launched inside the trial writes its run, on the trial's own storage (a cluster's shared one).
+
+    ``get_storage`` is a ``DeveloperAPI`` ("may change without notice between minor versions") and
+    the ``StorageContext`` it returns is a class of ``ray.train._internal``: no public API gives a
+    trial's storage filesystem (Ray's Train-inside-Tune example leaves ``storage_path`` unset, which
+    on a cluster writes to the head node's local disk).
+    """
+    import ray.tune
+
+    # developer API added in https://github.com/ray-project/ray/pull/39281 (TrainContext.get_storage)
+    storage = ray.tune.get_context().get_storage()
+    return storage.trial_fs_path, storage.storage_filesystem

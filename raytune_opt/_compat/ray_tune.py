@@ -1,0 +1,164 @@
+"""Ray Tune internals that :mod:`raytune_opt.search` needs (tested against Ray 2.60).
+
+Functions for the privates of objects we do not own (a bracket, a trial, an experiment list);
+tuples naming the inherited private attributes and hooks that our scheduler and searcher
+subclasses read or override (``self._trial_state`` ...: the subclass API Ray's own subclasses
+use), so that ``tests/compat/test_compat.py`` proves each still exists with the signature we call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import raytune_opt._compat  # noqa: F401 - the tested-version check
+
+__all__ = [
+    "BRACKET_MEMBERS",
+    "HYPERBAND_PRIVATES",
+    "PBT_PRIVATES",
+    "PB2_PRIVATES",
+    "SEARCHER_PRIVATES",
+    "bracket_counters",
+    "bracket_members",
+    "convert_to_experiment_list",
+    "only_given_loggers",
+    "quiet_checkpoint_sync_warning",
+    "result_grid_trials",
+    "latest_checkpoint_result",
+    "new_bracket",
+    "saving_checkpoint",
+    "set_bracket_members",
+]
+
+# ------------------------------------------------------------------ Hyperband's brackets
+#: the members of a ``ray.tune.schedulers.hyperband._Bracket``: every trial in rank order, the live
+#: ones with their last result, the ones to unpause after the halving
+BRACKET_MEMBERS = ("_all_trials", "_live_trials", "trials_to_unpause")
+
+
+def bracket_counters(bracket: Any) -> dict[str, Any]:
+    """A bracket's counters and settings (its ``vars`` less its members): picklable, no trial."""
+    # workaround https://github.com/ray-project/ray/issues/30838: Tune saves no scheduler state
+    return {k: v for k, v in vars(bracket).items() if k not in BRACKET_MEMBERS}
+
+
+def new_bracket(counters: dict[str, Any]) -> Any:
+    """A bracket with the saved ``counters`` and no member yet (Ray's ``_Bracket`` computes its
+    counters in ``__init__``; restoring them needs an instance made without it)."""
+    from ray.tune.schedulers.hyperband import _Bracket
+
+    # workaround https://github.com/ray-project/ray/issues/30838: Tune saves no scheduler state
+    bracket = _Bracket.__new__(_Bracket)
+    vars(bracket).update(counters)
+    bracket._all_trials, bracket._live_trials, bracket.trials_to_unpause = [], {}, set()
+    return bracket
+
+
+def bracket_members(bracket: Any) -> tuple[list[Any], dict[Any, dict | None], set[Any]]:
+    """``(all trials in rank order, live trial → its last result or None, trials to unpause)``:
+    the containers themselves (a bracket has no public accessor for them)."""
+    # workaround https://github.com/ray-project/ray/issues/30838: Tune saves no scheduler state
+    return bracket._all_trials, bracket._live_trials, bracket.trials_to_unpause
+
+
+def set_bracket_members(bracket: Any, all_trials: list[Any], live_trials: dict[Any, dict | None]) -> None:
+    """Put the members of a restored bracket back, in rank order."""
+    # workaround https://github.com/ray-project/ray/issues/30838: Tune saves no scheduler state
+    bracket._all_trials = all_trials
+    bracket._live_trials = live_trials
+
+
+#: inherited attributes of ``HyperBandScheduler`` / ``HyperBandForBOHB`` that ``ResumableHyperBand``
+#: reads and writes to save and load its brackets (ray-project/ray#30838)
+HYPERBAND_PRIVATES = ("_hyperbands", "_state", "_trial_info", "_num_stopped", "_time_attr", "_metric")
+
+# ------------------------------------------------------------------ PBT / PB2
+#: inherited attributes of ``PopulationBasedTraining`` that ``SeededPBT``/``SeededPB2`` save and load
+#: (ray-project/ray#30838) or read for the synchronous mode after a restore (ray-project/ray#48616)
+PBT_PRIVATES = (
+    "_trial_state",
+    "_synch",
+    "_next_perturbation_sync",
+    "_num_checkpoints",
+    "_num_perturbations",
+    "_time_attr",
+)
+#: PBT's private hooks that ``SeededPBT`` overrides, each with the parameters it is called with:
+#: the donor and explore steps run on seeded streams (no upstream issue found: Ray's PBT draws
+#: from the global ``random``/``numpy.random`` streams and offers no seed)
+PBT_HOOKS = {
+    "_checkpoint_or_exploit": ("self", "trial", "tune_controller", "upper_quantile", "lower_quantile"),
+    "_get_new_config": ("self", "trial", "trial_to_clone"),
+}
+#: PB2's data that ``SeededPB2`` saves with its state (ray-project/ray#30838)
+PB2_PRIVATES = ("data", "current", "last_exploration_time")
+
+# ------------------------------------------------------------------ trials
+
+
+def saving_checkpoint(trial: Any) -> Any:
+    """The checkpoint a trial is saving now (a future result; ``None`` when none): the donor
+    checkpoint of a trial whose pause is in flight at a synchronous PBT sync."""
+    # workaround https://github.com/ray-project/ray/issues/57906 (its fix, PR #61448, is not in 2.60)
+    return trial.temporary_state.saving_to
+
+
+def latest_checkpoint_result(trial: Any) -> Any:
+    """The trial's own latest reported checkpoint result (``.checkpoint``, ``.metrics``) or ``None``
+    (not the checkpoint it was restored from: ``Trial.latest_checkpoint_result`` falls back to it)."""
+    # workaround https://github.com/ray-project/ray/issues/30838: a restored PBT donor needs its own
+    # latest checkpoint back; it is kept only by the trial's private _CheckpointManager
+    return trial.run_metadata.checkpoint_manager.latest_checkpoint_result
+
+
+# ------------------------------------------------------------------ searchers
+#: attributes of ``ray.tune.search.Searcher`` that our searchers set in ``set_search_properties``
+#: (as Ray's own searchers do; the public ``metric``/``mode`` properties are read-only)
+SEARCHER_PRIVATES = ("_metric", "_mode")
+
+
+def convert_to_experiment_list(experiments: Any) -> list[Any]:
+    """Ray's normalisation of what ``SearchAlgorithm.add_configurations`` receives into a list of
+    ``Experiment`` s."""
+    # no upstream issue found: PresetGenerator overrides BasicVariantGenerator.add_configurations
+    # (one trial per preset configuration) and must read its argument as Ray's own code does
+    from ray.tune.experiment.experiment import _convert_to_experiment_list
+
+    return _convert_to_experiment_list(experiments)
+
+
+# ------------------------------------------------------------------ experiments (for raytune_opt.experiment)
+def result_grid_trials(grid: Any) -> list[Any]:
+    """The ``Trial`` objects behind a ``ResultGrid`` (with their status: ``RUNNING``/``PENDING`` ones
+    tell an interrupted ``Tuner.fit``); ``[]`` when it has none."""
+    # no upstream issue found: ResultGrid exposes results, not trials or their status; an
+    # interrupted fit is told apart from a finished one by the trials still running or pending
+    analysis = getattr(grid, "_experiment_analysis", None)
+    return list(getattr(analysis, "trials", None) or [])
+
+
+@contextlib.contextmanager
+def only_given_loggers() -> Iterator[None]:
+    """While Tune builds its callbacks, stop it adding the CSV/JSON/TensorBoard loggers the run did
+    not ask for (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``, a documented Tune environment variable read
+    when the run starts; no API argument does it); the variable is put back afterwards."""
+    key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    before = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
+def quiet_checkpoint_sync_warning() -> None:
+    """Turn off Tune's warning about frequent experiment snapshots (unless the user set it):
+    ``CheckpointConfig(num_to_keep=n)`` forces a snapshot after every ``n`` checkpoints of a trial,
+    and for short epochs that warning is noise. A documented Tune environment variable."""
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
