@@ -1,4 +1,5 @@
-"""Ray Tune internals that :mod:`raytune_opt.search` needs (tested against Ray 2.60).
+"""Ray Tune internals that :mod:`raytune_opt.search` and :mod:`raytune_opt.experiment` need (tested
+against Ray 2.60).
 
 Functions for the privates of objects we do not own (a bracket, a trial, an experiment list);
 tuples naming the inherited private attributes and hooks that our scheduler and searcher
@@ -24,9 +25,10 @@ __all__ = [
     "bracket_counters",
     "bracket_members",
     "convert_to_experiment_list",
-    "only_given_loggers",
-    "quiet_checkpoint_sync_warning",
+    "STATE_PERIOD_S",
+    "kill_trial_actor",
     "result_grid_trials",
+    "tune_run_environment",
     "latest_checkpoint_result",
     "new_bracket",
     "saving_checkpoint",
@@ -140,25 +142,53 @@ def result_grid_trials(grid: Any) -> list[Any]:
     return list(getattr(analysis, "trials", None) or [])
 
 
+#: seconds between Tune's saves of its experiment state while trials run (Tune's "auto" default is
+#: at least 10 s). A driver killed between two saves leaves a state that names older checkpoints, and
+#: ``resume`` re-runs the epochs since them: 2 s bounds that work (a save of a few hundred trials'
+#: state takes milliseconds); the report counts each epoch once. ``TUNE_GLOBAL_CHECKPOINT_S`` set by
+#: the user wins.
+STATE_PERIOD_S = 2
+
+
 @contextlib.contextmanager
-def only_given_loggers() -> Iterator[None]:
-    """While Tune builds its callbacks, stop it adding the CSV/JSON/TensorBoard loggers the run did
-    not ask for (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``, a documented Tune environment variable read
-    when the run starts; no API argument does it); the variable is put back afterwards."""
-    key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
-    before = os.environ.get(key)
-    os.environ[key] = "1"
+def tune_run_environment() -> Iterator[None]:
+    """While ``Tuner.fit`` runs, three documented Tune environment switches (no API argument does
+    these; each read when the run starts), put back afterwards:
+
+    - ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``: Tune adds only the loggers the run asked for (it would
+      add CSV, JSON and TensorBoard loggers of its own);
+    - ``TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S=0`` (unless the user set it):
+      ``CheckpointConfig(num_to_keep=n)`` forces a snapshot after every n checkpoints of a trial, and
+      for short epochs the warning about it is noise;
+    - ``TUNE_GLOBAL_CHECKPOINT_S`` = :data:`STATE_PERIOD_S` (unless the user set it).
+    """
+    switches = {
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+        "TUNE_GLOBAL_CHECKPOINT_S": str(STATE_PERIOD_S),
+    }
+    before = {k: os.environ.get(k) for k in switches}
+    for k, v in switches.items():
+        if k == "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" or before[k] is None:
+            os.environ[k] = v
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
-def quiet_checkpoint_sync_warning() -> None:
-    """Turn off Tune's warning about frequent experiment snapshots (unless the user set it):
-    ``CheckpointConfig(num_to_keep=n)`` forces a snapshot after every ``n`` checkpoints of a trial,
-    and for short epochs that warning is noise. A documented Tune environment variable."""
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+def kill_trial_actor(trial: Any) -> bool:
+    """Stop a running trial's actor so that Tune sees the trial fail (and retries it per
+    ``FailureConfig``); ``False`` when it has none. Tune offers no public way for a callback to fail a
+    trial (no upstream issue found): its actor handle is ``trial.temporary_state.ray_actor``."""
+    import ray
+
+    actor = getattr(getattr(trial, "temporary_state", None), "ray_actor", None)
+    if actor is None:
+        return False
+    ray.kill(actor, no_restart=True)
+    return True

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from raytune_opt import keys
-from raytune_opt._compat import tune_run as _compat
+from raytune_opt._compat import ray_tune as _compat
 from raytune_opt.errors import ConfigError
 from raytune_opt.experiment.config import Experiment
 from raytune_opt.experiment.plan import Plan
@@ -233,7 +233,7 @@ def run_experiment(
         tuner = tune.Tuner(
             plan.trainable, param_space=fixed, tune_config=plan.tune_config(), run_config=run_config
         )
-    with _compat.tune_quiet_run():
+    with _compat.tune_run_environment():
         grid = tuner.fit()
     interrupted = _interrupted(grid, exp, plan)
     state = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")

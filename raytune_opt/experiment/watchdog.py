@@ -30,7 +30,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from raytune_opt._compat import tune_run as _compat
+from raytune_opt._compat import ray_tune as _compat
 from raytune_opt.report.results import STOPPED_FILE, WATCHDOG_FILE
 
 __all__ = ["TrialWatchdog", "BudgetStop", "REASONS_FILE", "STOPPED_FILE", "MIN_INTERVALS"]

@@ -166,7 +166,7 @@ def test_result_grid_trials_and_the_logger_switch(ray_local, tmp_path, monkeypat
     def one(config):
         tune.report({"loss": 1.0})
 
-    with ray_tune.only_given_loggers():
+    with ray_tune.tune_run_environment():
         assert os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1"
         grid = tune.Tuner(one, run_config=tune.RunConfig(storage_path=str(tmp_path), name="g")).fit()
     assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ
@@ -177,20 +177,35 @@ def test_result_grid_trials_and_the_logger_switch(ray_local, tmp_path, monkeypat
     assert not os.path.exists(os.path.join(result.path, "progress.csv"))
 
 
-def test_quiet_checkpoint_sync_warning_keeps_a_users_value(monkeypatch):
+def test_run_environment_keeps_a_users_values(monkeypatch):
     key = "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"
     monkeypatch.delenv(key, raising=False)
-    ray_tune.quiet_checkpoint_sync_warning()
-    assert os.environ[key] == "0"
+    monkeypatch.delenv("TUNE_GLOBAL_CHECKPOINT_S", raising=False)
+    with ray_tune.tune_run_environment():
+        assert os.environ[key] == "0"
+        assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == str(ray_tune.STATE_PERIOD_S)
+    assert key not in os.environ and "TUNE_GLOBAL_CHECKPOINT_S" not in os.environ
     monkeypatch.setenv(key, "30")
-    ray_tune.quiet_checkpoint_sync_warning()
-    assert os.environ[key] == "30"
-    # Tune still reads both variables
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "60")
+    with ray_tune.tune_run_environment():
+        assert os.environ[key] == "30" and os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "60"
+    # Tune still reads the three variables
     import ray.tune.execution.experiment_state as experiment_state
+    import ray.tune.execution.tune_controller as controller
     import ray.tune.utils.callback as callback
 
     assert key in inspect.getsource(experiment_state)
     assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" in inspect.getsource(callback)
+    assert "TUNE_GLOBAL_CHECKPOINT_S" in inspect.getsource(controller)
+
+
+def test_trial_has_the_actor_handle_the_watchdog_kills():
+    from ray.tune.experiment import Trial
+
+    trial = Trial("noop", config={}, stub=True)
+    assert hasattr(trial, "temporary_state") and hasattr(trial.temporary_state, "ray_actor")
+    assert trial.temporary_state.ray_actor is None
+    assert ray_tune.kill_trial_actor(trial) is False  # no actor: nothing to stop
 
 
 # ------------------------------------------------------------------ ray.train
