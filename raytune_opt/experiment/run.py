@@ -213,6 +213,7 @@ def run_experiment(
 
         callbacks.append(BudgetStop(local, exp.search.time_budget_s, start=time.monotonic()))
     fixed = dict(plan.fixed)
+    tune_config = None
     if _restore:
         tuner = tune.Tuner.restore(
             folder.path,
@@ -230,15 +231,22 @@ def run_experiment(
             callbacks=callbacks,
             verbose=0,
         )
-        tuner = tune.Tuner(
-            plan.trainable, param_space=fixed, tune_config=plan.tune_config(), run_config=run_config
-        )
+        tune_config = plan.tune_config()
+        tuner = tune.Tuner(plan.trainable, param_space=fixed, tune_config=tune_config, run_config=run_config)
     with _compat.tune_run_environment():
         grid = tuner.fit()
     interrupted = _interrupted(grid, exp, plan)
     state = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")
     wall = (state.get("wall_s") or 0.0) + time.time() - started
-    _write_state(folder, exp, plan, name, finished_at=None if interrupted else time.time(), wall_s=wall)
+    extra = {}
+    fallbacks = _fallbacks(tune_config.search_alg) if tune_config is not None else None
+    if fallbacks is not None:
+        extra["surrogate_fallbacks"] = fallbacks
+        if fallbacks and progress:
+            print(f"the surrogate failed {len(fallbacks)} time(s); those suggestions were random", flush=True)
+    _write_state(
+        folder, exp, plan, name, finished_at=None if interrupted else time.time(), wall_s=wall, **extra
+    )
     files: dict[str, Path] = {}
     summary: dict[str, Any] = {}
     path = folder.local_copy()
@@ -285,6 +293,20 @@ def _set_aside_unsaved(folder: ExperimentFolder, progress: bool) -> None:
             + (f" ({len(trials)} trial folder(s) kept in {aside.name}/)" if trials else ""),
             flush=True,
         )
+
+
+def _fallbacks(search_alg: Any) -> list[str] | None:
+    """The failures of a model-based searcher's surrogate (``search._searcher.ModelSearcher``) during
+    the run, one message each, through Tune's wrappers (ConcurrencyLimiter, SearchGenerator);
+    ``None`` for a searcher without a surrogate."""
+    seen = search_alg
+    for _ in range(4):
+        if seen is None:
+            return None
+        if hasattr(seen, "fallbacks"):
+            return [str(f) for f in seen.fallbacks]
+        seen = getattr(seen, "searcher", None)
+    return None
 
 
 def _interrupted(grid: Any, exp: Experiment, plan: Plan) -> bool:

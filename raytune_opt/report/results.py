@@ -379,6 +379,8 @@ class Results:
                 "optimizers": self.optimizers,
                 "wall_s": self.wall_s,
                 "trial_seconds": self.trial_seconds,
+                # failures of a model-based searcher's surrogate (its suggestions then random)
+                "surrogate_fallbacks": len(self.info.get("surrogate_fallbacks") or []),
             }
         )
 

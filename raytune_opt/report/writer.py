@@ -72,6 +72,12 @@ def _markdown(results: Results, summary: dict, with_optimizers: bool) -> str:
         f"{fmt(summary['trial_seconds'])} trial-seconds.",
         "",
     ]
+    if summary.get("surrogate_fallbacks"):
+        lines += [
+            f"The search's surrogate model failed {summary['surrogate_fallbacks']} time(s); each of those "
+            "suggestions was a random one instead (the reasons: `surrogate_fallbacks` in experiment.json).",
+            "",
+        ]
     if summary["best_trial_id"] is not None:
         lines += [
             f"Best: trial `{summary['best_trial_id']}`, "

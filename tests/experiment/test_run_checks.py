@@ -65,3 +65,38 @@ def test_resume_of_a_run_killed_before_tunes_first_save_starts_it_over(ray_local
     result = resume_experiment(tmp_path / "early", progress=False)
     assert not result.interrupted and result.summary["trials"]["finished"] == 2
     assert [p.name for p in (tmp_path / "early").glob("unsaved-*/*")] == ["raytune_opt_trial_dead_00000"]
+
+
+def test_surrogate_failures_are_counted_in_the_state_and_the_report(ray_local, tmp_path: Path, monkeypatch):
+    """A GP-BO run whose model fit fails (botorch's own ModelFittingError, patched in: a real botorch
+    failure cannot be provoked on purpose) still finishes, and says how often it fell back to random."""
+    import json
+
+    import botorch.fit
+    from botorch.exceptions.errors import ModelFittingError
+
+    def failing_fit(*args, **kwargs):
+        raise ModelFittingError("All attempts to fit the model have failed.")
+
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", failing_fit)
+    exp = Experiment.from_dict(
+        {
+            "name": "bo",
+            "task": "digits-mlp",
+            "train": {"epochs": 1},
+            "optimizer": {"name": "sgd"},
+            "search": {
+                "strategy": "bo",
+                "space": {"lr": {"loguniform": [1e-3, 1e-1]}},
+                "num_samples": 4,
+                "options": {"n_initial": 2},
+            },
+            "resources": {"max_concurrent_trials": 1},
+            "run": {"storage_path": str(tmp_path)},
+        }
+    )
+    result = run_experiment(exp, progress=False)
+    state = json.loads((result.path / "experiment.json").read_text())
+    assert len(state["surrogate_fallbacks"]) == 2 and "ModelFittingError" in state["surrogate_fallbacks"][0]
+    assert result.summary["surrogate_fallbacks"] == 2 and result.summary["trials"]["finished"] == 4
+    assert "surrogate model failed 2 time(s)" in (result.path / "report.md").read_text()
