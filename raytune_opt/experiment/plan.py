@@ -124,6 +124,10 @@ def build_plan(exp: Experiment) -> Plan:
                 ConfigError.invalid("resources", exp.resources.model_dump(), f"a request Ray takes ({e})"),
             ) from None
     config = _tune_config(exp, metric, mode, space, fn)
+    from raytune_opt.experiment.callbacks import check_callbacks
+
+    with exp.at("run.callbacks"):
+        check_callbacks(exp.run_.callbacks)
     if config.num_samples > MAX_TRIALS:
         raise exp.error(
             "search.num_samples",
