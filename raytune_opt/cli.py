@@ -5,6 +5,7 @@
     raytune-opt resume DIR [--address ...]
     raytune-opt report DIR [--out DIR]
     raytune-opt list optimizers|strategies|tasks
+    raytune-opt export DIR [--trial ID] [--epoch best|last] [--out FILE]
 
 Bad input (a wrong key, value or name in CONFIG or ``--set``) prints one ``error:`` line that names the
 file, line and key, and exits with status 2, before Ray starts. A run prints the Ray dashboard's URL,
@@ -62,7 +63,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list optimizers, strategies or tasks")
     lst.add_argument("what", choices=("optimizers", "strategies", "tasks"))
+
+    export = sub.add_parser(
+        "export", help="write a trial's model (state_dict) and the config that rebuilds it"
+    )
+    export.add_argument("dir", type=Path, help="the experiment folder")
+    export.add_argument("--trial", help="the trial id (default: the best trial)")
+    export.add_argument(
+        "--epoch",
+        choices=("best", "last"),
+        default="best",
+        help="its best epoch (default) or its final model",
+    )
+    export.add_argument("--out", type=Path, help="the .pt file (default: DIR/export/<trial>-<epoch>.pt)")
     return parser
+
+
+def _export(args: argparse.Namespace) -> int:
+    from raytune_opt.experiment.export import write_export
+
+    out, meta, c = write_export(args.dir, trial=args.trial, epoch=args.epoch, out=args.out)
+    best, last = c["best"], c["last"]
+    print(
+        f"trial {c['trial_id']}, epoch {c['epoch']} ({c['exported']}): {c['metric']} = {c['value']:.4g}; "
+        f"its best epoch {best['epoch']} scored {best['value']:.4g}, its final model (epoch {last['epoch']}) "
+        + (f"{last['value']:.4g}" if last["value"] is not None else "no value")
+    )
+    print(f"  state_dict: {out}  (torch.load(path, weights_only=True))")
+    print(f"  config:     {meta}  (task, task_args, optimizer, hparams)")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -131,7 +160,8 @@ def _list(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``raytune-opt``; returns the exit status (2 for bad input)."""
     args = build_parser().parse_args(argv)
-    command = {"run": _run, "resume": _resume, "report": _report, "list": _list}[args.command]
+    commands = {"run": _run, "resume": _resume, "report": _report, "list": _list, "export": _export}
+    command = commands[args.command]
     try:
         return command(args)
     except ConfigError as e:

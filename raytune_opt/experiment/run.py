@@ -60,6 +60,13 @@ class ExperimentResult:
     interrupted: bool = False
     name: str = ""
 
+    def export_model(self, *, trial: str | None = None, epoch: str = "best") -> tuple[Any, dict[str, Any]]:
+        """``(model, config)`` of the best trial (or ``trial``) at its best (or ``"last"``) epoch:
+        :func:`raytune_opt.experiment.export.export_model`."""
+        from raytune_opt.experiment.export import export_model
+
+        return export_model(self.path, trial=trial, epoch=epoch)
+
 
 def _write_state(folder: ExperimentFolder, exp: Experiment, plan: Plan, name: str, **times: Any) -> None:
     text = folder.read_text(EXPERIMENT_FILE)
