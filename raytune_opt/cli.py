@@ -136,14 +136,17 @@ def _list(args: argparse.Namespace) -> int:
         from raytune_opt import optim
 
         for name, spec in optim.available().items():
-            hp = ", ".join(
-                f"{h.name}={h.default!r}"
-                + (f" [{h.low:g}, {h.high:g}{' log' if h.log else ''}]" if h.low is not None else "")
-                for h in spec.hparams.values()
-                if h.name not in ("maximize", "fused")
-            )
+            shown = [h for h in spec.hparams.values() if h.name not in ("maximize", "fused")]
+            # what SearchSpace.for_optimizers searches (a range or choices) vs keeps at its default
+            searched = [
+                h for h in shown if h.choices is not None or (h.low is not None and h.high is not None)
+            ]
+            fixed = [h for h in shown if h not in searched]
             print(f"{name:10s} {spec.kind:13s} {spec.summary}")
-            print(f"{'':24s} {hp}")
+            if searched:
+                print(f"{'':24s} searched: " + ", ".join(_range(h) for h in searched))
+            if fixed:
+                print(f"{'':24s} fixed:    " + ", ".join(f"{h.name}={h.default!r}" for h in fixed))
     elif args.what == "strategies":
         from raytune_opt.search import strategies
 
@@ -155,6 +158,12 @@ def _list(args: argparse.Namespace) -> int:
         for name, task in available_tasks().items():
             print(f"{name:16s} {task.summary}")
     return 0
+
+
+def _range(h: object) -> str:
+    """``lr=0.001 in [1e-05, 1] log``: a hyperparameter's default and its search range."""
+    where = f"in {list(h.choices)}" if h.choices is not None else f"in [{h.low:g}, {h.high:g}]"
+    return f"{h.name}={h.default!r} {where}" + (" log" if getattr(h, "log", False) else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

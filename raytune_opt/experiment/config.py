@@ -118,6 +118,14 @@ class SearchSection(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
     time_budget_s: float | None = Field(None, gt=0.0)
 
+    @field_validator("space", mode="before")
+    @classmethod
+    def _tune_domains(cls, value: Any) -> Any:
+        """Ray Tune domains (``tune.loguniform(1e-4, 1e-1)``) → the SearchSpace dict syntax."""
+        from raytune_opt.experiment.ray_domains import from_tune_domains
+
+        return from_tune_domains(value)
+
 
 class ResourcesSection(_Section):
     """``resources``: workers per trial (DDP when > 1 or on GPUs) and how many trials at once."""
@@ -214,6 +222,14 @@ class Experiment(_Section):
                 f"{source}: the experiment must be a mapping of sections (name, task, train, optimizer, "
                 f"search, resources, run), got {type(raw).__name__}"
             )
+        search = raw.get("search")
+        if isinstance(search, Mapping) and "space" in search:  # before the overrides' JSON copy
+            from raytune_opt.experiment.ray_domains import from_tune_domains
+
+            try:
+                raw = {**raw, "search": {**search, "space": from_tune_domains(search["space"])}}
+            except ConfigError as e:
+                raise ConfigError(f"{source}: {e}") from None
         raw = apply_overrides(raw, overrides, source=source)
         lines = key_lines(text) if text is not None and not overrides else {}
         base = Path(source).parent if Path(source).is_file() else Path.cwd()
