@@ -5,6 +5,7 @@
     raytune-opt resume DIR [--address ...]
     raytune-opt report DIR [--out DIR]
     raytune-opt list optimizers|strategies|tasks
+    raytune-opt export DIR [--trial ID] [--epoch best|last] [--out FILE]
 
 Bad input (a wrong key, value or name in CONFIG or ``--set``) prints one ``error:`` line that names the
 file, line and key, and exits with status 2, before Ray starts. A run prints the Ray dashboard's URL,
@@ -62,7 +63,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list optimizers, strategies or tasks")
     lst.add_argument("what", choices=("optimizers", "strategies", "tasks"))
+
+    export = sub.add_parser(
+        "export", help="write a trial's model (state_dict) and the config that rebuilds it"
+    )
+    export.add_argument("dir", type=Path, help="the experiment folder")
+    export.add_argument("--trial", help="the trial id (default: the best trial)")
+    export.add_argument(
+        "--epoch",
+        choices=("best", "last"),
+        default="best",
+        help="its best epoch (default) or its final model",
+    )
+    export.add_argument("--out", type=Path, help="the .pt file (default: DIR/export/<trial>-<epoch>.pt)")
     return parser
+
+
+def _export(args: argparse.Namespace) -> int:
+    from raytune_opt.experiment.export import write_export
+
+    out, meta, c = write_export(args.dir, trial=args.trial, epoch=args.epoch, out=args.out)
+    best, last = c["best"], c["last"]
+    print(
+        f"trial {c['trial_id']}, epoch {c['epoch']} ({c['exported']}): {c['metric']} = {c['value']:.4g}; "
+        f"its best epoch {best['epoch']} scored {best['value']:.4g}, its final model (epoch {last['epoch']}) "
+        + (f"{last['value']:.4g}" if last["value"] is not None else "no value")
+    )
+    print(f"  state_dict: {out}  (torch.load(path, weights_only=True))")
+    print(f"  config:     {meta}  (task, task_args, optimizer, hparams)")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -107,14 +136,17 @@ def _list(args: argparse.Namespace) -> int:
         from raytune_opt import optim
 
         for name, spec in optim.available().items():
-            hp = ", ".join(
-                f"{h.name}={h.default!r}"
-                + (f" [{h.low:g}, {h.high:g}{' log' if h.log else ''}]" if h.low is not None else "")
-                for h in spec.hparams.values()
-                if h.name not in ("maximize", "fused")
-            )
+            shown = [h for h in spec.hparams.values() if h.name not in ("maximize", "fused")]
+            # what SearchSpace.for_optimizers searches (a range or choices) vs keeps at its default
+            searched = [
+                h for h in shown if h.choices is not None or (h.low is not None and h.high is not None)
+            ]
+            fixed = [h for h in shown if h not in searched]
             print(f"{name:10s} {spec.kind:13s} {spec.summary}")
-            print(f"{'':24s} {hp}")
+            if searched:
+                print(f"{'':24s} searched: " + ", ".join(_range(h) for h in searched))
+            if fixed:
+                print(f"{'':24s} fixed:    " + ", ".join(f"{h.name}={h.default!r}" for h in fixed))
     elif args.what == "strategies":
         from raytune_opt.search import available_strategies
 
@@ -128,10 +160,17 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _range(h: object) -> str:
+    """``lr=0.001 in [1e-05, 1] log``: a hyperparameter's default and its search range."""
+    where = f"in {list(h.choices)}" if h.choices is not None else f"in [{h.low:g}, {h.high:g}]"
+    return f"{h.name}={h.default!r} {where}" + (" log" if getattr(h, "log", False) else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``raytune-opt``; returns the exit status (2 for bad input)."""
     args = build_parser().parse_args(argv)
-    command = {"run": _run, "resume": _resume, "report": _report, "list": _list}[args.command]
+    commands = {"run": _run, "resume": _resume, "report": _report, "list": _list, "export": _export}
+    command = commands[args.command]
     try:
         return command(args)
     except ConfigError as e:

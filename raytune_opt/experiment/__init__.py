@@ -13,12 +13,15 @@ One module a concept:
 - :mod:`~raytune_opt.experiment.plugins`  the ``imports`` (the user's own tasks and optimizers)
 - :mod:`~raytune_opt.experiment.plan`     the frozen :class:`Plan`: every check, built once
 - :mod:`~raytune_opt.experiment.run`      connect, run, resume, the state file ``experiment.json``
+- :mod:`~raytune_opt.experiment.callbacks` ``run.callbacks``: Ray's MLflow / W&B / Comet / Aim loggers
+- :mod:`~raytune_opt.experiment.export`   the best model out: its ``state_dict`` and rebuilding config
 
 Every error is one :class:`~raytune_opt.errors.ConfigError` line that says where: the file and line,
 the key path, the bad value, what is allowed (and a did-you-mean for near-miss names).
 """
 
 from raytune_opt.experiment.config import Experiment
+from raytune_opt.experiment.export import export_model, write_export
 from raytune_opt.experiment.plan import Plan
 from raytune_opt.experiment.plugins import import_plugins
 from raytune_opt.experiment.run import (
@@ -38,8 +41,10 @@ __all__ = [
     "Plan",
     "apply_overrides",
     "connect",
+    "export_model",
     "import_plugins",
     "load_experiment",
     "resume_experiment",
     "run_experiment",
+    "write_export",
 ]

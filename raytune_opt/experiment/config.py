@@ -19,7 +19,8 @@
       time_budget_s: null
     resources: {num_workers: 1, use_gpu: false, cpus_per_worker: 1, gpus_per_worker: null,
                 max_concurrent_trials: null}
-    run: {storage_path: results, max_failures: 1, address: null, tensorboard: false, keep_checkpoints: null}
+    run: {storage_path: results, max_failures: 1, address: null, tensorboard: false, keep_checkpoints: null,
+          callbacks: []}              # e.g. [{mlflow: {}}, {wandb: {mode: offline}}]: Ray's logger callbacks
 
 Every key is optional except ``name`` and ``task``; unknown keys are errors. Without a ``search``
 section the experiment is one trial of the fixed configuration. This module checks the description as
@@ -117,6 +118,14 @@ class SearchSection(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
     time_budget_s: float | None = Field(None, gt=0.0)
 
+    @field_validator("space", mode="before")
+    @classmethod
+    def _tune_domains(cls, value: Any) -> Any:
+        """Ray Tune domains (``tune.loguniform(1e-4, 1e-1)``) → the SearchSpace dict syntax."""
+        from raytune_opt.experiment.ray_domains import from_tune_domains
+
+        return from_tune_domains(value)
+
 
 class ResourcesSection(_Section):
     """``resources``: workers per trial (DDP when > 1 or on GPUs) and how many trials at once."""
@@ -152,6 +161,9 @@ class RunSection(_Section):
     trial_timeout_s: float | None = Field(None, gt=0.0)
     #: fail a trial with no report for this many times the median time between reports
     stall_factor: float | None = Field(None, gt=1.0)
+    #: tracking callbacks, ``[{mlflow: {...}}, {wandb: {mode: offline}}]``: Ray's own logger callbacks
+    #: (``raytune_opt.experiment.callbacks``), checked before Ray starts
+    callbacks: list[Any] = Field(default_factory=list)
 
 
 class Experiment(_Section):
@@ -210,6 +222,14 @@ class Experiment(_Section):
                 f"{source}: the experiment must be a mapping of sections (name, task, train, optimizer, "
                 f"search, resources, run), got {type(raw).__name__}"
             )
+        search = raw.get("search")
+        if isinstance(search, Mapping) and "space" in search:  # before the overrides' JSON copy
+            from raytune_opt.experiment.ray_domains import from_tune_domains
+
+            try:
+                raw = {**raw, "search": {**search, "space": from_tune_domains(search["space"])}}
+            except ConfigError as e:
+                raise ConfigError(f"{source}: {e}") from None
         raw = apply_overrides(raw, overrides, source=source)
         lines = key_lines(text) if text is not None and not overrides else {}
         base = Path(source).parent if Path(source).is_file() else Path.cwd()
@@ -252,11 +272,14 @@ class Experiment(_Section):
             self._plan = (key, build_plan(self))
         return self._plan[1]
 
-    def run(self, *, progress: bool = True, report: bool = True) -> ExperimentResult:
-        """Run it: :func:`raytune_opt.experiment.run.run_experiment`."""
+    def run(
+        self, *, progress: bool = True, report: bool = True, callbacks: Sequence[Any] = ()
+    ) -> ExperimentResult:
+        """Run it: :func:`raytune_opt.experiment.run.run_experiment`. ``callbacks``: more tracking
+        callbacks for this run (``{"mlflow": {...}}`` entries or ``ray.tune.Callback`` instances)."""
         from raytune_opt.experiment.run import run_experiment
 
-        return run_experiment(self, progress=progress, report=report)
+        return run_experiment(self, progress=progress, report=report, callbacks=callbacks)
 
     # ------------------------------------------------------------------ located errors
     def error(self, path: str, error: ConfigError) -> ConfigError:

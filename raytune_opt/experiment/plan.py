@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from raytune_opt.experiment.config import Experiment
     from raytune_opt.search import SearchSpace
 
-__all__ = ["Plan", "build_plan"]
+__all__ = ["Plan", "build_plan", "merge_space"]
 
 #: the loop keys shown in the plan's ``train:`` line
 _SHOWN = ("epochs", "batch_size", "schedule", "seed")
@@ -124,6 +124,10 @@ def build_plan(exp: Experiment) -> Plan:
                 ConfigError.invalid("resources", exp.resources.model_dump(), f"a request Ray takes ({e})"),
             ) from None
     config = _tune_config(exp, metric, mode, space, fn)
+    from raytune_opt.experiment.callbacks import check_callbacks
+
+    with exp.at("run.callbacks"):
+        check_callbacks(exp.run_.callbacks)
     if config.num_samples > MAX_TRIALS:
         raise exp.error(
             "search.num_samples",
@@ -221,16 +225,23 @@ def _metric_mode(exp: Experiment, task_metric: str, task_mode: str) -> tuple[str
 
 
 def _space(exp: Experiment) -> SearchSpace | None:
-    """``search.optimizers`` expanded into the optimizer-aware space, ``search.space`` entries added or
-    overriding its ranges; ``None`` without search."""
-    from raytune_opt.search import Param, SearchSpace
-
+    """The experiment's search space (:func:`merge_space`); ``None`` without search."""
     if exp.search is None:
         return None
-    user = SearchSpace(exp.search.space) if exp.search.space else None
-    if not exp.search.optimizers:
+    return merge_space(exp.search.space, exp.search.optimizers)
+
+
+def merge_space(space: Mapping[str, Any], optimizers: list[str] | None) -> SearchSpace | None:
+    """``optimizers`` expanded into the optimizer-aware space (``SearchSpace.for_optimizers``), the
+    ``space`` entries (SearchSpace dict syntax) added or overriding its ranges (an override keeps the
+    optimizer's condition unless it states its own); ``None`` when both are empty. The one merge: the
+    plan and the report (which rebuilds it from ``experiment.json``) both use it."""
+    from raytune_opt.search import Param, SearchSpace
+
+    user = SearchSpace(space) if space else None
+    if not optimizers:
         return user
-    base = SearchSpace.for_optimizers(exp.search.optimizers)
+    base = SearchSpace.for_optimizers(optimizers)
     if user is None:
         return base
     mine = {p.name: p for p in user}
@@ -350,10 +361,21 @@ def _describe(exp: Experiment, plan: Mapping[str, Any]) -> str:
             + (f", time budget {s.time_budget_s:g} s" if s.time_budget_s else "")
             + (f", options {s.options}" if s.options else "")
         )
-        lines.append("  space:")
-        lines += [f"    {p.name}: {_domain(p)}" for p in plan["space"]]
+        lines.append("  space (searched):")
+        lines += [f"    {p.name}: {_domain(p)}" for p in plan["space"] if p.searched]
+        fixed = [p for p in plan["space"] if not p.searched]
+        if fixed:
+            lines.append("  space (fixed): " + ", ".join(f"{p.name}={_domain(p)}" for p in fixed))
     train = exp.train.model_dump()
-    shown = {k: "searched" if k in plan["searched"] else train[k] for k in _SHOWN}
+    space = {p.name: p for p in plan["space"]} if plan["space"] is not None else {}
+    shown = {
+        k: (
+            ("searched" if space[k].searched else space[k].domain.value)
+            if k in space and space[k].when is None
+            else train[k]
+        )
+        for k in _SHOWN
+    }
     lines.append(
         f"  train: {shown['epochs']} epochs, batch {shown['batch_size']}, {shown['schedule']} schedule, "
         f"checkpoint every {exp.train.checkpoint_every}, seed {shown['seed']}"

@@ -16,7 +16,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,13 @@ class ExperimentResult:
     files: dict[str, Path]
     interrupted: bool = False
     name: str = ""
+
+    def export_model(self, *, trial: str | None = None, epoch: str = "best") -> tuple[Any, dict[str, Any]]:
+        """``(model, config)`` of the best trial (or ``trial``) at its best (or ``"last"``) epoch:
+        :func:`raytune_opt.experiment.export.export_model`."""
+        from raytune_opt.experiment.export import export_model
+
+        return export_model(self.path, trial=trial, epoch=epoch)
 
 
 def _write_state(folder: ExperimentFolder, exp: Experiment, plan: Plan, name: str, **times: Any) -> None:
@@ -168,7 +175,12 @@ def _fresh_name(exp: Experiment, progress: bool) -> tuple[str, ExperimentFolder]
 
 
 def run_experiment(
-    exp: Experiment, *, progress: bool = True, report: bool = True, _restore: bool = False
+    exp: Experiment,
+    *,
+    progress: bool = True,
+    report: bool = True,
+    callbacks: Sequence[Any] = (),
+    _restore: bool = False,
 ) -> ExperimentResult:
     """Run ``exp`` with ``ray.tune.Tuner`` on ``run.address`` (default: a local Ray, or the one this
     process already joined), write the report, and return where everything is.
@@ -177,13 +189,19 @@ def run_experiment(
     while trials run, and at the end the best configuration, its metric and the files written.
     A failed trial (exception, crashed worker) is retried ``run.max_failures`` times from its last
     checkpoint, then recorded as failed; a diverged one (NaN loss) is recorded as such; either way
-    the experiment goes on. ``exp`` is not changed.
+    the experiment goes on. ``exp`` is not changed. ``callbacks``: tracking callbacks for this run on
+    top of ``run.callbacks`` (``{"mlflow": {...}}`` entries, checked before Ray starts, or
+    ``ray.tune.Callback`` instances; :mod:`raytune_opt.experiment.callbacks`).
     """
     from ray import tune
 
     from raytune_opt import trial_logs
+    from raytune_opt.experiment.callbacks import make_callbacks
 
     plan = exp.plan()
+    # checked (a ConfigError) before anything is written; named after the experiment, so that repeated
+    # runs (``<name>-2`` folders) log into one MLflow experiment / W&B project
+    tracking = make_callbacks([*exp.run_.callbacks, *callbacks], exp.name)
     if _restore:
         name, folder = exp.name, ExperimentFolder(exp.run_.storage_path, exp.name)
         if not _tune_state_saved(folder):
@@ -202,7 +220,7 @@ def run_experiment(
 
         searched = [p.name for p in plan.space] if plan.space is not None else ["optimizer"]
         callbacks.append(LiveStatus(plan.metric, plan.mode, total=plan.trials, searched=searched))
-    callbacks += trial_logs.loggers(exp.run_.tensorboard)
+    callbacks += trial_logs.loggers(exp.run_.tensorboard) + tracking
     local = None if folder.remote else folder.path
     if exp.run_.trial_timeout_s is not None or exp.run_.stall_factor is not None:
         from raytune_opt.experiment.watchdog import TrialWatchdog

@@ -2,10 +2,15 @@
 
 - :func:`best_so_far` — best value of the metric so far vs wall time and vs trial-seconds used.
 - :func:`learning_curves` — the metric vs training_iteration, one line per trial.
-- :func:`hyperparameters` — per searched hyperparameter, each trial's best value vs its setting
-  (log axis when the values span more than two decades; ``<opt>.<hp>`` keys over that optimizer's
-  trials only).
-- :func:`optimizers` — per optimizer, the spread of its trials' best values and its best.
+- :func:`hyperparameters` — Optuna's *slice plot*: per searched hyperparameter, each trial's best
+  value vs its setting, over the parameter's domain from the search space (log axis for a log
+  domain; ``<opt>.<hp>`` keys over that optimizer's trials only).
+- :func:`optimizers` — per optimizer, at equal fidelity (the trials that ran ``max_t`` epochs): the
+  spread of its trials' best values, and its mean with a 95 % interval and its best.
+- :func:`history` — Optuna's *optimization history*: each trial's best value in start order, and the
+  best so far.
+- :func:`importances` — parameter importances (:func:`raytune_opt.report.analysis.importances`).
+- :func:`parallel_coordinates` — every trial as a line across its parameters, coloured by its value.
 
 Matplotlib is imported inside each function and drawn with the Agg canvas (no pyplot, no global
 backend change). Trials without a finite value (diverged, failed before reporting) are drawn as
@@ -21,11 +26,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raytune_opt.report.params import OPTIMIZER, rows_of, searched_params
+from raytune_opt.report import analysis
+from raytune_opt.report.params import OPTIMIZER, rows_of
 from raytune_opt.report.results import Results
 from raytune_opt.report.tables import optimizer_stats
 
-__all__ = ["best_so_far", "learning_curves", "hyperparameters", "optimizers"]
+__all__ = [
+    "best_so_far",
+    "learning_curves",
+    "hyperparameters",
+    "optimizers",
+    "history",
+    "importances",
+    "parallel_coordinates",
+]
 
 DPI = 110
 
@@ -146,13 +160,16 @@ def learning_curves(results: Results, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _xlim(ax: Any, x: np.ndarray, log: bool, categories: int | None) -> None:
-    """x limits that hold every trial, also those drawn only as crosses on the bottom edge."""
+def _xlim(ax: Any, x: np.ndarray, log: bool, categories: int | None, domain: tuple | None = None) -> None:
+    """x limits that hold every trial, also those drawn only as crosses on the bottom edge: the
+    parameter's domain when known (and every value in it), else the values' range."""
     from matplotlib.ticker import MaxNLocator
 
     if categories is not None:
         ax.set_xlim(-0.5, categories - 0.5)
         return
+    if domain is not None and domain[0] is not None and domain[1] is not None:
+        x = np.append(x, domain)
     x = x[np.isfinite(x)]
     if x.size == 0 or x.min() == x.max():
         return
@@ -170,7 +187,7 @@ def hyperparameters(results: Results, path: Path) -> Path:
     from matplotlib.transforms import blended_transform_factory
 
     trials = results.trials
-    params = searched_params(trials) if len(trials) else []
+    params = results.params
     n = max(len(params), 1)
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
@@ -180,7 +197,12 @@ def hyperparameters(results: Results, path: Path) -> Path:
         ax.set_axis_off()
     if not params:
         axes[0].set_axis_on()
-        _note(axes[0], "no searched hyperparameters\n(one trial, or every trial had the same config)")
+        _note(
+            axes[0],
+            "no searched hyperparameters"
+            if results.space is not None
+            else "no searched hyperparameters\n(one trial, or every trial had the same config)",
+        )
         axes[0].set_xticks([])
         axes[0].set_yticks([])
         return _save(fig, path)
@@ -199,7 +221,7 @@ def hyperparameters(results: Results, path: Path) -> Path:
             pos = {c: k for k, c in enumerate(cats)}
             x = sub[p.column].astype(str).map(pos).to_numpy(float)
             ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right", fontsize=8)
-        _xlim(ax, x, p.log, None if p.numeric else len(cats))
+        _xlim(ax, x, p.log, None if p.numeric else len(cats), (p.low, p.high))
         ok = np.isfinite(y)
         if colors and OPTIMIZER in sub:
             for name in opts:
@@ -213,7 +235,7 @@ def hyperparameters(results: Results, path: Path) -> Path:
             ax.scatter(x[~ok], np.full((~ok).sum(), 0.03), transform=tr, marker="x", color="red", s=30)
         if not ok.any():
             _note(ax, f"no finite {results.metric}")
-        ax.set_xlabel(p.name + (" (log)" if p.log else ""))
+        ax.set_xlabel(p.name + (" (log scale)" if p.log else ""))
         ax.set_ylabel(f"best {results.metric}", fontsize=9)
         ax.grid(alpha=0.3)
     if colors:
@@ -225,17 +247,29 @@ def hyperparameters(results: Results, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _mean_ci(d: np.ndarray) -> tuple[float, float]:
+    """Mean and half-width of its 95 % Student-t interval (0 for a single value)."""
+    from scipy import stats
+
+    m = float(np.mean(d))
+    if len(d) < 2:
+        return m, 0.0
+    return m, float(stats.t.ppf(0.975, len(d) - 1) * np.std(d, ddof=1) / math.sqrt(len(d)))
+
+
 def optimizers(results: Results, path: Path) -> Path:
-    """Left: box and strip of the trials' best values per optimizer; right: bar of each optimizer's best."""
+    """Per optimizer, over the trials that ran the full ``max_t`` epochs only (a scheduler's early-
+    stopped trials are not compared with full ones): left, box and strip of the trials' best values;
+    right, a dot plot of the mean with its 95 % t-interval (dot and bar) and the best (star)."""
     stats = optimizer_stats(results)
-    fig = _figure(11, 4.2)
+    fig = _figure(11, 4.4)
     left, right = fig.subplots(1, 2)
     names = list(stats["optimizer"]) if len(stats) else []
     colors = _colors(sorted(names))
-    trials = results.trials
+    full = results.full_fidelity()
     data = []
     for name in names:
-        v = _finite(trials.loc[trials[OPTIMIZER].astype(str) == name, results.best_column])
+        v = _finite(full.loc[full[OPTIMIZER].astype(str) == name, results.best_column])
         data.append(v[np.isfinite(v)])
     pos = np.arange(1, len(names) + 1)
     nonempty = [k for k, d in enumerate(data) if len(d)]
@@ -245,26 +279,133 @@ def optimizers(results: Results, path: Path) -> Path:
     for k, (name, d) in enumerate(zip(names, data, strict=True)):
         if len(d):
             left.scatter(pos[k] + rng.uniform(-0.12, 0.12, len(d)), d, s=16, color=colors[name], zorder=3)
-    left.set_xticks(pos, [f"{n}\n(n={len(d)})" for n, d in zip(names, data, strict=True)], fontsize=8)
+            m, h = _mean_ci(d)
+            right.errorbar(pos[k], m, yerr=h, fmt="o", color=colors[name], capsize=5, ms=7, lw=2)
+            b = float(d.min() if results.mode == "min" else d.max())
+            right.scatter(pos[k], b, marker="*", s=120, color=colors[name], edgecolor="k", zorder=3)
+            right.annotate(f"{b:.4g}", (pos[k], b), xytext=(8, 0), textcoords="offset points", fontsize=8)
+    ticks = [f"{n}\n(n={len(d)})" for n, d in zip(names, data, strict=True)]
+    for ax in (left, right):
+        ax.set_xticks(pos, ticks, fontsize=8)
+        ax.set_xlim(0.4, len(names) + 0.6)
+        ax.grid(alpha=0.3, axis="y")
     left.set_ylabel(f"best {results.metric} per trial")
     left.set_title("spread over trials", fontsize=10)
-    left.grid(alpha=0.3, axis="y")
-    best = stats["best"].to_numpy(float) if len(stats) else np.array([])
-    ok = np.isfinite(best)
-    right.bar(
-        np.arange(len(names))[ok], best[ok], color=[colors[n] for n, o in zip(names, ok, strict=True) if o]
-    )
-    for k in np.flatnonzero(ok):
-        right.text(k, best[k], f"{best[k]:.4g}", ha="center", va="bottom", fontsize=8)
-    right.set_xticks(np.arange(len(names)), names, fontsize=8)
-    right.set_ylabel(f"best {_label(results)}")
-    right.set_title("best trial per optimizer (best first)", fontsize=10)
-    right.grid(alpha=0.3, axis="y")
-    if ok.any():
-        lo, hi = float(best[ok].min()), float(best[ok].max())
-        pad = 0.1 * (hi - lo) if hi > lo else 0.1 * max(abs(hi), 1e-12)
-        right.set_ylim(lo - 3 * pad, hi + pad)  # zoomed on the differences: bars start below the axis
+    right.set_ylabel(f"{_label(results)}")
+    right.set_title("mean ± 95 % t-interval (dot), best trial (star)", fontsize=10)
     if not nonempty:
-        _note(left, f"no finite {results.metric}")
-    fig.suptitle(f"{results.exp_dir.name}: optimizers compared on {results.metric}", fontsize=11)
+        _note(left, f"no trial with a finite {results.metric} ran max_t = {results.max_t} epochs")
+    fig.suptitle(
+        f"{results.exp_dir.name}: optimizers at equal fidelity — the {len(full)} of {len(results.trials)} "
+        f"trials that ran max_t = {results.max_t} epochs",
+        fontsize=11,
+    )
+    return _save(fig, path)
+
+
+def history(results: Results, path: Path) -> Path:
+    """Optuna's optimization history: each trial's best value against its number (start order), the
+    best so far as a step line; coloured by optimizer when several were run."""
+    df = analysis.history(results)
+    fig = _figure(8, 4.5)
+    ax = fig.subplots()
+    ax.set_xlabel("trial (in the order trials started)")
+    ax.set_ylabel(f"best {_label(results)} of the trial")
+    ax.grid(alpha=0.3)
+    ok = np.isfinite(df["value"].astype(float)).to_numpy() if len(df) else np.array([], bool)
+    if not ok.any():
+        _note(ax, f"no finite {results.metric} reported")
+        return _save(fig, path)
+    opts = results.optimizers
+    if len(opts) > 1:
+        colors = _colors(opts)
+        for name in opts:
+            m = ok & (df["optimizer"] == name).to_numpy()
+            ax.scatter(df["number"][m], df["value"][m], s=18, color=colors[name], label=name, zorder=2)
+    else:
+        ax.scatter(df["number"][ok], df["value"][ok], s=18, color="C0", label="trial", zorder=2)
+    ax.step(df["number"], df["best"], where="post", color="C3", lw=2, label="best so far", zorder=3)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(f"{results.exp_dir.name}: optimization history", fontsize=11)
+    return _save(fig, path)
+
+
+def importances(results: Results, path: Path) -> Path:
+    """A horizontal bar per parameter: its permutation importance (``analysis.importances``)."""
+    imp = analysis.importances(results)
+    fig = _figure(7, max(2.5, 0.45 * len(imp) + 1.5))
+    ax = fig.subplots()
+    if imp.empty:
+        _note(
+            ax,
+            f"no importances: fewer than {analysis.MIN_TRIALS_FOR_IMPORTANCE} trials with a finite "
+            f"{results.metric},\nor no searched parameter, or every trial scored the same",
+        )
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        y = np.arange(len(imp))[::-1]
+        ax.barh(y, imp.to_numpy(), color="C0")
+        ax.set_yticks(y, list(imp.index), fontsize=8)
+        for k, v in zip(y, imp.to_numpy(), strict=True):
+            ax.text(v, k, f" {v:.2f}", va="center", fontsize=8)
+        ax.set_xlim(0, max(1.0, float(imp.max()) * 1.15))
+        ax.set_xlabel("share of permutation importance (random forest on the trials)")
+        ax.grid(alpha=0.3, axis="x")
+    ax.set_title(f"{results.exp_dir.name}: parameter importances for {results.metric}", fontsize=11)
+    return _save(fig, path)
+
+
+def parallel_coordinates(results: Results, path: Path) -> Path:
+    """Every trial as a line over its parameters (each axis the parameter's domain, bottom to top; log
+    domains in log scale) to the metric on the last axis, coloured by the trial's best value. A
+    conditional parameter's axis is crossed only by the trials where it is active."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    t = results.trials
+    params = list(results.params)
+    if len(results.optimizers) > 1:
+        from raytune_opt.report.params import Param
+
+        params.insert(0, Param(OPTIMIZER, "optimizer", None, False, False))
+    fig = _figure(max(7.0, 1.6 * (len(params) + 1)), 4.8)
+    ax = fig.subplots()
+    y = t[results.best_column].astype(float).to_numpy() if len(t) else np.array([])
+    ok = np.isfinite(y)
+    if not params or not ok.any():
+        _note(ax, "no searched parameters" if not params else f"no finite {results.metric}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return _save(fig, path)
+    lo, hi = float(y[ok].min()), float(y[ok].max())
+    cols = [analysis.unit_values(t, p) for p in params]
+    cols.append((y - lo) / (hi - lo) if hi > lo else np.full(len(y), 0.5))
+    grid = np.column_stack(cols)
+    norm = Normalize(lo, hi)
+    cmap = colormaps["viridis" if results.mode == "max" else "viridis_r"]
+    order = np.argsort(y if results.mode == "max" else -y)  # best drawn last, on top
+    xs = np.arange(grid.shape[1])
+    for i in order:
+        if ok[i]:
+            ax.plot(xs, grid[i], color=cmap(norm(y[i])), lw=1.2, alpha=0.8, marker="o", ms=3)
+    for k, p in enumerate(params):
+        ax.axvline(k, color="0.3", lw=0.8)
+        if p.numeric:
+            low = p.low if p.low is not None else np.nanmin(pd.to_numeric(t[p.column], errors="coerce"))
+            high = p.high if p.high is not None else np.nanmax(pd.to_numeric(t[p.column], errors="coerce"))
+            ax.text(k, -0.06, f"{low:.3g}", ha="center", va="top", fontsize=7)
+            ax.text(k, 1.04, f"{high:.3g}", ha="center", va="bottom", fontsize=7)
+        else:
+            levels = analysis.levels(t, p)
+            for j, c in enumerate(levels):
+                ax.text(k + 0.04, j / max(len(levels) - 1, 1), c, fontsize=7, va="center")
+    ax.axvline(len(params), color="0.3", lw=0.8)
+    ax.set_xticks(xs, [p.name + (" (log)" if p.log else "") for p in params] + [results.metric], fontsize=8)
+    ax.set_yticks([])
+    ax.set_ylim(-0.12, 1.12)
+    ax.set_xlim(-0.3, len(params) + 0.3)
+    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=f"best {results.metric}")
+    ax.set_title(f"{results.exp_dir.name}: parallel coordinates (axes: the parameters' domains)", fontsize=11)
     return _save(fig, path)

@@ -242,6 +242,31 @@ class Results:
     info: dict[str, Any] = field(default_factory=dict)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     start_time: float | None = None
+    #: the experiment's :class:`~raytune_opt.search.SearchSpace`, rebuilt from experiment.json
+    #: (``None`` for a raw Tune folder: the report then guesses, see :mod:`raytune_opt.report.params`)
+    space: Any = None
+
+    @property
+    def params(self) -> list[Any]:
+        """The searched parameters (:func:`raytune_opt.report.params.searched_params`), from the
+        search space when known."""
+        from raytune_opt.report.params import searched_params
+
+        return searched_params(self.trials, self.space) if len(self.trials) or self.space is not None else []
+
+    @property
+    def max_t(self) -> int:
+        """A full trial's epochs: experiment.json's ``max_t``, else the most iterations any trial ran."""
+        m = self.info.get("max_t")
+        if isinstance(m, int) and m > 0:
+            return m
+        return int(self.trials["iterations"].max()) if len(self.trials) else 0
+
+    def full_fidelity(self) -> pd.DataFrame:
+        """The trials that ran the full budget (``iterations >= max_t``): the only ones compared with
+        each other where a scheduler (ASHA, Hyperband, BOHB) stopped others after fewer epochs."""
+        t = self.trials
+        return t[t["iterations"] >= self.max_t] if len(t) else t
 
     @property
     def best_column(self) -> str:
@@ -564,4 +589,11 @@ def load(exp_dir: str | os.PathLike[str], metric: str | None = None, mode: str |
         info=info,
         configs=configs,
         start_time=start_time,
+        space=_space_of(info),
     )
+
+
+def _space_of(info: Mapping[str, Any]) -> Any:
+    from raytune_opt.report.params import space_of
+
+    return space_of(info)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raytune_opt.report.params import OPTIMIZER, own_params, searched_params
+from raytune_opt.report.params import OPTIMIZER, own_params
 from raytune_opt.report.results import Results, load
 
 __all__ = ["table", "optimizer_table", "optimizer_stats", "markdown", "fmt"]
@@ -52,7 +52,7 @@ def table(results: Results | str | os.PathLike[str], top: int = 10) -> str:
     if not isinstance(results, Results):
         results = load(results)
     ranked = results.ranked().head(top)
-    params = searched_params(results.trials) if len(results.trials) else []
+    params = results.params
     has_opt = OPTIMIZER in results.trials
     header = ["#", "trial", "status"] + (["optimizer"] if has_opt else [])
     header += ["hyperparameters", f"best {results.metric}", f"last {results.metric}", "iters", "time_s"]
@@ -71,16 +71,20 @@ def table(results: Results | str | os.PathLike[str], top: int = 10) -> str:
 
 
 def optimizer_stats(results: Results) -> pd.DataFrame:
-    """One row per optimizer: trials, finished, failed, diverged, best and median of the trials'
-    best values (finite ones only), and the best trial. Best optimizer first."""
+    """One row per optimizer: trials, finished, failed, diverged, best of the trials' best values
+    (finite ones only) and the best trial; then, at equal fidelity (the trials that ran ``max_t``
+    epochs, :meth:`Results.full_fidelity`), how many (``at_max_t``) and the median of their best
+    values. Best optimizer first."""
     t = results.trials
     if OPTIMIZER not in t or t.empty:
         return pd.DataFrame()
+    full = set(results.full_fidelity()["trial_id"])
     rows = []
     for name, group in t.groupby(t[OPTIMIZER].astype(str), sort=True):
         vals = group[results.best_column].astype(float)
         finite = vals[np.isfinite(vals)]
         best_idx = (finite.idxmin() if results.mode == "min" else finite.idxmax()) if len(finite) else None
+        at_full = finite[group.loc[finite.index, "trial_id"].isin(full)]
         rows.append(
             {
                 "optimizer": name,
@@ -89,8 +93,9 @@ def optimizer_stats(results: Results) -> pd.DataFrame:
                 "failed": int((group["status"] == "failed").sum()),
                 "diverged": int((group["status"] == "diverged").sum()),
                 "best": float(finite.loc[best_idx]) if best_idx is not None else math.nan,
-                "median": float(finite.median()) if len(finite) else math.nan,
                 "best_trial": group.loc[best_idx, "trial_id"] if best_idx is not None else None,
+                "at_max_t": len(at_full),
+                "median": float(at_full.median()) if len(at_full) else math.nan,
             }
         )
     df = pd.DataFrame(rows)
@@ -104,5 +109,6 @@ def optimizer_table(results: Results) -> str:
         return ""
     header = list(df.columns)
     header[header.index("best")] = f"best {results.metric}"
-    header[header.index("median")] = f"median {results.metric}"
+    header[header.index("median")] = f"median {results.metric} at max_t"
+    header[header.index("at_max_t")] = f"trials at max_t={results.max_t}"
     return markdown(header, df.itertuples(index=False, name=None))

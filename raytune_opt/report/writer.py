@@ -8,9 +8,14 @@ Files written into ``out`` (default: the experiment directory itself, beside Ray
 ``trials.csv``             one row per trial: status, config/…, final metrics, best_<metric>
 ``best_so_far.png``        best so far vs wall time and vs trial-seconds
 ``learning_curves.png``    the metric vs training_iteration, per trial
-``hyperparameters.png``    per searched hyperparameter, best metric vs its value
-``optimizers.png``         only when several optimizers were run: spread and best of each
+``hyperparameters.png``    the slice plot: per searched hyperparameter, best metric vs its value
+``optimizers.png``         only when several optimizers were run: spread, mean and best of each,
+                           at equal fidelity (the trials that ran max_t epochs)
+``history.png``            optimization history: each trial's best in start order, best so far
+``importances.png``        parameter importances (permutation importance of a random forest)
+``parallel_coordinates.png`` every trial across its parameters' domains, coloured by its value
 ``report.md``              ties them together with the top-10 and per-optimizer tables
+``report.html``            the same views, interactive (plotly, self-contained: opens offline)
 =========================  ==============================================================
 
 Read ``trials.csv`` back with the trial id as text — ``pd.read_csv(path, dtype={"trial_id": str})``
@@ -51,13 +56,68 @@ def write_results(results: Results, out: str | os.PathLike[str] | None = None) -
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     results.trials.to_csv(out / "trials.csv", index=False)
     figures = [plots.best_so_far, plots.learning_curves, plots.hyperparameters]
-    if len(results.optimizers) > 1:
+    with_optimizers = len(results.optimizers) > 1
+    if with_optimizers:
         figures.append(plots.optimizers)
+    figures += _OPTUNA_VIEWS
     for draw in figures:
         draw(results, out / f"{draw.__name__}.png")
-    (out / "report.md").write_text(_markdown(results, summary, len(figures) == 4), encoding="utf-8")
+    md = _markdown(results, summary, with_optimizers) + _optuna_markdown(results)
+    (out / "report.md").write_text(md, encoding="utf-8")
     names = ["summary.json", "trials.csv", *(f"{d.__name__}.png" for d in figures), "report.md"]
-    return {name: out / name for name in names}
+    files = {name: out / name for name in names}
+    files.update(_interactive(results, out))
+    return files
+
+
+#: the Optuna-style views, one PNG each
+_OPTUNA_VIEWS = [plots.history, plots.importances, plots.parallel_coordinates]
+
+
+def _interactive(results: Results, out: Path) -> dict[str, Path]:
+    """``report.html`` when plotly is installed (a dependency; a trimmed install skips it, logged)."""
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        import logging
+
+        logging.getLogger(__name__).warning("no report.html: plotly is not installed (pip install plotly)")
+        return {}
+    from raytune_opt.report.html import write_html
+
+    return {"report.html": write_html(results, out / "report.html")}
+
+
+def _optuna_markdown(results: Results) -> str:
+    source = (
+        "read from the experiment's search space (domains, log scales, conditions)"
+        if results.space is not None
+        else "guessed from the trials (no experiment.json with a search space)"
+    )
+    return "\n".join(
+        [
+            "## Optimization history",
+            "",
+            "Each trial's best value in the order trials started, and the best so far.",
+            "",
+            "![history](history.png)",
+            "",
+            "## Parameter importances",
+            "",
+            "Permutation importance (scikit-learn) of a random forest fitted on the trials' parameters "
+            f"→ best {results.metric}: the share of the forest's R² lost when a parameter is shuffled "
+            "(a stand-in for Optuna's fANOVA).",
+            "",
+            "![importances](importances.png)",
+            "",
+            "## Parallel coordinates",
+            "",
+            f"Searched parameters {source}. Interactive views: [report.html](report.html).",
+            "",
+            "![parallel coordinates](parallel_coordinates.png)",
+            "",
+        ]
+    )
 
 
 def _markdown(results: Results, summary: dict, with_optimizers: bool) -> str:
@@ -92,7 +152,18 @@ def _markdown(results: Results, summary: dict, with_optimizers: bool) -> str:
         lines += [f"No trial reported a finite {results.metric}.", ""]
     lines += ["## Best trials", "", table(results, top=10), ""]
     if with_optimizers:
-        lines += ["## Optimizers", "", optimizer_table(results), "", "![optimizers](optimizers.png)", ""]
+        lines += [
+            "## Optimizers",
+            "",
+            f"Compared at equal fidelity: the {len(results.full_fidelity())} of {len(results.trials)} trials "
+            f"that ran max_t = {results.max_t} epochs (a scheduler's early-stopped trials left out; the "
+            "best column counts every trial).",
+            "",
+            optimizer_table(results),
+            "",
+            "![optimizers](optimizers.png)",
+            "",
+        ]
     lines += [
         "## Best so far",
         "",
@@ -106,7 +177,8 @@ def _markdown(results: Results, summary: dict, with_optimizers: bool) -> str:
         "",
         "## Hyperparameters",
         "",
-        "Each trial's best value against its searched hyperparameters (red crosses: no finite value).",
+        "Slice plots: each trial's best value against its searched hyperparameters, over their domains "
+        "(log axes for log domains; red crosses: no finite value).",
         "",
         "![hyperparameters](hyperparameters.png)",
         "",

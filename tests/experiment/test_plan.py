@@ -128,3 +128,15 @@ def test_the_described_experiment_in_the_config_docstring_validates():
     assert raw.pop("imports") == ["my_tasks.py"]
     plan = Experiment.from_dict(raw).plan()
     assert plan.strategy == "bohb" and plan.optimizers == ("adamw", "lion") and plan.trials == 24
+
+
+def test_dry_run_text_shows_fixed_space_entries_as_fixed(counted):
+    plan = _exp(
+        counted[0], space={"seed": 0, "schedule": "constant", "batch_size": {"choice": [32, 64]}}
+    ).plan()
+    text = str(plan)
+    train = next(x for x in text.splitlines() if x.strip().startswith("train:"))
+    assert "seed 0" in train and "constant schedule" in train and "batch searched" in train
+    assert "space (fixed): seed=0, schedule='constant'" in text
+    searched = text.split("space (searched):")[1].split("space (fixed)")[0]
+    assert "batch_size" in searched and "seed" not in searched

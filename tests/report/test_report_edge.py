@@ -21,7 +21,11 @@ ALL_FILES = {
     "best_so_far.png",
     "learning_curves.png",
     "hyperparameters.png",
+    "history.png",
+    "importances.png",
+    "parallel_coordinates.png",
     "report.md",
+    "report.html",
 }
 
 
