@@ -784,7 +784,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--storage", default=None, help="folder for the experiments' trials (default: a temp dir)")
     p.add_argument("--tasks", nargs="+", default=None)
     p.add_argument("--optimizers", nargs="+", default=None)
-    p.add_argument("--strategy", default=None, help="any of raytune_opt.search.available_strategies() (default asha)")
+    p.add_argument(
+        "--strategy", default=None, help="any of raytune_opt.search.available_strategies() (default asha)"
+    )
     p.add_argument("--samples", type=int, default=None, help="configurations per optimizer and task")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seeds", type=int, default=None)
