@@ -32,9 +32,7 @@ from raytune_opt.train.glm_solvers import GLM_METHODS, GLMSolver
 from raytune_opt.train.schedules import make_scheduler
 from raytune_opt.train.session import Session
 
-__all__ = ["train_loop", "METRIC_KEYS"]
-
-METRIC_KEYS = ("train_loss", "val_loss", "epoch", "samples_seen", "time_this_epoch_s", "lr", "diverged")
+__all__ = ["train_loop"]
 
 
 class _Shard:
