@@ -100,7 +100,11 @@ def build_plan(exp: Experiment) -> Plan:
     searched = tuple(space.to_tune()) if space is not None else ()
     fixed = _fixed(exp, set(searched))
     with exp.at("train" if exp.optimizer is None else "optimizer"):
-        validate(fixed)
+        base = validate(fixed)
+    with exp.at("task"):  # a Dataset's items, and what an unsized one allows, before any trial
+        from raytune_opt.train.data import check_data
+
+        check_data(spec, exp.task.name, base)
     if exp.search is not None:
         explicit = set(exp.train.model_fields_set)
         if exp.optimizer is not None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from raytune_opt.errors import ConfigError, ConfigTypeError
 
@@ -68,12 +69,16 @@ ACCURACY = Metric("accuracy", "max", _correct)
 class TaskSpec:
     """What a task function returns.
 
+    Each split is ``(X, y)`` tensors (sliced in memory: the fast path for small data) or a
+    ``torch.utils.data.Dataset`` whose items are ``(x, y)`` pairs (read through a ``DataLoader``
+    configured by ``train.data``; an ``IterableDataset`` only where nothing needs random access:
+    one worker, ``data_fraction`` 1, see :mod:`raytune_opt.train.data`).
+
     Attributes:
-        train: ``(X, y)`` training tensors (the ``data_fraction`` subset is drawn from these).
-        val: ``(X, y)`` validation tensors (always used whole): what trials report and the search
-            tunes on.
-        test: ``(X, y)`` test tensors, or ``None``: held out from every trial, for a final evaluation
-            of the configuration the search found only.
+        train: the training split (the ``data_fraction`` subset is drawn from it).
+        val: the validation split (always used whole): what trials report and the search tunes on.
+        test: the test split, or ``None``: held out from every trial, for a final evaluation of
+            the configuration the search found only.
         model: the freshly initialised model.
         loss: ``loss(output, target) -> Tensor`` with mean reduction.
         metric: the task metric (default: classification accuracy).
@@ -81,12 +86,14 @@ class TaskSpec:
         residuals: ``residuals(output, target) -> Tensor`` of prediction − observed, for
             least-squares optimizers (``lm``); ``None`` when the task has none.
         augment: ``augment(x) -> x`` applied to each training batch (uses torch's global RNG).
+        train_targets: the labels of a training ``Dataset`` that has no ``targets`` attribute,
+            for class-stratified ``data_fraction`` subsets (ignored for tensors).
         glm_family: for GLM tasks (a :class:`~raytune_opt.tasks.models.LinearPredictor` model), the
             :class:`raytune_opt.glm.families.Family` (with its link), so GLM solvers can fit it.
     """
 
-    train: tuple[Tensor, Tensor]
-    val: tuple[Tensor, Tensor]
+    train: tuple[Tensor, Tensor] | Dataset
+    val: tuple[Tensor, Tensor] | Dataset
     model: nn.Module
     loss: Callable[[Tensor, Tensor], Tensor]
     metric: Metric = ACCURACY
@@ -94,19 +101,29 @@ class TaskSpec:
     residuals: Callable[[Tensor, Tensor], Tensor] | None = None
     augment: Callable[[Tensor], Tensor] | None = None
     glm_family: Any = None  # raytune_opt.glm.families.Family
-    test: tuple[Tensor, Tensor] | None = None
+    test: tuple[Tensor, Tensor] | Dataset | None = None
+    train_targets: Tensor | None = None
 
     def __post_init__(self) -> None:
         for part in ("train", "val", "test"):
             xy = getattr(self, part)
             if part == "test" and xy is None:
                 continue
+            if isinstance(xy, Dataset) and not isinstance(xy, tuple):
+                if hasattr(xy, "__len__") and len(xy) == 0:
+                    raise ConfigError(f"TaskSpec.{part}: the Dataset is empty")
+                continue
             if not (isinstance(xy, tuple) and len(xy) == 2 and all(isinstance(t, Tensor) for t in xy)):
                 raise ConfigTypeError(
-                    f"TaskSpec.{part} must be a tuple (X, y) of tensors, got {type(xy).__name__}"
+                    f"TaskSpec.{part} must be a tuple (X, y) of tensors or a torch.utils.data.Dataset, "
+                    f"got {type(xy).__name__}"
                 )
             if len(xy[0]) != len(xy[1]) or len(xy[0]) == 0:
                 raise ConfigError(f"TaskSpec.{part}: X and y must be non-empty with equal lengths")
+        if self.train_targets is not None and not isinstance(self.train_targets, Tensor):
+            raise ConfigTypeError.invalid(
+                "TaskSpec.train_targets", type(self.train_targets).__name__, "a Tensor or None"
+            )
         if not isinstance(self.model, nn.Module):
             raise ConfigTypeError(f"TaskSpec.model must be an nn.Module, got {type(self.model).__name__}")
         if self.metric.mode not in ("min", "max"):

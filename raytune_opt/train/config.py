@@ -29,6 +29,7 @@ from raytune_opt.train.schedules import SCHEDULES
 
 __all__ = [
     "DEFAULTS",
+    "DataSettings",
     "TrainSettings",
     "TrainConfig",
     "validate",
@@ -56,6 +57,36 @@ def _finite(value: float) -> float:
 Int = Annotated[int, BeforeValidator(_no_bool)]
 #: a float (True/False and NaN refused)
 Float = Annotated[float, BeforeValidator(_no_bool)]
+
+
+class DataSettings(BaseModel):
+    """How a task's ``torch.utils.data.Dataset`` is read (the experiment's ``train.data`` section): the
+    ``torch.utils.data.DataLoader`` options of the same names. Tensors (the built-in tasks) are
+    sliced in memory and ignore them. ``raytune_opt.train.data.check_loader_options`` checks them
+    against the installed torch."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True)
+
+    #: loader worker processes per training worker (0: load in the training process)
+    num_workers: Int = Field(0, ge=0)
+    #: page-locked host batches for fast host → GPU copies (None: on when the device is a GPU)
+    pin_memory: bool | None = None
+    #: keep the loader workers alive between epochs (needs num_workers > 0)
+    persistent_workers: bool = False
+    #: batches each loader worker loads ahead (None: torch's default; needs num_workers > 0)
+    prefetch_factor: Int | None = Field(None, ge=1)
+    #: drop each epoch's last incomplete batch (tensors too, so both kinds step alike)
+    drop_last: bool = False
+    #: class-stratified data_fraction subsets: None stratifies when the labels are known (a
+    #: ``targets`` attribute, or ``TaskSpec.train_targets``), True requires it, False never does
+    stratify: bool | None = None
+
+    @field_validator("pin_memory", "persistent_workers", "drop_last", "stratify", mode="before")
+    @classmethod
+    def _strict_bool(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, bool):
+            raise ValueError("True or False")
+        return value
 
 
 class TrainSettings(BaseModel):
@@ -95,6 +126,8 @@ class TrainSettings(BaseModel):
     precision: Literal["fp32", "bf16"] = "fp32"
     #: batch size of the validation pass
     eval_batch_size: Int = Field(4096, ge=1)
+    #: the DataLoader of a task that gives Datasets (:class:`DataSettings`)
+    data: DataSettings = Field(default_factory=DataSettings)
 
     @field_validator("schedule")
     @classmethod
@@ -174,7 +207,8 @@ DEFAULTS: dict[str, Any] = {
 def settings_error(error: ValidationError) -> ConfigError:
     """The first pydantic error of a trial config as a ConfigError naming the key and the value."""
     err = error.errors()[0]
-    field = ".".join(str(x) for x in err["loc"][:1]) or "config"
+    loc = err["loc"][:2] if err["loc"][:1] == ("data",) else err["loc"][:1]
+    field = ".".join(str(x) for x in loc) or "config"
     msg = expected(err)
     if err["type"] == "value_error" and msg.startswith(f"{field} = "):
         return ConfigError(msg)  # already one of our own messages
@@ -278,6 +312,9 @@ def validate(config: Mapping[str, Any]) -> TrainConfig:
         from raytune_opt import optim
 
         optim.create(spec.name, [torch.zeros(2, 2, requires_grad=True)], **hparams)
+    from raytune_opt.train.data import check_loader_options
+
+    check_loader_options(cfg.data, cfg.task)
     if cfg.batch_size != "full" and cfg.num_workers > 1 and cfg.batch_size % cfg.num_workers:
         raise ConfigError.invalid(
             "batch_size",

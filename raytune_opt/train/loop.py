@@ -7,8 +7,10 @@ so W workers step exactly like one worker with the global batch, up to float sum
 Second-order optimizers take one full-batch ``step(closure)`` per epoch. After each epoch the
 sums of losses, metric values and counts are added over workers and reported as means.
 
-On CUDA the (small) data sets are copied to the GPU once, from pinned memory with non-blocking
-copies, and batches are sliced there; ``precision="bf16"`` runs forward passes under bf16 autocast.
+The batches come from :mod:`raytune_opt.train.data`: tensors (the small, in-memory tasks) are
+copied to the GPU once and sliced there; a ``Dataset`` streams through a ``DataLoader`` (the
+``train.data`` options), pinned batches copied host → device non-blocking.
+``precision="bf16"`` runs forward passes under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DistributedSampler
 
 from raytune_opt._compat.torch import set_last_lr, without_dynamo_import
-from raytune_opt.tasks import TaskSpec, get_task, stratified_subset
+from raytune_opt.errors import ConfigError
+from raytune_opt.tasks import TaskSpec, get_task
 from raytune_opt.train.checkpoint import apply_hparams, load_state, rng_state, save_state, set_rng_state
 from raytune_opt.train.config import SECOND_ORDER, TrainConfig, validate
+from raytune_opt.train.data import EvalData, TrainData, check_data
 from raytune_opt.train.glm_solvers import GLM_METHODS, GLMSolver
 from raytune_opt.train.schedules import make_scheduler
 from raytune_opt.train.session import Session
@@ -35,23 +38,8 @@ from raytune_opt.train.session import Session
 __all__ = ["train_loop"]
 
 
-class _Shard:
-    """A sized stand-in for the training set, for ``DistributedSampler``."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def _to(t: Tensor, device: torch.device) -> Tensor:
-    """``t`` on ``device`` (a non-blocking copy from pinned memory on CUDA; no copy if already there)."""
-    return t.to(device, non_blocking=True)
 
 
 def _seed(seed: int, device: torch.device) -> None:
@@ -65,22 +53,20 @@ def _seed(seed: int, device: torch.device) -> None:
 
 @torch.no_grad()
 def _evaluate(
-    model: nn.Module, spec: TaskSpec, x: Tensor, y: Tensor, cfg: TrainConfig, session: Session
+    model: nn.Module, spec: TaskSpec, data: EvalData, cfg: TrainConfig, session: Session
 ) -> tuple[float, float]:
     """Mean validation loss and metric over all workers (each evaluates positions rank, rank + W, …)."""
     device = session.device
     was_training = model.training
     model.eval()
-    idx = torch.arange(session.rank, len(y), session.world_size, device=x.device)
     sums = torch.zeros(3, dtype=torch.float64, device=device)
-    for chunk in idx.split(cfg.eval_batch_size):
-        xb, yb = _to(x[chunk], device), _to(y[chunk], device)
+    for xb, yb in data.batches():
         with _autocast(cfg, device):
             out = model(xb)
         out = out.float()
-        sums[0] += spec.loss(out, yb).double() * len(chunk)
+        sums[0] += spec.loss(out, yb).double() * len(yb)
         sums[1] += spec.metric.total(out, yb).double()
-        sums[2] += len(chunk)
+        sums[2] += len(yb)
     model.train(was_training)
     sums = session.all_reduce_sum(sums)
     return float(sums[0] / sums[2]), float(sums[1] / sums[2])
@@ -118,29 +104,19 @@ def _train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
     task = get_task(cfg.task)
     _seed(cfg.seed, device)  # the model's initial weights: same on every worker
     spec = task.build(**cfg.task_args)
-    x_all, y_all = spec.train
-    keep = stratified_subset(y_all, cfg.data_fraction, cfg.data_seed, stratify=spec.num_classes is not None)
-    x_train, y_train = x_all[keep], y_all[keep]
-    x_val, y_val = spec.val
-    if device.type == "cuda":  # small data sets: one pinned, non-blocking copy to the GPU, then slice there
-        x_train, y_train, x_val, y_val = (
-            _to(t.pin_memory(), device) for t in (x_train, y_train, x_val, y_val)
-        )
+    check_data(spec, cfg.task, cfg, session.world_size)
+    train_data = TrainData(spec, cfg.task, cfg, session)
+    val_data = EvalData(spec.val, cfg.eval_batch_size, cfg.data, session)
     _seed(cfg.seed + 1_000_003 * session.rank, device)  # augmentation/dropout streams differ per worker
 
     module = spec.model
     model = session.prepare_model(module)
     module = _unwrap(model)
-    opt = _make_optimizer(cfg, module, spec, x_train, y_train)
+    opt = _make_optimizer(cfg, module, spec, train_data.tensors)
     fresh_groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
 
-    sampler = DistributedSampler(
-        _Shard(len(y_train)), num_replicas=session.world_size, rank=session.rank, shuffle=True, seed=cfg.seed
-    )
     second_order = cfg.kind == SECOND_ORDER
-    full = cfg.batch_size == "full" or second_order
-    local_batch = sampler.num_samples if full else max(cfg.batch_size // session.world_size, 1)
-    steps_per_epoch = math.ceil(sampler.num_samples / local_batch)
+    steps_per_epoch = train_data.steps_per_epoch or 1  # None: an unsized Dataset, constant schedule only
     sched = make_scheduler(
         opt,
         cfg.schedule,
@@ -177,12 +153,9 @@ def _train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        sampler.set_epoch(epoch)
-        order = torch.tensor(list(iter(sampler)), device=x_train.device)
         losses: list[Tensor] = []
         sizes: list[int] = []
-        for idx in order.split(local_batch):
-            xb, yb = _to(x_train[idx], device), _to(y_train[idx], device)
+        for xb, yb in train_data.epoch(epoch):
             if spec.augment is not None:
                 xb = spec.augment(xb)
             if second_order:
@@ -200,7 +173,7 @@ def _train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
             if step_sched:
                 sched.step()
             losses.append(loss.detach())
-            sizes.append(len(idx))
+            sizes.append(len(yb))
         lr = opt.param_groups[0]["lr"]
         sums = torch.stack(
             [
@@ -213,7 +186,7 @@ def _train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
         sums = session.all_reduce_sum(sums)
         train_loss = float(sums[0] / sums[1])
         samples_seen += int(sums[1])
-        val_loss, metric = _evaluate(model, spec, x_val, y_val, cfg, session)
+        val_loss, metric = _evaluate(model, spec, val_data, cfg, session)
         diverged = not all(math.isfinite(v) for v in (train_loss, val_loss, metric))
         metrics = {
             "train_loss": math.inf if diverged else train_loss,
@@ -249,11 +222,15 @@ def _train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
 
 
 def _make_optimizer(
-    cfg: TrainConfig, module: nn.Module, spec: TaskSpec, x: Tensor, y: Tensor
+    cfg: TrainConfig, module: nn.Module, spec: TaskSpec, tensors: tuple[Tensor, Tensor] | None
 ) -> torch.optim.Optimizer:
     """``optim.create`` (biases and norms not decayed), or a GLM solver for the glm-* tasks."""
     if cfg.optimizer in GLM_METHODS:
-        return GLMSolver(module, cfg.optimizer, spec.glm_family, x, y)
+        if tensors is None:
+            raise ConfigError.invalid(
+                f"task {cfg.task!r}: optimizer", cfg.optimizer, "a GLM solver only for tensors, not a Dataset"
+            )
+        return GLMSolver(module, cfg.optimizer, spec.glm_family, *tensors)
     from raytune_opt import optim
 
     return optim.create(cfg.optimizer, module, **cfg.hparams)

@@ -87,7 +87,7 @@ def test_pbt_style_restore_uses_the_new_hyperparameters(tmp_path: Path) -> None:
     clone = run_local(
         clone_cfg, checkpoint=donor.checkpoints[-1], storage=str(tmp_path / "clone"), stop_after=1
     )
-    steps_per_epoch = math.ceil(1438 / 128)
+    steps_per_epoch = math.ceil(1150 / 128)  # digits: 1150 training samples
     # epoch 3 continues the donor's schedule position with the clone's base lr
     t_last = 3 * steps_per_epoch
     expected_lr = 2e-4 * 0.5 * (1 + math.cos(math.pi * t_last / (6 * steps_per_epoch)))
@@ -141,7 +141,7 @@ def test_checkpoint_every_and_at_end_choose_the_saved_epochs(tmp_path, every, at
 def test_data_fraction_and_metrics() -> None:
     session = run_local({**DIGITS, "optimizer": "adam", "lr": 1e-2, "epochs": 2, "data_fraction": 0.25})
     r = session.results
-    assert [x["samples_seen"] for x in r] == [round(0.25 * 1438), 2 * round(0.25 * 1438)]
+    assert [x["samples_seen"] for x in r] == [round(0.25 * 1150), 2 * round(0.25 * 1150)]
     assert set(r[0]) >= {
         "train_loss",
         "val_loss",
