@@ -48,6 +48,7 @@ __all__ = [
     "sized",
     "targets",
     "subset_indices",
+    "train_subset",
     "check_loader_options",
     "check_data",
     "TrainData",
@@ -82,12 +83,13 @@ def sized(part: Any) -> bool:
     return True
 
 
-def targets(spec: TaskSpec) -> Tensor | None:
-    """The training labels: the tensors' ``y``, ``TaskSpec.train_targets``, or the Dataset's
-    ``targets`` attribute (torchvision's name; a list or array is made a tensor); ``None`` if unknown."""
-    if is_tensors(spec.train):
-        return spec.train[1]
-    labels = spec.train_targets if spec.train_targets is not None else getattr(spec.train, "targets", None)
+def targets(part: Any, given: Any = None) -> Tensor | None:
+    """The labels of a split: the tensors' ``y``, ``given`` (``TaskSpec.train_targets``), or the
+    Dataset's ``targets`` attribute (torchvision's name; a list or array is made a tensor); ``None``
+    if unknown."""
+    if is_tensors(part):
+        return part[1]
+    labels = given if given is not None else getattr(part, "targets", None)
     if labels is None:
         return None
     return labels if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels))
@@ -119,40 +121,60 @@ def check_loader_options(data: Any, task: str = "", accepted: Collection[str] | 
                 )
 
 
-def subset_indices(spec: TaskSpec, task: str, fraction: float, seed: int, stratify: bool | None) -> Tensor:
-    """Sorted indices of the ``data_fraction`` subset of the training split (every index for 1).
+def subset_indices(
+    part: Any,
+    fraction: float,
+    seed: int = 0,
+    *,
+    stratify: bool | None = None,
+    labels: Tensor | None = None,
+    classes: bool = True,
+    where: str = "",
+) -> Tensor:
+    """Sorted indices of the ``data_fraction`` subset of a split (every index for 1).
 
-    Class-stratified when ``stratify`` is not False, the task has classes and the labels are known
-    (:func:`targets`); a plain seeded subset otherwise (logged when the task has classes);
-    a ``ConfigError`` when ``stratify`` is True and there are no labels, or the split has no length.
+    Class-stratified (:func:`raytune_opt.tasks.stratified_subset`) when ``stratify`` is not False,
+    the data has ``classes`` and its labels are known (``labels``, else :func:`targets`); a plain
+    seeded subset otherwise (logged when classes were expected); a ``ConfigError`` when ``stratify``
+    is True without labels, or the split has no length. ``where`` prefixes the messages
+    (``"task 'x': "``).
     """
-    part = spec.train
     if not sized(part):
-        if fraction != 1.0:
-            raise ConfigError.invalid(
-                f"task {task!r}: data_fraction",
-                fraction,
-                f"1 for a training {type(part).__name__} without a length (a subset needs its indices)",
-            )
-        raise ConfigError(f"task {task!r}: the training {type(part).__name__} has no length to index")
-    n = len(part[1]) if is_tensors(part) else len(part)
-    labels = targets(spec) if stratify is not False else None
-    if labels is not None and len(labels) != n:
         raise ConfigError.invalid(
-            f"task {task!r}: the training labels' length", len(labels), f"{n}, the training split's length"
+            f"{where}data_fraction",
+            fraction,
+            f"1 for a {type(part).__name__} without a length (a subset needs its indices)",
         )
+    n = len(part[1]) if is_tensors(part) else len(part)
+    if labels is None and stratify is not False:
+        labels = targets(part)
+    if labels is not None and len(labels) != n:
+        raise ConfigError.invalid(f"{where}the labels' length", len(labels), f"{n}, the split's length")
     if stratify and labels is None:
         raise ConfigError.invalid(
-            f"task {task!r}: train.data.stratify",
+            f"{where}train.data.stratify",
             True,
-            f"False or None for a training {type(part).__name__} without labels (give it a `targets` "
-            "attribute or TaskSpec.train_targets)",
+            f"False or None for a {type(part).__name__} without labels (give it a `targets` "
+            "attribute, or TaskSpec.train_targets)",
         )
-    wants = stratify is True or (stratify is None and spec.num_classes is not None)
+    wants = stratify is True or (stratify is None and classes)
     if labels is None and wants and fraction != 1.0:
-        log.warning("task %r: no training labels, so data_fraction draws a plain (unstratified) subset", task)
-    keys = labels if labels is not None else torch.zeros(n, dtype=torch.long)
+        log.warning("%sno labels, so data_fraction draws a plain (unstratified) subset", where)
+    keys = labels if labels is not None and stratify is not False else torch.zeros(n, dtype=torch.long)
     return stratified_subset(keys, fraction, seed, stratify=wants and labels is not None)
+
+
+def train_subset(spec: TaskSpec, task: str, cfg: Any) -> Tensor:
+    """:func:`subset_indices` of a task's training split for the trial config ``cfg``."""
+    return subset_indices(
+        spec.train,
+        cfg.data_fraction,
+        cfg.data_seed,
+        stratify=cfg.data.stratify,
+        labels=targets(spec.train, spec.train_targets),
+        classes=spec.num_classes is not None,
+        where=f"task {task!r}: ",
+    )
 
 
 def _item(part: Any) -> tuple[Any, Any]:
@@ -229,7 +251,7 @@ def check_data(spec: TaskSpec, task: str, cfg: Any, world_size: int | None = Non
                 f"task {task!r}: batch_size", "full", f"an integer for a training {kind} without a length"
             )
     elif not is_tensors(spec.train):  # the labels that stratify needs (tensors: y)
-        subset_indices(spec, task, cfg.data_fraction, cfg.data_seed, cfg.data.stratify)
+        train_subset(spec, task, cfg)
     if workers > 1:
         for name in ("val", "test"):
             part = getattr(spec, name)
@@ -281,7 +303,7 @@ class TrainData:
             self.local_batch = cfg.batch_size
             self._loader = _loader(part, self.local_batch, cfg.data, device, drop_last=self.drop_last)
             return
-        keep = subset_indices(spec, task, cfg.data_fraction, cfg.data_seed, cfg.data.stratify)
+        keep = train_subset(spec, task, cfg)
         n = len(keep)
         self.sampler = DistributedSampler(
             _Sized(n), num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=cfg.seed

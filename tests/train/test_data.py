@@ -204,27 +204,21 @@ def test_a_loader_worker_that_crashes_fails_the_run_with_its_message() -> None:
 
 
 def test_subsets_of_a_dataset_are_stratified_seeded_and_nested() -> None:
-    """Indices only (a Subset): stratified by `targets` (or TaskSpec.train_targets), nested across
+    """Indices only (for a Subset): stratified by `targets` (or given labels), nested across
     fractions; without labels a plain seeded subset, or a ConfigError when stratify is required."""
     x, y = torch.zeros(100, 2), torch.arange(100) % 4
-    spec = TaskSpec(train=Pairs(x, y), val=(x, y), model=nn.Linear(2, 4), loss=nn.functional.cross_entropy)
-    spec.num_classes = 4
-    half = subset_indices(spec, "t", 0.5, seed=3, stratify=None)
+    half = subset_indices(Pairs(x, y), 0.5, seed=3)
     assert sorted(torch.bincount(y[half]).tolist()) == [12, 12, 13, 13]
-    assert torch.equal(half, subset_indices(spec, "t", 0.5, seed=3, stratify=None))
-    quarter = subset_indices(spec, "t", 0.25, seed=3, stratify=None)
-    assert set(quarter.tolist()) <= set(half.tolist())
-    unlabeled = TaskSpec(
-        train=Pairs(x, y, with_targets=False), val=(x, y), model=nn.Linear(2, 4), loss=spec.loss
-    )
-    assert len(subset_indices(unlabeled, "t", 0.5, seed=3, stratify=None)) == 50
-    unlabeled.train_targets = y
-    assert torch.equal(
-        subset_indices(unlabeled, "t", 0.5, seed=3, stratify=True), subset_indices(spec, "t", 0.5, 3, True)
-    )
-    unlabeled.train_targets = None
+    assert torch.equal(half, subset_indices(Pairs(x, y), 0.5, seed=3))
+    assert set(subset_indices(Pairs(x, y), 0.25, seed=3).tolist()) <= set(half.tolist())
+    unlabeled = Pairs(x, y, with_targets=False)
+    plain = subset_indices(unlabeled, 0.5, seed=3)
+    assert len(plain) == 50 and not torch.equal(plain, half)
+    assert torch.equal(subset_indices(unlabeled, 0.5, seed=3, stratify=True, labels=y), half)
     with pytest.raises(ConfigError, match=r"task 't': train.data.stratify = True is not allowed"):
-        subset_indices(unlabeled, "t", 0.5, seed=3, stratify=True)
+        subset_indices(unlabeled, 0.5, seed=3, stratify=True, where="task 't': ")
+    with pytest.raises(ConfigError, match=r"data_fraction = 0.5 is not allowed: expected 1 for a Stream"):
+        subset_indices(Stream(x, y), 0.5)
 
 
 def test_loader_options_are_checked_before_any_trial() -> None:
