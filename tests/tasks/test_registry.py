@@ -67,3 +67,25 @@ def test_digits_split() -> None:
     spec = get_task("digits-mlp").build()
     assert (len(spec.train[1]), len(spec.val[1]), len(spec.test[1])) == (1150, 288, 359)
     assert spec.train[0].max() <= 1.0 and spec.model(spec.val[0]).shape == (len(spec.val[1]), 10)
+
+
+def test_a_split_may_be_a_dataset() -> None:
+    x, y = torch.zeros(4, 2), torch.arange(4)
+    ds = torch.utils.data.TensorDataset(x, y)
+    spec = TaskSpec(
+        train=ds, val=(x, y), test=ds, model=nn.Linear(2, 4), loss=F.cross_entropy, train_targets=y
+    )
+    assert spec.train is ds and spec.train_targets is y
+    with pytest.raises(ConfigError, match=r"TaskSpec.train: the Dataset is empty"):
+        TaskSpec(
+            train=torch.utils.data.TensorDataset(x[:0], y[:0]),
+            val=(x, y),
+            model=nn.Linear(2, 4),
+            loss=F.cross_entropy,
+        )
+    with pytest.raises(
+        TypeError, match=r"TaskSpec.val must be a tuple \(X, y\) of tensors or a torch.utils.data.Dataset"
+    ):
+        TaskSpec(train=ds, val=[x, y], model=nn.Linear(2, 4), loss=F.cross_entropy)
+    with pytest.raises(TypeError, match=r"TaskSpec.train_targets = 'list' is not allowed"):
+        TaskSpec(train=ds, val=(x, y), model=nn.Linear(2, 4), loss=F.cross_entropy, train_targets=[0, 1])

@@ -238,3 +238,23 @@ def test_loader_options_are_checked_before_any_trial() -> None:
         ConfigError, match=r"task 'x': train.data.prefetch_factor = 4 .*has no 'prefetch_factor'"
     ):
         check_loader_options(cfg.data, "x", accepted={"num_workers", "pin_memory", "drop_last"})
+
+
+def test_an_experiment_checks_the_data_before_any_trial() -> None:
+    """`train.data` is a section of the experiment's `train`; its plan checks the task's data."""
+    from raytune_opt import Experiment
+
+    base = {
+        "name": "x",
+        "task": {"name": "test-data-digits", "args": {"kind": "dataset"}},
+        "train": {"epochs": 1, "data": {"num_workers": 2}},
+        "search": {"strategy": "random", "optimizers": ["adamw"], "num_samples": 2},
+    }
+    assert "test-data-digits" in str(Experiment.from_dict(base).plan())
+    stream = {"name": "test-data-digits", "args": {"kind": "stream"}}
+    with pytest.raises(
+        ConfigError, match=r"task: task 'test-data-digits': data_fraction = 0.5 is not allowed"
+    ):
+        Experiment.from_dict({**base, "task": stream, "train": {"data_fraction": 0.5}}).plan()
+    with pytest.raises(ConfigError, match=r"train.data.num_wokers is not a known key"):
+        Experiment.from_dict({**base, "train": {"data": {"num_wokers": 2}}}).plan()
