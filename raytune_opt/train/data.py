@@ -30,6 +30,7 @@ unsized Dataset allows, the labels that ``stratify: true`` needs) before any tri
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Collection, Iterator
@@ -95,12 +96,18 @@ def targets(part: Any, given: Any = None) -> Tensor | None:
     return labels if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels))
 
 
+@functools.cache
+def _loader_parameters() -> frozenset[str]:
+    """The parameter names of the installed torch's ``DataLoader``."""
+    return frozenset(inspect.signature(DataLoader.__init__).parameters)
+
+
 def check_loader_options(data: Any, task: str = "", accepted: Collection[str] | None = None) -> None:
     """A ``ConfigError`` for a ``train.data`` option the installed torch's ``DataLoader`` lacks
     (``accepted``: its parameter names, read from its signature by default), or one that needs
     loader workers while ``num_workers`` is 0 (torch refuses those too, but only once a trial runs)."""
     if accepted is None:
-        accepted = set(inspect.signature(DataLoader.__init__).parameters)
+        accepted = _loader_parameters()
     where = f"task {task!r}: " if task else ""
     for name, default in _LOADER_DEFAULTS.items():
         value = getattr(data, name)
@@ -320,7 +327,7 @@ class TrainData:
                 f"{self.local_batch} (no batch would be left)",
             )
         if is_tensors(part):
-            x, y = part[0][keep], part[1][keep]
+            x, y = part if n == len(part[1]) else (part[0][keep], part[1][keep])  # no copy of all
             if device.type == "cuda":  # small data sets: one pinned, non-blocking copy, then slice there
                 x, y = _to(x.pin_memory(), device), _to(y.pin_memory(), device)
             self.tensors = (x, y)
