@@ -21,7 +21,9 @@ to the device non-blocking. The loader workers' seeds are drawn per epoch from a
 by ``(seed, rank, epoch)``, so they do not consume the trial's RNG and a resumed run draws the same
 (``persistent_workers`` keeps the workers, and their RNG, across epochs: resumes then differ).
 An ``IterableDataset`` without a length is read as it comes: one worker, ``data_fraction`` 1,
-a constant schedule and an integer batch size only (nothing that needs its length or random access).
+a constant schedule and an integer batch size only (nothing that needs its length or random access);
+with ``num_workers`` > 0 every loader worker iterates its own replica, so such a dataset shards
+itself by ``torch.utils.data.get_worker_info()`` (torch's contract).
 
 :func:`check_data` checks a task's splits against a config (the item type and shape, what an
 unsized Dataset allows, the labels that ``stratify: true`` needs) before any trial trains;
