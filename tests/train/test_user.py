@@ -121,7 +121,27 @@ def test_subset_is_the_data_fraction_stratified_and_nested() -> None:
 
 
 def test_the_example_declares_what_pbt_and_fabolas_need() -> None:
+    """The strategies read the declaration (not the source): the example passes, an undeclared copy not."""
+    from raytune_opt.search import SearchSpace, make_tune_config
+
     assert declared(ex.train_fn) == {"checkpoints": True, "data_fraction": True}
+    space = SearchSpace({"adamw.lr": {"loguniform": [1e-3, 0.3]}})
+    for strategy in ("pbt", "pb2", "fabolas"):
+        make_tune_config(
+            strategy, space, metric="val_loss", mode="min", num_samples=2, max_t=4, trainable=ex.train_fn
+        )
+
+    def undeclared(config: dict) -> None:
+        ex.train_fn(config)
+
+    for strategy, match in (
+        ("pbt", "does not declare checkpoints"),
+        ("fabolas", "does not declare data_fraction"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            make_tune_config(
+                strategy, space, metric="val_loss", mode="min", num_samples=2, max_t=4, trainable=undeclared
+            )
 
 
 @pytest.mark.parametrize("strategy", ["asha", "pbt"])
