@@ -106,6 +106,7 @@ def tune_own_function(
     """Tune ``train_fn``'s AdamW learning rate with ``strategy``; returns Ray's ``ResultGrid``."""
     from ray import tune
 
+    from raytune_opt import trial_logs
     from raytune_opt.search import SearchSpace, make_tune_config
 
     space = SearchSpace({"adamw.lr": {"loguniform": [1e-3, 0.3]}})
@@ -126,8 +127,12 @@ def tune_own_function(
         tune.with_resources(train_fn, {"cpu": 1}),
         param_space={"optimizer": "adamw", "epochs": epochs, "batch_size": 64},
         tune_config=tune_config,
+        # trial_logs.loggers(): Ray 2.60's own loggers lose a paused PBT trial's last reports
         run_config=tune.RunConfig(
-            storage_path=storage or tempfile.mkdtemp(prefix="own-fn-"), name=f"own-{strategy}", verbose=0
+            storage_path=storage or tempfile.mkdtemp(prefix="own-fn-"),
+            name=f"own-{strategy}",
+            verbose=0,
+            callbacks=trial_logs.loggers(),
         ),
     )
     return tuner.fit()
