@@ -48,7 +48,7 @@ from pydantic import (
 from raytune_opt.errors import ConfigError
 from raytune_opt.experiment.plugins import import_plugins
 from raytune_opt.experiment.source import apply_overrides, config_error, key_lines, read_yaml, where
-from raytune_opt.train.config import Float, TrainSettings
+from raytune_opt.train.config import DataSettings, Float, TrainSettings
 
 if TYPE_CHECKING:
     from raytune_opt.experiment.plan import Plan
@@ -309,6 +309,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "": Experiment,
     "task": TaskSection,
     "train": TrainSettings,
+    "train.data": DataSettings,
     "search": SearchSection,
     "resources": ResourcesSection,
     "run": RunSection,

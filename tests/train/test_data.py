@@ -256,5 +256,8 @@ def test_an_experiment_checks_the_data_before_any_trial() -> None:
         ConfigError, match=r"task: task 'test-data-digits': data_fraction = 0.5 is not allowed"
     ):
         Experiment.from_dict({**base, "task": stream, "train": {"data_fraction": 0.5}}).plan()
-    with pytest.raises(ConfigError, match=r"train.data.num_wokers is not a known key"):
+    with pytest.raises(
+        ConfigError,
+        match=r"train.data.num_wokers is not a known key \(did you mean 'num_workers'\?\); allowed: num_w",
+    ):
         Experiment.from_dict({**base, "train": {"data": {"num_wokers": 2}}}).plan()
