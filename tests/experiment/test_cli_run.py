@@ -119,7 +119,7 @@ def test_failing_and_diverging_trials_are_recorded_and_the_experiment_completes(
         "optimizer": {"name": "momentum"},
         "search": {
             "strategy": "grid",
-            "space": {"task_args": {"grid": [{}, {"crash": True}]}, "lr": {"grid": [0.05, 1.0e6]}},
+            "space": {"task_args": {"grid": [{}, {"crash": True}]}, "lr": {"grid": [0.05, 1.0e12]}},
         },
         "run": {"max_failures": 0, "storage_path": str(tmp_path / "results"), "tensorboard": True},
     }
