@@ -108,7 +108,7 @@ def _list(args: argparse.Namespace) -> int:
                 f"{h.name}={h.default!r}"
                 + (f" [{h.low:g}, {h.high:g}{' log' if h.log else ''}]" if h.low is not None else "")
                 for h in spec.hparams.values()
-                if h.name not in ("maximize", "fused")
+                if h.name not in ("maximize", "fused", "foreach")
             )
             print(f"{name:10s} {spec.kind:13s} {spec.summary}")
             print(f"{'':24s} {hp}")

@@ -22,8 +22,9 @@ The group's two flags have torch's meanings, ``None`` leaving the choice to this
             the numba kernel for float32 / float64 buckets whose contiguous tensors hold ≥
             :data:`KERNEL_MIN_TOTAL` elements; the rest chunked on the CPU, foreach elsewhere.
   ``fused=True``     a fused kernel: native, else the numba kernel (CPU float32 / float64, contiguous),
-            else compiled (tensors under :data:`COMPILED_MIN_NUMEL` elements take the foreach rule: a
-            compiled call costs more than it saves there). ``foreach=True`` with it is an error.
+            else compiled (tensors under :data:`COMPILED_MIN_NUMEL` elements take the eager rule, as
+            the default would without fused kernels: a compiled call costs more than it saves there).
+            ``foreach=True`` with it is an error.
   ``fused=False``    never a fused kernel (native, numba or compiled): chunked on the CPU, else foreach.
   ``foreach=True``   the foreach rule over whole tensors.
   ``foreach=False``  never the foreach rule: fused kernels where the default would take them, the rest
@@ -63,6 +64,7 @@ __all__ = [
     "run",
     "run_chunked",
     "run_compiled",
+    "run_eager",
     "run_kernel",
     "same_dense_layout",
     "threads",
@@ -128,17 +130,25 @@ def run(opt: Rules, b: Bucket, hyper: dict[str, Any], fused: bool | None, foreac
     if rest is None:
         return
     lists, rule_hyper = rest.lists, opt._rule_hyper(rest, hyper)
-    if foreach is False:
-        for i in range(len(rest)):
-            rule(*([t[i]] for t in lists), **_pick(rule_hyper, [i]))
-    elif tracing or foreach:
-        rule(*lists, **rule_hyper)
-    elif fused:
-        run_compiled(rule, lists, rule_hyper, opt.compiled_tensors)
-    elif rest.device.type == "cpu":
-        run_chunked(rule, lists, rule_hyper)
+    if fused and not tracing:
+        run_compiled(rule, lists, rule_hyper, opt.compiled_tensors, foreach=foreach)
     else:
-        rule(*lists, **rule_hyper)
+        run_eager(rule, lists, rule_hyper, foreach=True if tracing and foreach is None else foreach)
+
+
+def run_eager(
+    rule: Callable[..., None], lists: tuple[Any, ...], hyper: dict[str, Any], *, foreach: bool | None
+) -> None:
+    """The rule without a fused kernel: tensor by tensor (``foreach=False``), over whole tensors
+    (``foreach=True``), or by default cache-blocked over worker threads on the CPU (:func:`run_chunked`)
+    and over whole tensors elsewhere."""
+    if foreach is False:
+        for i in range(len(lists[0])):
+            rule(*([t[i]] for t in lists), **_pick(hyper, [i]))
+    elif foreach is None and lists[0][0].device.type == "cpu":
+        run_chunked(rule, lists, hyper)
+    else:
+        rule(*lists, **hyper)
 
 
 def _fused_kernels(
@@ -192,7 +202,12 @@ def compiled(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 def run_compiled(
-    rule: Callable[..., None], lists: tuple[Any, ...], hyper: dict[str, Any], tensors: tuple[str, ...] = ()
+    rule: Callable[..., None],
+    lists: tuple[Any, ...],
+    hyper: dict[str, Any],
+    tensors: tuple[str, ...] = (),
+    *,
+    foreach: bool | None = None,
 ) -> None:
     """Apply ``rule`` tensor by tensor through its ``torch.compile``'d form: one single-pass loop per tensor.
 
@@ -202,9 +217,9 @@ def run_compiled(
     every learning rate; hyperparameters given per tensor (lists) are sliced alongside. (The rules'
     ops take a 0-d tensor wherever they take a Python scalar, so the rule itself is unchanged.)
     Tensors under :data:`COMPILED_MIN_NUMEL` elements, where the ~50–100 µs a compiled call costs
-    exceeds the memory traffic it saves, go through the eager multi-tensor rule together instead
-    (cache-blocked on the CPU, :func:`run_chunked`). On CUDA the large tensors go through one call
-    together (one recompile per number of tensors).
+    exceeds the memory traffic it saves, go through the eager rule instead (:func:`run_eager` with
+    ``foreach``: by default the multi-tensor rule together, cache-blocked on the CPU). On CUDA the large
+    tensors go through one call together (one recompile per number of tensors).
     """
     fn = compiled(rule)
     small = [i for i, p in enumerate(lists[0]) if p.numel() < COMPILED_MIN_NUMEL]
@@ -220,11 +235,7 @@ def run_compiled(
         for idx in [big] if device.type == "cuda" else [[i] for i in big]:
             fn(*([t[i] for i in idx] for t in lists), **_pick(inputs, idx))
     if small:
-        rest = tuple([t[i] for i in small] for t in lists)
-        if lists[0][small[0]].device.type == "cpu":
-            run_chunked(rule, rest, _pick(hyper, small))
-        else:
-            rule(*rest, **_pick(hyper, small))
+        run_eager(rule, tuple([t[i] for i in small] for t in lists), _pick(hyper, small), foreach=foreach)
 
 
 COMPILED_MIN_NUMEL = 1 << 17
