@@ -160,7 +160,7 @@ def _fused_kernels(
         return b
     if opt.native_kernel and b.device.type in _NATIVE_DEVICES:
         lists = b.lists
-        if all(t.is_contiguous() for ts in lists for t in ts):  # the usual case, checked at once
+        if all(all(map(Tensor.is_contiguous, ts)) for ts in lists):  # the usual case, checked at once
             dense = list(range(len(b)))
         else:
             dense = [i for i in range(len(b)) if same_dense_layout([t[i] for t in lists])]

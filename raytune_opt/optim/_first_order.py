@@ -182,8 +182,8 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
                     f"{self.name}.grad", "sparse", "dense gradients (sparse gradients are not supported)"
                 )
             state = self._init_state(p, group, keys)
-            view = torch.view_as_real if p.is_complex() else _same
-            real = view(p)
+            cplx = p.is_complex()
+            real = torch.view_as_real(p) if cplx else p
             b = buckets.get((p.device, real.dtype))
             if b is None:
                 b = buckets[(p.device, real.dtype)] = Bucket(
@@ -191,11 +191,11 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
                 )
             b.sources.append(p)
             b.params.append(real)
-            b.grads.append(view(p.grad))
+            b.grads.append(torch.view_as_real(p.grad) if cplx else p.grad)
             if self.counts_steps:
                 b.steps.append(state["step"])
             for key in keys:
-                b.buffers[key].append(view(state[key]))
+                b.buffers[key].append(torch.view_as_real(state[key]) if cplx else state[key])
         return list(buckets.values())
 
     # -- the step -------------------------------------------------------------------------------
@@ -249,10 +249,6 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
 def _real(t: Tensor) -> Tensor:
     """``t`` itself, or its ``torch.view_as_real`` view if complex (a trailing dimension of 2)."""
     return torch.view_as_real(t) if t.is_complex() else t
-
-
-def _same(t: Tensor) -> Tensor:
-    return t
 
 
 _ONE = torch.tensor(1.0)
