@@ -136,7 +136,7 @@ def _list(args: argparse.Namespace) -> int:
         from raytune_opt import optim
 
         for name, spec in optim.available().items():
-            shown = [h for h in spec.hparams.values() if h.name not in ("maximize", "fused")]
+            shown = [h for h in spec.hparams.values() if h.name not in ("maximize", "fused", "foreach")]
             # what SearchSpace.for_optimizers searches (a range or choices) vs keeps at its default
             searched = [
                 h for h in shown if h.choices is not None or (h.low is not None and h.high is not None)
