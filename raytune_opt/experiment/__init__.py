@@ -13,12 +13,15 @@ One module a concept:
 - :mod:`~raytune_opt.experiment.plugins`  the ``imports`` (the user's own tasks and optimizers)
 - :mod:`~raytune_opt.experiment.plan`     the frozen :class:`Plan`: every check, built once
 - :mod:`~raytune_opt.experiment.run`      connect, run, resume, the state file ``experiment.json``
+- :mod:`~raytune_opt.experiment.evaluate` the best configuration on the test split, over seeds
+- :mod:`~raytune_opt.experiment.compare`  ``search.compare: optimizers``: a search per optimizer, tested
 
 Every error is one :class:`~raytune_opt.errors.ConfigError` line that says where: the file and line,
 the key path, the bad value, what is allowed (and a did-you-mean for near-miss names).
 """
 
 from raytune_opt.experiment.config import Experiment
+from raytune_opt.experiment.evaluate import evaluate
 from raytune_opt.experiment.plan import Plan
 from raytune_opt.experiment.plugins import import_plugins
 from raytune_opt.experiment.run import (
@@ -38,6 +41,7 @@ __all__ = [
     "Plan",
     "apply_overrides",
     "connect",
+    "evaluate",
     "import_plugins",
     "load_experiment",
     "resume_experiment",

@@ -193,6 +193,16 @@ def _check_names(exp: Experiment) -> None:
                 "search.space", {}, "at least one searched parameter (or search.optimizers: [...])"
             ),
         )
+    if s.compare is not None and len(s.optimizers or ()) < 2:
+        raise exp.error(
+            "search.optimizers",
+            ConfigError.invalid(
+                "search.optimizers",
+                s.optimizers,
+                "at least two optimizer names with search.compare: optimizers (a comparison of one "
+                "optimizer compares nothing; without compare, one search tunes one optimizer)",
+            ),
+        )
     if s.strategy in ("pbt", "pb2") and not exp.train.checkpoints:
         raise exp.error(
             "train.checkpoint_at_end",
@@ -350,6 +360,12 @@ def _describe(exp: Experiment, plan: Mapping[str, Any]) -> str:
             + (f", time budget {s.time_budget_s:g} s" if s.time_budget_s else "")
             + (f", options {s.options}" if s.options else "")
         )
+        if s.compare is not None:
+            lines.append(
+                f"  comparison: that search once per optimizer ({', '.join(s.optimizers or ())}: "
+                f"num_samples {plan['num_samples']} each, in {exp.name}/<optimizer>/), then each one's best "
+                f"retrained over {s.compare_seeds} seeds and tested on the test split"
+            )
         lines.append("  space:")
         lines += [f"    {p.name}: {_domain(p)}" for p in plan["space"]]
     train = exp.train.model_dump()

@@ -177,8 +177,13 @@ def run_experiment(
     while trials run, and at the end the best configuration, its metric and the files written.
     A failed trial (exception, crashed worker) is retried ``run.max_failures`` times from its last
     checkpoint, then recorded as failed; a diverged one (NaN loss) is recorded as such; either way
-    the experiment goes on. ``exp`` is not changed.
+    the experiment goes on. ``exp`` is not changed. With ``search.compare`` the experiment is a
+    comparison: :func:`raytune_opt.experiment.compare.run_comparison`.
     """
+    if exp.search is not None and exp.search.compare is not None:
+        from raytune_opt.experiment.compare import run_comparison
+
+        return run_comparison(exp, progress=progress, report=report, _restore=_restore)
     from ray import tune
 
     from raytune_opt import trial_logs

@@ -46,6 +46,10 @@ STATUSES = ("finished", "stopped", "failed", "diverged", "unfinished")
 WATCHDOG_FILE = "watchdog.json"
 #: the trials the time budget cut short (``raytune_opt.experiment.watchdog.BudgetStop``)
 STOPPED_FILE = "stopped.json"
+#: the test evaluation of the best configuration (``raytune_opt.experiment.evaluate``)
+TEST_FILE = "test.json"
+#: a comparison's results: one sub-experiment per optimizer (``raytune_opt.experiment.compare``)
+COMPARISON_FILE = "comparison.json"
 CONFIG_PREFIX = "config/"
 MODES = ("min", "max")
 
@@ -242,6 +246,8 @@ class Results:
     info: dict[str, Any] = field(default_factory=dict)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     start_time: float | None = None
+    #: test.json: the best configuration on the test split over seeds (``None`` until evaluated)
+    test: dict[str, Any] | None = None
 
     @property
     def best_column(self) -> str:
@@ -365,8 +371,10 @@ class Results:
 
     def summary(self) -> dict[str, Any]:
         """What ``summary.json`` holds (JSON-safe: NaN and inf become ``None``)."""
+        from raytune_opt.report.edges import edge_params
+
         best = self.best
-        return _json_safe(
+        out = _json_safe(
             {
                 "name": self.info.get("name", self.exp_dir.name),
                 "strategy": self.info.get("strategy"),
@@ -379,8 +387,12 @@ class Results:
                 "optimizers": self.optimizers,
                 "wall_s": self.wall_s,
                 "trial_seconds": self.trial_seconds,
+                "edge_params": edge_params(self.info, best["config"] if best else None),
             }
         )
+        if self.test is not None:
+            out["test"] = self.test
+        return out
 
 
 def _json_safe(x: Any) -> Any:
@@ -551,6 +563,7 @@ def load(exp_dir: str | os.PathLike[str], metric: str | None = None, mode: str |
     if not hist.empty:
         sort = [c for c in ("trial_id", "training_iteration") if c in hist]
         hist = hist.sort_values(sort, kind="stable").reset_index(drop=True)
+    test = _read_json(exp_dir / TEST_FILE)
     started = info.get("started_at")
     start_time = float(started) if _is_finite(started) else (min(starts) if starts else None)
     return Results(
@@ -562,4 +575,5 @@ def load(exp_dir: str | os.PathLike[str], metric: str | None = None, mode: str |
         info=info,
         configs=configs,
         start_time=start_time,
+        test=test if isinstance(test, dict) else None,
     )

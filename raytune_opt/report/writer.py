@@ -10,8 +10,14 @@ Files written into ``out`` (default: the experiment directory itself, beside Ray
 ``learning_curves.png``    the metric vs training_iteration, per trial
 ``hyperparameters.png``    per searched hyperparameter, best metric vs its value
 ``optimizers.png``         only when several optimizers were run: spread and best of each
-``report.md``              ties them together with the top-10 and per-optimizer tables
+``report.md``              ties them together with the top-10 and per-optimizer tables, the
+                           searched parameters at their range's edge (``edge_params``) and,
+                           once ``raytune-opt evaluate`` wrote ``test.json``, the test result
 =========================  ==============================================================
+
+A comparison's folder (``comparison.json``) gets the comparison's report instead
+(:mod:`raytune_opt.report.comparison`). Files are written atomically (a temporary file, then a
+rename): a report interrupted half-way leaves the previous one.
 
 Read ``trials.csv`` back with the trial id as text — ``pd.read_csv(path, dtype={"trial_id": str})``
 — or pandas takes an id such as ``61137e65`` for the number 6.1137e69.
@@ -24,8 +30,9 @@ import os
 from pathlib import Path
 
 from raytune_opt.report import plots
+from raytune_opt.report.edges import EDGE_MARGIN
 from raytune_opt.report.results import Results, load
-from raytune_opt.report.tables import fmt, optimizer_table, table
+from raytune_opt.report.tables import fmt, markdown, optimizer_table, table
 
 __all__ = ["write", "write_results"]
 
@@ -45,17 +52,23 @@ def write(
 
 def write_results(results: Results, out: str | os.PathLike[str] | None = None) -> dict[str, Path]:
     """Write the report of already loaded ``results`` into ``out`` (default: their directory)."""
+    from raytune_opt.report import comparison
+
+    if comparison.is_comparison(results.exp_dir):
+        return comparison.write(results.exp_dir, out)
     out = Path(out) if out is not None else results.exp_dir
     out.mkdir(parents=True, exist_ok=True)
     summary = results.summary()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    results.trials.to_csv(out / "trials.csv", index=False)
+    _atomic(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    tmp = out / "trials.csv.tmp"
+    results.trials.to_csv(tmp, index=False)
+    tmp.replace(out / "trials.csv")
     figures = [plots.best_so_far, plots.learning_curves, plots.hyperparameters]
     if len(results.optimizers) > 1:
         figures.append(plots.optimizers)
     for draw in figures:
         draw(results, out / f"{draw.__name__}.png")
-    (out / "report.md").write_text(_markdown(results, summary, len(figures) == 4), encoding="utf-8")
+    _atomic(out / "report.md", _markdown(results, summary, len(figures) == 4))
     names = ["summary.json", "trials.csv", *(f"{d.__name__}.png" for d in figures), "report.md"]
     return {name: out / name for name in names}
 
@@ -84,6 +97,10 @@ def _markdown(results: Results, summary: dict, with_optimizers: bool) -> str:
         ]
     else:
         lines += [f"No trial reported a finite {results.metric}.", ""]
+    if summary.get("test") is not None:
+        lines += _test_section(summary["test"])
+    if summary.get("edge_params"):
+        lines += _edge_section(summary["edge_params"])
     lines += ["## Best trials", "", table(results, top=10), ""]
     if with_optimizers:
         lines += ["## Optimizers", "", optimizer_table(results), "", "![optimizers](optimizers.png)", ""]
@@ -112,3 +129,63 @@ def _markdown(results: Results, summary: dict, with_optimizers: bool) -> str:
         lines += [""]
     lines += ["Files: [summary.json](summary.json), [trials.csv](trials.csv).", ""]
     return "\n".join(lines)
+
+
+def _test_section(test: dict) -> list[str]:
+    """The best configuration on the test split (``test.json``): mean, interval, per seed."""
+    ci = test.get("ci")
+    level = test.get("confidence")
+    shown = f"{fmt(test['mean'])}" + (
+        f", {level:.0%} CI [{fmt(ci[0])}, {fmt(ci[1])}] ({test['interval']})" if ci else ""
+    )
+    how = (
+        f"the trial's last checkpoint ({test['epochs']} epochs)"
+        if test.get("source") == "checkpoint"
+        else f"retrained from scratch for {test['epochs']} epochs per seed"
+    )
+    rows = [
+        [seed, value, loss, val]
+        for seed, value, loss, val in zip(
+            test["seeds"], test["values"], test["losses"], test["val"]["values"], strict=True
+        )
+    ]
+    return [
+        "## Test",
+        "",
+        f"The best configuration (trial `{test['trial_id']}`) on the held-out **{test['split']}** split "
+        f"({test.get('test_size', '?')} examples, never seen by a trial), {how}: "
+        f"{test['metric']} = {shown} over {test['n']} seed(s)"
+        + (f", {test['diverged']} diverged" if test.get("diverged") else "")
+        + ".",
+        "",
+        markdown(["seed", test["metric"], "test_loss", f"final {test['val']['metric']}"], rows),
+        "",
+    ]
+
+
+def _edge_section(edges: list[dict]) -> list[str]:
+    rows = [
+        [
+            e["name"],
+            e["value"],
+            f"[{fmt(e['low'])}, {fmt(e['high'])}]" + (" log" if e["log"] else ""),
+            e["side"],
+        ]
+        for e in edges
+    ]
+    return [
+        "## Ranges at their edge",
+        "",
+        f"The best value of these searched parameters sits within {EDGE_MARGIN:.0%} of its (log-)range's "
+        "edge: the optimum may lie outside the range. Widen it (`search.space`) and search again.",
+        "",
+        markdown(["parameter", "best", "range", "edge"], rows),
+        "",
+    ]
+
+
+def _atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
