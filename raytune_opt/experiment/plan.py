@@ -94,6 +94,16 @@ def build_plan(exp: Experiment) -> Plan:
     _check_names(exp)
     with exp.at("task.args"):
         spec = task.build(**exp.task.args)
+    if exp.search is not None and exp.search.compare is not None and spec.test is None:
+        raise exp.error(
+            "task",
+            ConfigError.invalid(
+                "task",
+                exp.task.name,
+                "a task with a test split for search.compare (each optimizer's best is tested on it; "
+                "this task's TaskSpec.test is None)",
+            ),
+        )
     metric, mode = _metric_mode(exp, f"val_{spec.metric.name}", spec.metric.mode)
     with exp.at("search.space"):
         space = _space(exp)

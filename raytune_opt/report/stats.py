@@ -85,8 +85,11 @@ def pairwise_welch(groups: Mapping[str, Sequence[float]], confidence: float = 0.
     rows: list[dict[str, Any]] = []
     for a, b in itertools.combinations(groups, 2):
         x, y = np.asarray(groups[a], dtype=float), np.asarray(groups[b], dtype=float)
-        res = stats.ttest_ind(x, y, equal_var=False)
-        t, p = float(res.statistic), float(res.pvalue)
+        if np.ptp(x) == 0 and np.ptp(y) == 0:  # no variance at all: the t statistic is undefined
+            t, p = math.nan, math.nan
+        else:
+            res = stats.ttest_ind(x, y, equal_var=False)
+            t, p = float(res.statistic), float(res.pvalue)
         rows.append({"a": a, "b": b, "diff": float(x.mean() - y.mean()), "t": t, "p": p})
     finite = [i for i, r in enumerate(rows) if math.isfinite(r["p"])]
     corrected = multipletests([rows[i]["p"] for i in finite], method="holm")[1] if finite else []
