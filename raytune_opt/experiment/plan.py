@@ -365,16 +365,18 @@ def _describe(exp: Experiment, plan: Mapping[str, Any]) -> str:
         lines.append(f"  one trial: {opt} {exp.optimizer.hparams if exp.optimizer else {}}")
     else:
         lines.append(
-            f"  strategy {s.strategy}: {plan['trials']} trials, {plan['metric']} ({plan['mode']}), "
+            f"  strategy {s.strategy}: {plan['trials']} trials"
+            + (" per optimizer" if s.compare is not None else "")
+            + f", {plan['metric']} ({plan['mode']}), "
             f"max_t {plan['max_t']} epochs, seed {s.seed}"
             + (f", time budget {s.time_budget_s:g} s" if s.time_budget_s else "")
             + (f", options {s.options}" if s.options else "")
         )
         if s.compare is not None:
             lines.append(
-                f"  comparison: that search once per optimizer ({', '.join(s.optimizers or ())}: "
-                f"num_samples {plan['num_samples']} each, in {exp.name}/<optimizer>/), then each one's best "
-                f"retrained over {s.compare_seeds} seeds and tested on the test split"
+                f"  comparison: that search once per optimizer ({', '.join(s.optimizers or ())}; "
+                f"each in {exp.name}/<optimizer>/), then each one's best retrained over "
+                f"{s.compare_seeds} seeds and tested on the test split"
             )
         lines.append("  space:")
         lines += [f"    {p.name}: {_domain(p)}" for p in plan["space"]]

@@ -261,3 +261,24 @@ def test_evaluate_checkpoint_is_the_loops_own_evaluation(tmp_path, no_test_task)
         retrain_and_evaluate(cfg, "holdout")
     with pytest.raises(ConfigError, match="test split"):
         retrain_and_evaluate({**cfg, "task": "digits-no-test"}, "test")
+
+
+def test_resume_runs_only_what_is_missing(comparison, tmp_path):
+    """``resume`` on a (copied) comparison whose momentum evaluation is missing: both searches are
+    finished and kept, adamw's test kept, only momentum's evaluation runs again."""
+    from raytune_opt.experiment import resume_experiment
+
+    folder = tmp_path / "cmp"
+    shutil.copytree(comparison.path, folder)
+    (folder / "momentum" / "test.json").unlink()
+    before = _snapshot(folder)
+    result = resume_experiment(folder, progress=False)
+    after = _snapshot(folder)
+    assert after["adamw/test.json"] == before["adamw/test.json"]
+    trials = [k for k in before if "raytune_opt_trial_" in k and k.endswith("result.json")]
+    assert len(trials) == 4 and all(after[k] == before[k] for k in trials)
+    test = json.loads((folder / "momentum" / "test.json").read_text())
+    assert test["seeds"] == [0, 1]
+    assert [r["optimizer"] for r in result.summary["ranking"]] == [
+        r["optimizer"] for r in comparison.summary["ranking"]
+    ]
