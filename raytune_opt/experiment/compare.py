@@ -78,7 +78,7 @@ def run_comparison(
     """Run the comparison ``exp`` (see the module docstring); an
     :class:`~raytune_opt.experiment.run.ExperimentResult` whose ``grid`` is ``None`` and whose
     ``summary`` is the comparison's (``ranking``, ``pairs``)."""
-    from raytune_opt.experiment.evaluate import _check_test_split, evaluate
+    from raytune_opt.experiment.evaluate import check_test_split, evaluate
     from raytune_opt.experiment.run import (
         EXPERIMENT_FILE,
         ExperimentResult,
@@ -91,7 +91,7 @@ def run_comparison(
 
     plan = exp.plan()
     s = exp.search
-    _check_test_split(exp)  # before any search: the comparison ends on the test split
+    check_test_split(exp)  # before any search: the comparison ends on the test split
     if _restore:
         name, folder = exp.name, ExperimentFolder(exp.run_.storage_path, exp.name)
     else:

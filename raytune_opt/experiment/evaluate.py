@@ -9,9 +9,11 @@ report, among trials that neither failed nor diverged) and
 
 - with ``seeds = k ≥ 2`` retrains it from scratch k times, train seeds ``0 … k-1`` (model
   initialisation and shuffling; the data split stays the task's), each for the configuration's full
-  ``epochs``, as Ray tasks on the experiment's Ray (one CPU each, as a trial: on 2 cores two seeds at
-  once), and evaluates each final model once on the test split: mean, sample standard deviation and
-  a Student's t confidence interval (:func:`raytune_opt.report.stats.seed_summary`);
+  ``epochs``, as Ray tasks on the experiment's Ray (one CPU and one torch thread each, as a trial: on
+  2 cores two seeds at once; the same 4 seeds retrained one after the other in the driver, with
+  torch's default threads, took 14x longer on the shared 2-core machine), and evaluates each final
+  model once on the test split: mean, sample standard deviation and a Student's t confidence
+  interval (:func:`raytune_opt.report.stats.seed_summary`);
 - with ``seeds = 1`` evaluates the best trial's last checkpoint when it holds the full ``epochs``
   (``torch.load(weights_only=True)``), else retrains it once; one seed has no interval.
 
@@ -32,7 +34,7 @@ from raytune_opt.errors import ConfigError
 from raytune_opt.experiment.run import connect, load_experiment
 from raytune_opt.storage import ExperimentFolder
 
-__all__ = ["TEST_FILE", "DEFAULT_SEEDS", "evaluate", "check_seeds"]
+__all__ = ["TEST_FILE", "DEFAULT_SEEDS", "evaluate", "check_seeds", "check_test_split"]
 
 #: the evaluation's file in the experiment folder (``raytune_opt.report.results.TEST_FILE``)
 TEST_FILE = "test.json"
@@ -60,7 +62,7 @@ def check_seeds(seeds: Any, confidence: Any = None, interval: bool = True) -> fl
     return check_confidence(confidence, seeds)
 
 
-def _check_test_split(exp: Any) -> Any:
+def check_test_split(exp: Any) -> Any:
     """The task's spec; a ConfigError when it has no test split (before anything is trained)."""
     from raytune_opt.tasks import get_task
 
@@ -136,7 +138,7 @@ def evaluate(
     level = check_seeds(seeds, confidence, interval)
     folder = ExperimentFolder.at(path)
     exp = load_experiment(path, address=address)
-    spec = _check_test_split(exp)
+    spec = check_test_split(exp)
     local = folder.local_copy()
     results = report_.load(local)
     best = results.best

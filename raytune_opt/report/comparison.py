@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from raytune_opt.errors import ConfigError
+from raytune_opt.report.edges import widen_cell
 from raytune_opt.report.results import COMPARISON_FILE, Results, _json_safe, _read_json, load
 from raytune_opt.report.stats import INTERVAL_METHOD, TEST_METHOD, pairwise_welch
 from raytune_opt.report.tables import fmt, markdown
@@ -252,12 +253,19 @@ def _markdown(s: dict[str, Any]) -> str:
             "## Ranges at their edge",
             "",
             "The best value sits within 5 % of its (log-)range's edge: the optimum may lie outside; "
-            "widen the range (`search.space`) and search again.",
+            "widen the range (the `search.space` entry shown) and run the comparison again.",
             "",
             markdown(
-                ["optimizer", "parameter", "best", "range", "edge"],
+                ["optimizer", "parameter", "best", "range", "edge", "widen to (search.space)"],
                 [
-                    [o, e["name"], e["value"], f"[{fmt(e['low'])}, {fmt(e['high'])}]", e["side"]]
+                    [
+                        o,
+                        e["name"],
+                        e["value"],
+                        f"[{fmt(e['low'])}, {fmt(e['high'])}]",
+                        e["side"],
+                        widen_cell(e),
+                    ]
                     for o, e in edges
                 ],
             ),
@@ -282,7 +290,7 @@ def write(exp_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = 
         "tuning_curves.png": out / "tuning_curves.png",
         "report.md": out / "report.md",
     }
-    from raytune_opt.report.writer import _atomic
+    from raytune_opt.report.writer import _atomic  # here: the writer imports this module
 
     _atomic(files["summary.json"], json.dumps(s, indent=2, default=str) + "\n")
     tuning_curves(exp_dir, files["tuning_curves.png"])

@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 
 from raytune_opt.report import plots
-from raytune_opt.report.edges import EDGE_MARGIN
+from raytune_opt.report.edges import EDGE_MARGIN, widen_cell
 from raytune_opt.report.results import Results, load
 from raytune_opt.report.tables import fmt, markdown, optimizer_table, table
 
@@ -170,6 +170,7 @@ def _edge_section(edges: list[dict]) -> list[str]:
             e["value"],
             f"[{fmt(e['low'])}, {fmt(e['high'])}]" + (" log" if e["log"] else ""),
             e["side"],
+            widen_cell(e),
         ]
         for e in edges
     ]
@@ -177,9 +178,10 @@ def _edge_section(edges: list[dict]) -> list[str]:
         "## Ranges at their edge",
         "",
         f"The best value of these searched parameters sits within {EDGE_MARGIN:.0%} of its (log-)range's "
-        "edge: the optimum may lie outside the range. Widen it (`search.space`) and search again.",
+        "edge: the optimum may lie outside the range. Widen it (the `search.space` entry shown) and "
+        "search again.",
         "",
-        markdown(["parameter", "best", "range", "edge"], rows),
+        markdown(["parameter", "best", "range", "edge", "widen to (search.space)"], rows),
         "",
     ]
 

@@ -16,7 +16,7 @@ from raytune_opt import Experiment
 from raytune_opt.cli import main
 from raytune_opt.errors import ConfigError
 from raytune_opt.experiment import evaluate
-from raytune_opt.report.edges import edge_params
+from raytune_opt.report.edges import edge_params, widen
 from raytune_opt.report.stats import pairwise_welch, seed_summary
 from raytune_opt.tasks import TaskSpec, get_task, register_task
 
@@ -240,6 +240,18 @@ def test_edge_params_flag_values_within_five_percent_of_the_log_range():
     assert flagged["adamw.lr"]["side"] == "high"
     assert flagged["adamw.lr"]["position"] == pytest.approx(math.log(85) / math.log(100))
     assert flagged["grad_clip"]["side"] == "low" and flagged["grad_clip"]["position"] == pytest.approx(0.02)
+    # widening: one decade past a log edge; a bound the optimizer or the loop refuses is said so
+    assert (
+        flagged["adamw.lr"]["widened"] == pytest.approx([1e-4, 1e-1])
+        and flagged["adamw.lr"]["bounded"] is None
+    )
+    assert flagged["grad_clip"]["widened"] is None and "grad_clip = -0.5" in flagged["grad_clip"]["bounded"]
+    momentum = widen({"name": "momentum.momentum", "low": 0.9, "high": 0.99, "log": False, "side": "high"})
+    assert momentum["widened"] is None and "expected a number in [0, 1)" in momentum["bounded"]
+    assert widen({"name": "momentum.momentum", "low": 0.9, "high": 0.95, "log": False, "side": "low"}) == {
+        "widened": [pytest.approx(0.85), 0.95],
+        "bounded": None,
+    }
     assert "adamw.weight_decay" not in flagged  # mid-range in the registry's default range
     assert edge_params(info, {**best, "adamw.lr": 1e-3, "grad_clip": 1.0}) == []
     assert edge_params({}, best) == []  # a raw Tune folder: no stored ranges, nothing flagged
