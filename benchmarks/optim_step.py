@@ -100,7 +100,8 @@ def peer_label(name: str, device: torch.device) -> str:
 def rows(single_pass: bool, device: torch.device = CPU) -> list[Row]:
     out = []
     for name in STATE_BUFFERS:
-        hp = {"lr": LR}
+        # Lion without weight decay, as the Lion peers' defaults (ours is λ = 0.1 by default)
+        hp = {"lr": LR, "weight_decay": 0.0} if name == "lion" else {"lr": LR}
         out.append(Row(f"ours {name}", name, lambda p, name=name, hp=hp: optim.create(name, p, **hp)))
         # no native torch kernel: fused=True is the single-pass kernel (numba on the CPU — also the
         # default there for large parameters —, torch.compile on CUDA)

@@ -3,6 +3,7 @@
     raytune-opt run CONFIG [--set key.path=value ...] [--address auto|ray://host:10001]
                            [--storage DIR] [--dry-run]
     raytune-opt resume DIR [--address ...]
+    raytune-opt evaluate DIR [--seeds k] [--confidence 0.95 | --no-interval] [--address ...]
     raytune-opt report DIR [--out DIR]
     raytune-opt list optimizers|strategies|tasks
     raytune-opt export DIR [--trial ID] [--epoch best|last] [--out FILE]
@@ -54,6 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="continue an interrupted experiment from its folder")
     resume.add_argument("dir", type=Path, help="the experiment folder (<storage_path>/<name>)")
     resume.add_argument("--address", help="Ray cluster to join (default: the experiment's run.address)")
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="retrain the best configuration over seeds and test it on the task's test split",
+    )
+    ev.add_argument("dir", type=Path, help="the experiment folder")
+    ev.add_argument(
+        "--seeds",
+        type=int,
+        default=5,
+        help="train seeds 0..k-1 (default 5); 1 tests the best trial's last checkpoint",
+    )
+    level = ev.add_mutually_exclusive_group()
+    level.add_argument(
+        "--confidence", type=float, help="level of the Student's t interval (default 0.95; needs >= 2 seeds)"
+    )
+    level.add_argument("--no-interval", action="store_true", help="report no interval")
+    ev.add_argument("--address", help="Ray cluster to join (default: the experiment's run.address)")
 
     report = sub.add_parser("report", help="write summary.json, trials.csv, plots and report.md of a folder")
     report.add_argument("dir", type=Path, help="the experiment folder")
@@ -121,11 +140,28 @@ def _resume(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from raytune_opt.experiment.evaluate import evaluate
+
+    evaluate(
+        args.dir,
+        args.seeds,
+        confidence=args.confidence,
+        interval=not args.no_interval,
+        address=args.address,
+    )
+    print(f"  test.json, summary.json, report.md: {args.dir}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from raytune_opt import report
 
     files = report.write(args.dir, out=args.out, metric=args.metric, mode=args.mode)
-    print(report.table(report.load(args.dir, metric=args.metric, mode=args.mode)))
+    if report.comparison.is_comparison(args.dir):
+        print(report.comparison_table(args.dir))
+    else:
+        print(report.table(report.load(args.dir, metric=args.metric, mode=args.mode)))
     for name, path in files.items():
         print(f"  {name}: {path}")
     return 0
@@ -136,7 +172,7 @@ def _list(args: argparse.Namespace) -> int:
         from raytune_opt import optim
 
         for name, spec in optim.available().items():
-            shown = [h for h in spec.hparams.values() if h.name not in ("maximize", "fused")]
+            shown = [h for h in spec.hparams.values() if h.name not in ("maximize", "fused", "foreach")]
             # what SearchSpace.for_optimizers searches (a range or choices) vs keeps at its default
             searched = [
                 h for h in shown if h.choices is not None or (h.low is not None and h.high is not None)
@@ -169,7 +205,14 @@ def _range(h: object) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``raytune-opt``; returns the exit status (2 for bad input)."""
     args = build_parser().parse_args(argv)
-    commands = {"run": _run, "resume": _resume, "report": _report, "list": _list, "export": _export}
+    commands = {
+        "run": _run,
+        "resume": _resume,
+        "evaluate": _evaluate,
+        "report": _report,
+        "list": _list,
+        "export": _export,
+    }
     command = commands[args.command]
     try:
         return command(args)

@@ -18,6 +18,9 @@ import raytune_opt._compat  # noqa: F401 - the tested-version check
 
 __all__ = [
     "BRACKET_MEMBERS",
+    "BRACKET_PRIVATES",
+    "HYPERBAND_HOOKS",
+    "bracket_class",
     "HYPERBAND_PRIVATES",
     "PBT_PRIVATES",
     "PB2_PRIVATES",
@@ -47,13 +50,27 @@ def bracket_counters(bracket: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(bracket).items() if k not in BRACKET_MEMBERS}
 
 
-def new_bracket(counters: dict[str, Any]) -> Any:
-    """A bracket with the saved ``counters`` and no member yet (Ray's ``_Bracket`` computes its
-    counters in ``__init__``; restoring them needs an instance made without it)."""
+def bracket_class() -> type:
+    """Ray's private ``_Bracket``, which ``schedulers._PaperBracket`` subclasses: Ray's bracket keeps
+    ``ceil(n/η)`` trials per rung and counts only its live members, so finished trials reopen it and
+    it is halved before it is filled; the subclass keeps Li et al.'s counts (no upstream issue found
+    for either; ``HyperBandScheduler`` has no hook to choose another bracket but ``_create_bracket``)."""
     from ray.tune.schedulers.hyperband import _Bracket
 
+    return _Bracket
+
+
+#: the private attributes of ``_Bracket`` that ``schedulers._PaperBracket`` reads and writes
+BRACKET_PRIVATES = ("_n", "_n0", "_r", "_r0", "_cumul_r", "_halves", "_eta", "_max_t_attr")
+
+
+def new_bracket(counters: dict[str, Any], cls: type | None = None) -> Any:
+    """A bracket (of ``cls``, default Ray's ``_Bracket``) with the saved ``counters`` and no member
+    yet (Ray's ``_Bracket`` computes its counters in ``__init__``; restoring them needs an instance
+    made without it)."""
+    cls = cls or bracket_class()
     # workaround https://github.com/ray-project/ray/issues/30838: Tune saves no scheduler state
-    bracket = _Bracket.__new__(_Bracket)
+    bracket = cls.__new__(cls)
     vars(bracket).update(counters)
     bracket._all_trials, bracket._live_trials, bracket.trials_to_unpause = [], {}, set()
     return bracket
@@ -75,7 +92,27 @@ def set_bracket_members(bracket: Any, all_trials: list[Any], live_trials: dict[A
 
 #: inherited attributes of ``HyperBandScheduler`` / ``HyperBandForBOHB`` that ``ResumableHyperBand``
 #: reads and writes to save and load its brackets (ray-project/ray#30838)
-HYPERBAND_PRIVATES = ("_hyperbands", "_state", "_trial_info", "_num_stopped", "_time_attr", "_metric")
+HYPERBAND_PRIVATES = (
+    "_hyperbands",
+    "_state",
+    "_trial_info",
+    "_num_stopped",
+    "_time_attr",
+    "_metric",
+    "_eta",
+    "_s_max_1",
+    "_max_t_attr",
+    "_get_n0",
+    "_get_r0",
+    "_stop_last_trials",
+)
+#: ``HyperBandScheduler``'s private hooks that ``ResumableHyperBand`` overrides, with their parameters:
+#: ``_create_bracket`` builds Li et al.'s brackets, ``_unpause_trial`` tells the searcher that a paused
+#: trial runs again (as Ray's ``HyperBandForBOHB`` does; no upstream issue found)
+HYPERBAND_HOOKS = {
+    "_create_bracket": ("self", "s"),
+    "_unpause_trial": ("self", "tune_controller", "trial"),
+}
 
 # ------------------------------------------------------------------ PBT / PB2
 #: inherited attributes of ``PopulationBasedTraining`` that ``SeededPBT``/``SeededPB2`` save and load

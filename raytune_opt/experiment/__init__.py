@@ -15,12 +15,15 @@ One module a concept:
 - :mod:`~raytune_opt.experiment.run`      connect, run, resume, the state file ``experiment.json``
 - :mod:`~raytune_opt.experiment.callbacks` ``run.callbacks``: Ray's MLflow / W&B / Comet / Aim loggers
 - :mod:`~raytune_opt.experiment.export`   the best model out: its ``state_dict`` and rebuilding config
+- :mod:`~raytune_opt.experiment.evaluate` the best configuration on the test split, over seeds
+- :mod:`~raytune_opt.experiment.compare`  ``search.compare: optimizers``: a search per optimizer, tested
 
 Every error is one :class:`~raytune_opt.errors.ConfigError` line that says where: the file and line,
 the key path, the bad value, what is allowed (and a did-you-mean for near-miss names).
 """
 
 from raytune_opt.experiment.config import Experiment
+from raytune_opt.experiment.evaluate import evaluate
 from raytune_opt.experiment.export import export_model, write_export
 from raytune_opt.experiment.plan import Plan
 from raytune_opt.experiment.plugins import import_plugins
@@ -42,6 +45,7 @@ __all__ = [
     "apply_overrides",
     "connect",
     "export_model",
+    "evaluate",
     "import_plugins",
     "load_experiment",
     "resume_experiment",

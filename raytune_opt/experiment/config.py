@@ -17,10 +17,24 @@
       max_t: 9                        # default: train.epochs
       options: {}                     # the strategy's own options
       time_budget_s: null
+      compare: null                   # optimizers: one search per optimizer, then a test over seeds
+      compare_seeds: 5                # ... each one's best configuration retrained over 5 seeds
     resources: {num_workers: 1, use_gpu: false, cpus_per_worker: 1, gpus_per_worker: null,
                 max_concurrent_trials: null}
     run: {storage_path: results, max_failures: 1, address: null, tensorboard: false, keep_checkpoints: null,
           callbacks: []}              # e.g. [{mlflow: {}}, {wandb: {mode: offline}}]: Ray's logger callbacks
+
+``search.compare: optimizers`` makes the experiment a comparison (the protocol of Schmidt et al. 2021,
+"Descending through a crowded valley", and DeepOBS, Schneider et al. 2019: tune each optimizer with
+the same budget, then rerun its best setting over seeds and compare on held-out data). Each optimizer
+of ``search.optimizers`` (at least two) gets its own search, a sub-experiment folder
+``<name>/<optimizer>/`` with the same strategy, ``num_samples``, ``max_t`` and search seed (an equal
+budget; ``search.space`` entries of other optimizers left out); then each one's best configuration
+is retrained from scratch over ``compare_seeds`` train seeds (0 … k-1, at least 2) for its full
+epochs and evaluated once on the task's test split (:mod:`raytune_opt.experiment.evaluate`). The
+report ranks the optimizers by mean test metric with 95 % Student's t intervals, marks the pairs
+whose difference is significant (Welch's t-test, Holm-corrected) and draws every optimizer's tuning
+curve (best validation value so far vs trials) on one figure (:mod:`raytune_opt.report.comparison`).
 
 Every key is optional except ``name`` and ``task``; unknown keys are errors. Without a ``search``
 section the experiment is one trial of the fixed configuration. This module checks the description as
@@ -117,6 +131,11 @@ class SearchSection(_Section):
     seed: int | None = 0
     options: dict[str, Any] = Field(default_factory=dict)
     time_budget_s: float | None = Field(None, gt=0.0)
+    #: "optimizers": one search per optimizer of ``optimizers``, then each best retrained over seeds
+    #: and tested (:mod:`raytune_opt.experiment.compare`); None: one search over all of them
+    compare: Literal["optimizers"] | None = None
+    #: the train seeds each optimizer's best configuration is retrained over (a comparison only)
+    compare_seeds: int = Field(5, ge=2, le=1000)
 
     @field_validator("space", mode="before")
     @classmethod

@@ -94,6 +94,16 @@ def build_plan(exp: Experiment) -> Plan:
     _check_names(exp)
     with exp.at("task.args"):
         spec = task.build(**exp.task.args)
+    if exp.search is not None and exp.search.compare is not None and spec.test is None:
+        raise exp.error(
+            "task",
+            ConfigError.invalid(
+                "task",
+                exp.task.name,
+                "a task with a test split for search.compare (each optimizer's best is tested on it; "
+                "this task's TaskSpec.test is None)",
+            ),
+        )
     metric, mode = _metric_mode(exp, f"val_{spec.metric.name}", spec.metric.mode)
     with exp.at("search.space"):
         space = _space(exp)
@@ -199,6 +209,16 @@ def _check_names(exp: Experiment) -> None:
             "search.space",
             ConfigError.invalid(
                 "search.space", {}, "at least one searched parameter (or search.optimizers: [...])"
+            ),
+        )
+    if s.compare is not None and len(s.optimizers or ()) < 2:
+        raise exp.error(
+            "search.optimizers",
+            ConfigError.invalid(
+                "search.optimizers",
+                s.optimizers,
+                "at least two optimizer names with search.compare: optimizers (a comparison of one "
+                "optimizer compares nothing; without compare, one search tunes one optimizer)",
             ),
         )
     if s.strategy in ("pbt", "pb2") and not exp.train.checkpoints:
@@ -360,11 +380,19 @@ def _describe(exp: Experiment, plan: Mapping[str, Any]) -> str:
         lines.append(f"  one trial: {opt} {exp.optimizer.hparams if exp.optimizer else {}}")
     else:
         lines.append(
-            f"  strategy {s.strategy}: {plan['trials']} trials, {plan['metric']} ({plan['mode']}), "
+            f"  strategy {s.strategy}: {plan['trials']} trials"
+            + (" per optimizer" if s.compare is not None else "")
+            + f", {plan['metric']} ({plan['mode']}), "
             f"max_t {plan['max_t']} epochs, seed {s.seed}"
             + (f", time budget {s.time_budget_s:g} s" if s.time_budget_s else "")
             + (f", options {s.options}" if s.options else "")
         )
+        if s.compare is not None:
+            lines.append(
+                f"  comparison: that search once per optimizer ({', '.join(s.optimizers or ())}; "
+                f"each in {exp.name}/<optimizer>/), then each one's best retrained over "
+                f"{s.compare_seeds} seeds and tested on the test split"
+            )
         lines.append("  space (searched):")
         lines += [f"    {p.name}: {_domain(p)}" for p in plan["space"] if p.searched]
         fixed = [p for p in plan["space"] if not p.searched]

@@ -191,8 +191,13 @@ def run_experiment(
     checkpoint, then recorded as failed; a diverged one (NaN loss) is recorded as such; either way
     the experiment goes on. ``exp`` is not changed. ``callbacks``: tracking callbacks for this run on
     top of ``run.callbacks`` (``{"mlflow": {...}}`` entries, checked before Ray starts, or
-    ``ray.tune.Callback`` instances; :mod:`raytune_opt.experiment.callbacks`).
+    ``ray.tune.Callback`` instances; :mod:`raytune_opt.experiment.callbacks`). With
+    ``search.compare`` the experiment is a comparison: :func:`raytune_opt.experiment.compare.run_comparison`.
     """
+    if exp.search is not None and exp.search.compare is not None:
+        from raytune_opt.experiment.compare import run_comparison
+
+        return run_comparison(exp, progress=progress, report=report, _restore=_restore)
     from ray import tune
 
     from raytune_opt import trial_logs

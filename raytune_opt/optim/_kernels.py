@@ -6,7 +6,7 @@ parameter, RMSProp 20 (24 with momentum) — split over ``torch.get_num_threads(
 (``numba.prange`` over chunks of every tensor of the step: one call and one fork-join per step however
 many tensors, as torch's fused multi-tensor kernels; the loops address the tensors' memory directly).
 Each wrapper has the signature of its optimizer's foreach rule (``lion_update``, ``rmsprop_update``) so
-:class:`~raytune_opt.optim._first_order.FirstOrderOptimizer` swaps one for the other; the tensors must
+the dispatcher (``optim._dispatch``) swaps one for the other; the tensors must
 be contiguous and of one dtype, float32 or float64, on the CPU.
 
 The loops compute the same equations with strict IEEE arithmetic (no fast-math), in the tensors' dtype:
@@ -17,7 +17,7 @@ differently from the products written here).
 Importing this module imports numba (~0.3 s) and starts its threads (:func:`_start_threads`), and the
 first call of a kernel in a process loads its compiled code from numba's on-disk cache (~0.5 s; ~2 s to
 compile on a cold cache): the optimizers
-take this path only for parameters large enough to pay that back (``_first_order.KERNEL_MIN_TOTAL``)
+take this path only for parameters large enough to pay that back (``_dispatch.KERNEL_MIN_TOTAL``)
 or when asked to (``fused=True``).
 """
 
@@ -135,18 +135,19 @@ def _chunks(lists: tuple[list[Tensor], ...]) -> np.ndarray:
     return np.column_stack([addresses[tensor], start, stop])
 
 
-def set_threads() -> None:
-    """Run this thread's numba kernels on as many threads as torch's intra-op pool (numba's own pool, capped
-    at its size; numba's setting is per calling thread, so every caller sets it before its kernels)."""
-    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+def set_threads(n: int | None = None) -> None:
+    """Run this thread's numba kernels on ``n`` threads (default: as many as torch's intra-op pool), capped
+    at the size of numba's own pool; numba's setting is per calling thread, so every caller sets it
+    before its kernels (the optimizers' dispatcher, ``_dispatch.run_kernel``, does)."""
+    n = max(1, min(torch.get_num_threads() if n is None else n, numba.config.NUMBA_NUM_THREADS))
     if numba.get_num_threads() != n:
         numba.set_num_threads(n)
 
 
 def _run(kernel, lists: tuple[list[Tensor], ...], maximize: bool, *scalars: float) -> None:  # noqa: ANN001
     """Run ``kernel`` over the chunks of ``lists`` with the sign of g (−1 with ``maximize``) and ``scalars``
-    rounded to the tensors' dtype (one compiled loop per dtype, selected by an empty array of it)."""
-    set_threads()
+    rounded to the tensors' dtype (one compiled loop per dtype, selected by an empty array of it), on the
+    threads set by :func:`set_threads`."""
     like = np.empty(0, dtype=np.float32 if lists[0][0].dtype == torch.float32 else np.float64)
     f = like.dtype.type
     kernel(_chunks(lists), like, f(-1.0 if maximize else 1.0), *map(f, scalars))

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from raytune_opt.optim._checks import check_positive, check_unit
-from raytune_opt.optim._first_order import Bucket, FirstOrderOptimizer, effective_grads, scalar
-from raytune_opt.optim.registry import HParam, register
+from raytune_opt.optim._first_order import FLAGS, Bucket, FirstOrderOptimizer, effective_grads, scalar
+from raytune_opt.optim.registry import Fixed, Range, register
 
 __all__ = ["Adagrad", "adagrad_update"]
 
@@ -56,14 +56,17 @@ class Adagrad(FirstOrderOptimizer):
     State ``sum`` holds the shifted accumulator S = G + ε (S₀ = ε), so the step is a ← a − α g / √S
     with one read of S; its recursion is S ← ρ S + (1 − ρ) ε + g². Read G as ``sum − eps``. This is
     what lets torch's fused Adagrad kernel (run with its ε = 0 and lr_decay = 0) compute the seed's
-    equation exactly; for ρ < 1 one extra pass applies the decay first.
+    equation exactly; for ρ < 1 one extra pass applies the decay first. That kernel is the default path
+    (for parameters laid out densely like their gradients and state; strided views take the foreach
+    rule).
 
     Args:
         lr: α ≥ 0; eps: ε > 0; decay: ρ in [0, 1]; weight_decay: coupled L2 λ ≥ 0;
-        maximize, fused: as :class:`~raytune_opt.optim.SGD`.
+        maximize, fused, foreach: as :class:`~raytune_opt.optim.SGD`.
     """
 
     name = "adagrad"
+    native_kernel = True
     state_keys = ("sum",)
     counts_steps = True  # torch's fused kernel reads t (for its lr_decay, which is 0 here)
     rule = staticmethod(adagrad_update)
@@ -78,10 +81,19 @@ class Adagrad(FirstOrderOptimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
         fused: bool | None = None,
+        foreach: bool | None = None,
     ) -> None:
         super().__init__(
             params,
-            dict(lr=lr, eps=eps, decay=decay, weight_decay=weight_decay, maximize=maximize, fused=fused),
+            dict(
+                lr=lr,
+                eps=eps,
+                decay=decay,
+                weight_decay=weight_decay,
+                maximize=maximize,
+                fused=fused,
+                foreach=foreach,
+            ),
         )
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -91,12 +103,12 @@ class Adagrad(FirstOrderOptimizer):
     def _init_fill(self, key: str, group: dict[str, Any]) -> float:
         return scalar(group["eps"])
 
-    def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
-        params, grads, s = lists
+    def _native(self, b: Bucket, hyper: dict[str, Any]) -> bool:
+        s = b.buffers["sum"]
         _decay_shifted(s, hyper["decay"], hyper["eps"])
         torch._fused_adagrad_(
-            params,
-            grads,
+            b.params,
+            b.grads,
             s,
             b.steps,
             lr=hyper["lr"],
@@ -114,13 +126,10 @@ register(
     "first-order",
     "G ← ρ G + g² ; a ← a − α g / √(G + ε)",
     [
-        HParam("lr", 1e-2, 1e-3, 1.0, log=True, doc="learning rate α"),
-        HParam("eps", 1e-10, doc="ε inside the root"),
-        HParam("decay", 1.0, 0.9, 1.0, doc="accumulator decay ρ (1 = the seed's Adagrad)"),
-        HParam("weight_decay", 0.0, 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
-        HParam("maximize", False, doc="ascend instead of descend"),
-        HParam(
-            "fused", None, doc="None: native fused kernel (exact); True: single-pass always; False: foreach"
-        ),
+        Range("lr", 1e-3, 1.0, log=True, doc="learning rate α"),
+        Fixed("eps", doc="ε inside the root"),
+        Range("decay", 0.9, 1.0, doc="accumulator decay ρ (1 = the seed's Adagrad)"),
+        Range("weight_decay", 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
+        *FLAGS,
     ],
 )

@@ -9,10 +9,10 @@ import torch
 from torch import Tensor
 
 from raytune_opt.optim._checks import check_betas, check_positive
-from raytune_opt.optim._first_order import Bucket, FirstOrderOptimizer, effective_grads
-from raytune_opt.optim.registry import HParam, register
+from raytune_opt.optim._first_order import FLAGS, Bucket, FirstOrderOptimizer, effective_grads
+from raytune_opt.optim.registry import Choices, Fixed, Range, register
 
-__all__ = ["Adam", "AdamW", "adam_update", "adamw_update"]
+__all__ = ["ADAMW_LR", "ADAMW_WEIGHT_DECAY", "Adam", "AdamW", "adam_update", "adamw_update"]
 
 
 def adam_update(
@@ -64,14 +64,16 @@ class Adam(FirstOrderOptimizer):
         w ← w − η V̂ / (√Ŝ + ε)                                  (ε outside the root)
 
     ``weight_decay`` λ is coupled (L2: g ← g + λ w); use :class:`AdamW` for the decoupled form.
-    The native path is torch's fused Adam kernel, which computes this equation.
+    The default path is torch's fused Adam kernel, which computes this equation (for parameters laid
+    out densely like their gradients and state; strided views take the foreach rule).
 
     Args:
         lr: η ≥ 0; betas: (β₁, β₂), each in [0, 1); eps: ε > 0; weight_decay: λ ≥ 0;
-        maximize, fused: as :class:`~raytune_opt.optim.SGD`.
+        maximize, fused, foreach: as :class:`~raytune_opt.optim.SGD`.
     """
 
     name = "adam"
+    native_kernel = True
     state_keys = ("exp_avg", "exp_avg_sq")
     counts_steps = True
     rule = staticmethod(adam_update)
@@ -87,10 +89,19 @@ class Adam(FirstOrderOptimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
         fused: bool | None = None,
+        foreach: bool | None = None,
     ) -> None:
         super().__init__(
             params,
-            dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize, fused=fused),
+            dict(
+                lr=lr,
+                betas=betas,
+                eps=eps,
+                weight_decay=weight_decay,
+                maximize=maximize,
+                fused=fused,
+                foreach=foreach,
+            ),
         )
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -100,13 +111,12 @@ class Adam(FirstOrderOptimizer):
     def _rule_hyper(self, b: Bucket, hyper: dict[str, Any]) -> dict[str, Any]:
         return {**hyper, "steps": [float(t) for t in b.steps]}
 
-    def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
-        params, grads, m, s = lists
+    def _native(self, b: Bucket, hyper: dict[str, Any]) -> bool:
         type(self)._kernel(
-            params,
-            grads,
-            m,
-            s,
+            b.params,
+            b.grads,
+            b.buffers["exp_avg"],
+            b.buffers["exp_avg_sq"],
             [],
             b.steps,
             lr=hyper["lr"],
@@ -127,7 +137,8 @@ class AdamW(Adam):
 
     (V̂, Ŝ as in :class:`Adam`, from the raw gradient). Biases must not be decayed: build the optimizer
     with ``raytune_opt.optim.create("adamw", module)``, which puts tensors with ``ndim < 2`` in a group
-    with ``weight_decay = 0``. The native path is torch's fused AdamW kernel.
+    with ``weight_decay = 0``. The default path is torch's fused AdamW kernel (dense-layout parameters;
+    strided views take the foreach rule); ``fused``, ``foreach``: as :class:`~raytune_opt.optim.SGD`.
     """
 
     name = "adamw"
@@ -144,31 +155,42 @@ class AdamW(Adam):
         weight_decay: float = 1e-2,
         maximize: bool = False,
         fused: bool | None = None,
+        foreach: bool | None = None,
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay=weight_decay, maximize=maximize, fused=fused)
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            fused=fused,
+            foreach=foreach,
+        )
 
 
-_BETAS = HParam(
+ADAMW_LR = Range("lr", 1e-4, 1e-2, log=True, doc="learning rate η (seed: start at 1e-3)")
+"""Adam's and AdamW's lr range; Lion's is derived from it (``lion.py``)."""
+ADAMW_WEIGHT_DECAY = Range("weight_decay", 1e-3, 1e-1, log=True, doc="decoupled weight decay λ")
+"""AdamW's weight-decay range; Lion's is derived from it (``lion.py``)."""
+_BETAS = Choices(
     "betas",
-    (0.9, 0.999),
-    choices=((0.9, 0.999), (0.95, 0.999), (0.99, 0.999)),
+    ((0.9, 0.999), (0.95, 0.999), (0.99, 0.999)),
     doc="(β₁, β₂); seed: β₁ in 0.9–0.99 often works well",
 )
-_COMMON = [
-    _BETAS,
-    HParam("eps", 1e-8, doc="ε outside the root"),
-    HParam("maximize", False, doc="ascend instead of descend"),
-    HParam("fused", None, doc="None: native fused kernel; True: single-pass always; False: foreach"),
-]
+_EPS = Fixed("eps", doc="ε outside the root")
+
 register(
     "adam",
     Adam,
     "first-order",
     "bias-corrected moments; w ← w − η V̂ / (√Ŝ + ε)",
     [
-        HParam("lr", 1e-3, 1e-4, 1e-2, log=True, doc="learning rate η (seed: start at 1e-3)"),
-        *_COMMON,
-        HParam("weight_decay", 0.0, 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
+        ADAMW_LR,
+        _BETAS,
+        _EPS,
+        Range("weight_decay", 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
+        *FLAGS,
     ],
 )
 register(
@@ -176,9 +198,5 @@ register(
     AdamW,
     "first-order",
     "Adam, then w ← w − η λ w_{t−1} (decoupled)",
-    [
-        HParam("lr", 1e-3, 1e-4, 1e-2, log=True, doc="learning rate η (seed: start at 1e-3)"),
-        *_COMMON,
-        HParam("weight_decay", 1e-2, 1e-3, 1e-1, log=True, doc="decoupled weight decay λ"),
-    ],
+    [ADAMW_LR, _BETAS, _EPS, ADAMW_WEIGHT_DECAY, *FLAGS],
 )

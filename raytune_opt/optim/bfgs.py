@@ -9,7 +9,7 @@ import torch
 
 from raytune_opt.optim._flat import DEFAULT_MAX_DENSE_BYTES, Evaluation
 from raytune_opt.optim.linesearch import LineSearchOptimizer, loop_hparams
-from raytune_opt.optim.registry import HParam, register
+from raytune_opt.optim.registry import Fixed, register
 
 __all__ = ["BFGS", "bfgs_inverse_update", "bfgs_update"]
 
@@ -118,7 +118,7 @@ register(
     kind="second-order",
     summary="BFGS quasi-Newton (dense inverse-Hessian update) with strong-Wolfe line search; closure-driven",
     hparams=[
-        *loop_hparams("initial line-search step α₀", "strong_wolfe"),
-        HParam("max_dense_bytes", DEFAULT_MAX_DENSE_BYTES, doc="memory limit of the n×n matrix H"),
+        *loop_hparams("initial line-search step α₀"),
+        Fixed("max_dense_bytes", doc="memory limit of the n×n matrix H"),
     ],
 )

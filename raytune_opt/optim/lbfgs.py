@@ -10,7 +10,7 @@ import torch
 from raytune_opt.optim import _checks
 from raytune_opt.optim._flat import Evaluation
 from raytune_opt.optim.linesearch import LineSearchOptimizer, loop_hparams
-from raytune_opt.optim.registry import HParam, register
+from raytune_opt.optim.registry import Range, register
 
 __all__ = ["LBFGS", "two_loop"]
 
@@ -120,7 +120,7 @@ register(
     kind="second-order",
     summary="L-BFGS (two-loop recursion, history_size pairs) with strong-Wolfe line search; closure-driven",
     hparams=[
-        *loop_hparams("initial line-search step α₀", "strong_wolfe"),
-        HParam("history_size", 100, 5, 200, log=True, doc="number of (s, y) pairs kept"),
+        *loop_hparams("initial line-search step α₀"),
+        Range("history_size", 5, 200, log=True, doc="number of (s, y) pairs kept"),
     ],
 )

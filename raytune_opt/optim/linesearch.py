@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 from raytune_opt.optim import _checks
-from raytune_opt.optim._flat import DEFAULT_MAX_DENSE_BYTES, Evaluation, FlatOptimizer
-from raytune_opt.optim.registry import HParam
+from raytune_opt.optim._flat import Evaluation, FlatOptimizer
+from raytune_opt.optim.registry import Choices, Entry, Fixed, Range
 
 __all__ = [
     "LINE_SEARCHES",
@@ -309,19 +309,14 @@ class LineSearchOptimizer(FlatOptimizer):
         return 5
 
 
-def line_search_defaults(max_dense: bool) -> dict[str, Any]:
-    """``max_dense_bytes`` default for the dense methods (empty for the others)."""
-    return {"max_dense_bytes": DEFAULT_MAX_DENSE_BYTES} if max_dense else {}
-
-
-def loop_hparams(lr_doc: str, line_search_fn: str | None) -> list[HParam]:
-    """The iteration-control hyperparameters that Newton, BFGS and L-BFGS share (as torch.optim.LBFGS)."""
-    others = tuple(c for c in ("strong_wolfe", "backtracking", None) if c != line_search_fn)
+def loop_hparams(lr_doc: str) -> list[Entry]:
+    """The registry entries of the iteration-control hyperparameters that Newton, BFGS and L-BFGS share
+    (as torch.optim.LBFGS); their defaults are each class's signature."""
     return [
-        HParam("lr", 1.0, 0.1, 1.0, log=True, doc=lr_doc),
-        HParam("max_iter", 20, doc="iterations per step(closure)"),
-        HParam("max_eval", None, doc="closure calls per step (default 1.25·max_iter)"),
-        HParam("tolerance_grad", 1e-7, doc="stop when max|∇J| ≤ tolerance_grad"),
-        HParam("tolerance_change", 1e-9, doc="stop when the step or loss change is smaller"),
-        HParam("line_search_fn", line_search_fn, choices=(line_search_fn, *others), doc="line search"),
+        Range("lr", 0.1, 1.0, log=True, doc=lr_doc),
+        Fixed("max_iter", doc="iterations per step(closure)"),
+        Fixed("max_eval", doc="closure calls per step (default 1.25·max_iter)"),
+        Fixed("tolerance_grad", doc="stop when max|∇J| ≤ tolerance_grad"),
+        Fixed("tolerance_change", doc="stop when the step or loss change is smaller"),
+        Choices("line_search_fn", LINE_SEARCHES, doc="line search"),
     ]

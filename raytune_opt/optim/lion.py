@@ -9,8 +9,9 @@ import torch
 from torch import Tensor
 
 from raytune_opt.optim._checks import check_betas
-from raytune_opt.optim._first_order import KERNEL_FUSED_DOC, FirstOrderOptimizer, effective_grads
-from raytune_opt.optim.registry import HParam, register
+from raytune_opt.optim._first_order import FLAGS, FirstOrderOptimizer, effective_grads
+from raytune_opt.optim.adam import ADAMW_LR, ADAMW_WEIGHT_DECAY
+from raytune_opt.optim.registry import Choices, Range, register
 
 __all__ = ["Lion", "lion_update"]
 
@@ -28,27 +29,15 @@ def lion_update(
 ) -> None:
     """c ← β₁ m + (1 − β₁) g ; θ ← θ − η (sgn(c) + λ θ) ; m ← β₂ m + (1 − β₂) g.
 
-    Eager, the two interpolations are one ``lerp`` each (one pass); compiled (hyperparameters arrive as
-    tensors), they are written as products and a sum, which inductor turns into fewer instructions per
-    element than ``lerp``'s two-branch formula (~5 % off the compiled step in paired runs on a 2-core CPU).
+    The two interpolations are one ``lerp`` each (one pass).
     """
     g = effective_grads(params, grads, 0.0, maximize)
-    compiled = isinstance(lr, Tensor)
-    if compiled:
-        c = torch._foreach_add(torch._foreach_mul(m, beta1), torch._foreach_mul(g, 1.0 - beta1))
-    else:
-        c = torch._foreach_lerp(m, g, 1.0 - beta1)
+    c = torch._foreach_lerp(m, g, 1.0 - beta1)
     torch._foreach_sign_(c)
     if weight_decay != 0:
         torch._foreach_mul_(params, 1.0 - lr * weight_decay)
-    if compiled:  # no tensor alpha: −η sgn(c) is exact, so θ + (−η sgn(c)) rounds once, as add_(alpha=−η)
-        torch._foreach_mul_(c, -lr)
-        torch._foreach_add_(params, c)
-        torch._foreach_mul_(m, beta2)
-        torch._foreach_add_(m, torch._foreach_mul(g, 1.0 - beta2))
-    else:
-        torch._foreach_add_(params, c, alpha=-lr)
-        torch._foreach_lerp_(m, g, 1.0 - beta2)
+    torch._foreach_add_(params, c, alpha=-lr)
+    torch._foreach_lerp_(m, g, 1.0 - beta2)
 
 
 class Lion(FirstOrderOptimizer):
@@ -60,16 +49,20 @@ class Lion(FirstOrderOptimizer):
 
     The seed's simplified form m ← β₁ m + (1 − β₁) g ; θ ← θ − η sgn(m) is exactly β₁ = β₂ (then c is
     the new m). Weight decay λ is decoupled, as in AdamW; sgn(0) = 0. Lion's updates have a larger
-    norm than AdamW's, so it wants an lr 3–10× smaller and a weight decay 3–10× larger (seed 3.4).
+    norm than AdamW's, so it wants an lr 3–10× smaller and a weight decay 3–10× larger (seed 3.4;
+    Chen et al. §5): the defaults are AdamW's (1e-3, 1e-2) by 10 — η = 1e-4, λ = 0.1, the same decay
+    per step η λ as AdamW's — and the search ranges are AdamW's, lr 3–10× below and λ 3–10× above
+    across their whole ranges.
     It keeps one buffer (4 bytes a float32 parameter against Adam's 8). torch has no fused Lion
-    kernel: on the CPU this project's single-pass kernel (``_kernels.lion_update``: read θ, g, m;
-    write θ, m) runs by default once the parameters are large (see ``_first_order``), the foreach rule
-    cache-blocked below that; ``fused=True`` always takes one pass (compiled by ``torch.compile`` on
-    CUDA and for half precision).
+    kernel. Default path: on the CPU this project's single-pass kernel (``_kernels.lion_update``: read
+    θ, g, m; write θ, m) once a bucket's contiguous float32/float64 parameters are large
+    (``_dispatch.KERNEL_MIN_TOTAL``), the foreach rule cache-blocked below that; on other devices the
+    foreach rule. ``fused=True`` always takes one pass (the CPU kernel; compiled by ``torch.compile``
+    on CUDA and for half precision).
 
     Args:
         lr: η ≥ 0; betas: (β₁, β₂), each in [0, 1); weight_decay: λ ≥ 0 (decoupled);
-        maximize, fused: as :class:`~raytune_opt.optim.SGD`.
+        maximize, fused, foreach: as :class:`~raytune_opt.optim.SGD`.
     """
 
     name = "lion"
@@ -84,16 +77,33 @@ class Lion(FirstOrderOptimizer):
         lr: float = 1e-4,
         betas: tuple[float, float] = (0.9, 0.99),
         *,
-        weight_decay: float = 0.0,
+        weight_decay: float = 0.1,
         maximize: bool = False,
         fused: bool | None = None,
+        foreach: bool | None = None,
     ) -> None:
         super().__init__(
-            params, dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize, fused=fused)
+            params,
+            dict(
+                lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize, fused=fused, foreach=foreach
+            ),
         )
 
     def _check_group(self, group: dict[str, Any]) -> None:
         check_betas(self.name, group["betas"])
+
+
+#: Lion against AdamW (seed 3.4): its lr this many times smaller, its weight decay this many times larger
+LION_FACTOR = (3.0, 10.0)
+
+
+def _from_adamw(r: Range, *, smaller: bool, doc: str) -> Range:
+    """AdamW's range ``r`` moved 3–10× down (``smaller``) or up, across the whole range: every value
+    3–10× from some AdamW value is inside, e.g. lr [1e-4, 1e-2] → [1e-5, 3.3e-3]."""
+    lo, hi = LION_FACTOR
+    if smaller:
+        return Range(r.name, r.low / hi, r.high / lo, log=r.log, doc=doc)
+    return Range(r.name, r.low * lo, r.high * hi, log=r.log, doc=doc)
 
 
 register(
@@ -102,10 +112,9 @@ register(
     "first-order",
     "c ← β₁ m + (1−β₁) g ; θ ← θ − η (sgn(c) + λ θ) ; m ← β₂ m + (1−β₂) g",
     [
-        HParam("lr", 1e-4, 1e-5, 1e-3, log=True, doc="learning rate η (3–10× smaller than AdamW's)"),
-        HParam("betas", (0.9, 0.99), choices=((0.9, 0.99), (0.95, 0.98), (0.9, 0.9)), doc="(β₁, β₂)"),
-        HParam("weight_decay", 0.0, 1e-2, 1.0, log=True, doc="decoupled weight decay λ (3–10× AdamW's)"),
-        HParam("maximize", False, doc="ascend instead of descend"),
-        HParam("fused", None, doc=KERNEL_FUSED_DOC),
+        _from_adamw(ADAMW_LR, smaller=True, doc="learning rate η (3–10× smaller than AdamW's)"),
+        Choices("betas", ((0.9, 0.99), (0.95, 0.98), (0.9, 0.9)), doc="(β₁, β₂)"),
+        _from_adamw(ADAMW_WEIGHT_DECAY, smaller=False, doc="decoupled weight decay λ (3–10× AdamW's)"),
+        *FLAGS,
     ],
 )

@@ -11,7 +11,7 @@ import torch
 from raytune_opt.errors import ConfigError
 from raytune_opt.optim import _checks
 from raytune_opt.optim._flat import DEFAULT_MAX_DENSE_BYTES, Evaluation, FlatOptimizer
-from raytune_opt.optim.registry import HParam, register
+from raytune_opt.optim.registry import Choices, Fixed, Range, register
 
 __all__ = ["DAMPING_UPDATES", "LM", "STATUS", "jacobian"]
 
@@ -445,16 +445,35 @@ register(
     kind="second-order",
     summary="Levenberg-Marquardt for least squares: closure returns residuals r, minimises ½‖r‖²",
     hparams=[
-        HParam("lr", 1.0, doc="multiplier of the LM step Δa"),
-        HParam("max_iter", 20, doc="accepted steps per step(closure)"),
-        HParam("max_eval", None, doc="closure calls per step (default 5·max_iter)"),
-        HParam("tolerance_grad", 1e-10, doc="stop when max|Jᵀr| ≤ tolerance_grad"),
-        HParam("tolerance_change", 1e-10, doc="relative cost decrease / step size stopping rule"),
-        HParam("damping", 1e-3, 1e-6, 1.0, log=True, doc="initial damping λ₀ (relative to max diag JᵀJ)"),
-        HParam("nu", 10.0, 2.0, 10.0, log=True, doc="λ ← λ/ν after an accepted, λ·ν after a rejected step"),
-        HParam(
-            "scale", False, choices=(False, True), doc="Marquardt's diagonal scaling diag(JᵀJ) instead of I"
+        Fixed("lr", doc="multiplier of the LM step Δa"),
+        Fixed("max_iter", doc="accepted steps per step(closure)"),
+        Fixed("max_eval", doc="closure calls per step (default 5·max_iter)"),
+        Fixed("tolerance_grad", doc="stop when max|Jᵀr| ≤ tolerance_grad"),
+        Fixed("tolerance_change", doc="relative cost decrease / step size stopping rule"),
+        Range(
+            "damping",
+            1e-6,
+            1.0,
+            log=True,
+            doc="nielsen/marquardt: initial damping λ₀ (relative to the scale)",
         ),
-        HParam("max_dense_bytes", DEFAULT_MAX_DENSE_BYTES, doc="memory limit of the p×p matrix JᵀJ"),
+        Range(
+            "nu",
+            2.0,
+            10.0,
+            log=True,
+            doc="nielsen/marquardt: ν > 1, λ·ν after a rejected step (nielsen: ν doubles)",
+        ),
+        Choices(
+            "scale",
+            (True, False),
+            doc="Marquardt/Moré scaling of the damping by the columns of J, instead of I",
+        ),
+        Choices(
+            "damping_update",
+            ("trust-region", "nielsen", "marquardt"),
+            doc="MINPACK's trust region (Moré's λ), Nielsen's gain-ratio rule, or Marquardt's λ/ν, λ·ν",
+        ),
+        Fixed("max_dense_bytes", doc="memory limit of the p×p matrix JᵀJ"),
     ],
 )

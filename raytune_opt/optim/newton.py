@@ -10,7 +10,7 @@ import torch
 from raytune_opt.errors import ConfigError
 from raytune_opt.optim._flat import DEFAULT_MAX_DENSE_BYTES, Evaluation
 from raytune_opt.optim.linesearch import LineSearchOptimizer, loop_hparams
-from raytune_opt.optim.registry import HParam, register
+from raytune_opt.optim.registry import Fixed, Range, register
 
 __all__ = ["Newton", "damped_newton_direction", "hessian"]
 
@@ -194,10 +194,8 @@ register(
     kind="second-order",
     summary="Newton-Raphson: exact Hessian, Cholesky with Levenberg damping, line search; closure-driven",
     hparams=[
-        *loop_hparams("initial step t₀ (1 = full Newton step)", "backtracking"),
-        HParam(
-            "damping", 1e-3, 1e-6, 1e-1, log=True, doc="Levenberg damping β when H is not positive definite"
-        ),
-        HParam("max_dense_bytes", DEFAULT_MAX_DENSE_BYTES, doc="memory limit of the n×n Hessian"),
+        *loop_hparams("initial step t₀ (1 = full Newton step)"),
+        Range("damping", 1e-6, 1e-1, log=True, doc="Levenberg damping β when H is not positive definite"),
+        Fixed("max_dense_bytes", doc="memory limit of the n×n Hessian"),
     ],
 )

@@ -1,12 +1,17 @@
 """The optimizer registry: ``create(name, params_or_module, **hparams)`` and ``available()``.
 
-Each optimizer module registers its class with an :class:`OptimizerSpec` that lists its
-hyperparameters, their defaults and a recommended search range (from the seed's practical
-considerations). The search package builds its optimizer-aware spaces from ``available()``.
+The signature is the spec: each optimizer class's constructor holds its hyperparameters' defaults,
+as ``torch.optim.Adam.__init__(params, lr=1e-3, betas=(0.9, 0.999), …)`` does. Each optimizer module
+registers its class with one entry per constructor parameter, saying only how it is searched —
+:class:`Range` (a numeric range), :class:`Choices` (categorical values) or :class:`Fixed` (not searched)
+— and the registry reads the defaults with ``inspect.signature``. ``register`` refuses a class whose
+parameters and entries differ, so no parameter can be missing from the search space's view and no
+default is written twice. The search package builds its optimizer-aware spaces from ``available()``.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,12 +21,24 @@ from torch import nn
 
 from raytune_opt.errors import ConfigError, ConfigTypeError
 
-__all__ = ["HParam", "OptimizerSpec", "register", "available", "create", "param_groups"]
+__all__ = [
+    "Choices",
+    "Fixed",
+    "HParam",
+    "OptimizerSpec",
+    "Range",
+    "available",
+    "create",
+    "param_groups",
+    "register",
+    "signature_defaults",
+    "spec",
+]
 
 
 @dataclass(frozen=True)
 class HParam:
-    """One hyperparameter: its default and the range worth searching.
+    """One hyperparameter as registered: its default (the constructor's) and the range worth searching.
 
     ``low``/``high`` bound the recommended search range (``log`` for log-uniform);
     ``choices`` replaces them for categorical values; both ``None`` means "not searched".
@@ -34,6 +51,50 @@ class HParam:
     log: bool = False
     choices: tuple[Any, ...] | None = None
     doc: str = ""
+
+    @property
+    def searched(self) -> bool:
+        return self.choices is not None or self.low is not None
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric constructor parameter searched over [``low``, ``high``] (log-uniform with ``log``)."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    doc: str = ""
+
+    def hparam(self, default: Any) -> HParam:
+        return HParam(self.name, default, self.low, self.high, self.log, None, self.doc)
+
+
+@dataclass(frozen=True)
+class Choices:
+    """A constructor parameter searched over the categorical ``values``."""
+
+    name: str
+    values: tuple[Any, ...]
+    doc: str = ""
+
+    def hparam(self, default: Any) -> HParam:
+        return HParam(self.name, default, choices=tuple(self.values), doc=self.doc)
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """A constructor parameter that is not searched (it stays at its default unless set)."""
+
+    name: str
+    doc: str = ""
+
+    def hparam(self, default: Any) -> HParam:
+        return HParam(self.name, default, doc=self.doc)
+
+
+Entry = Range | Choices | Fixed
 
 
 @dataclass(frozen=True)
@@ -54,11 +115,41 @@ class OptimizerSpec:
 _REGISTRY: dict[str, OptimizerSpec] = {}
 
 
+def signature_defaults(cls: type) -> dict[str, Any]:
+    """Every constructor parameter of ``cls`` after ``params``, with its default, in signature order."""
+    out = {}
+    for i, p in enumerate(inspect.signature(cls.__init__).parameters.values()):
+        if i < 2 or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):  # self, params
+            continue
+        if p.default is p.empty:
+            raise TypeError(f"{cls.__name__}.__init__: parameter {p.name!r} has no default")
+        out[p.name] = p.default
+    return out
+
+
 def register(
-    name: str, cls: type[torch.optim.Optimizer], kind: str, summary: str, hparams: Iterable[HParam]
-) -> None:
-    """Register ``cls`` under ``name`` (called by each optimizer module at import)."""
-    _REGISTRY[name] = OptimizerSpec(name, cls, kind, summary, {h.name: h for h in hparams})
+    name: str, cls: type[torch.optim.Optimizer], kind: str, summary: str, hparams: Iterable[Entry]
+) -> OptimizerSpec:
+    """Register ``cls`` under ``name`` (called by each optimizer module at import).
+
+    ``hparams`` has one entry per constructor parameter (after ``params``); the defaults come from the
+    signature. A parameter without an entry, an entry without a parameter, or a default outside its
+    ``Choices`` is a ``TypeError`` (a programming error, raised at import).
+    """
+    defaults = signature_defaults(cls)
+    entries = {h.name: h for h in hparams}
+    missing, extra = set(defaults) - set(entries), set(entries) - set(defaults)
+    if missing or extra:
+        raise TypeError(
+            f"register({name!r}): {cls.__name__}'s parameters and registry entries differ: "
+            f"not registered {sorted(missing)}, not parameters {sorted(extra)}"
+        )
+    out = {k: entries[k].hparam(v) for k, v in defaults.items()}
+    for h in out.values():
+        if h.choices is not None and h.default not in h.choices:
+            raise TypeError(f"register({name!r}): default {h.name}={h.default!r} is not in {h.choices}")
+    _REGISTRY[name] = s = OptimizerSpec(name, cls, kind, summary, out)
+    return s
 
 
 def available(kind: str | None = None) -> dict[str, OptimizerSpec]:

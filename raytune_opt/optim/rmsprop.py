@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from raytune_opt.optim._checks import check_positive, check_unit
-from raytune_opt.optim._first_order import KERNEL_FUSED_DOC, FirstOrderOptimizer, effective_grads, scalar
-from raytune_opt.optim.registry import HParam, register
+from raytune_opt.optim._first_order import FLAGS, FirstOrderOptimizer, effective_grads, scalar
+from raytune_opt.optim.registry import Fixed, Range, register
 
 __all__ = ["RMSProp", "rmsprop_update"]
 
@@ -33,15 +33,7 @@ def rmsprop_update(
     torch._foreach_addcmul_(v, g, g, value=1.0 - beta)
     root = torch._foreach_add(v, eps)
     torch._foreach_sqrt_(root)
-    if isinstance(lr, Tensor):  # the compiled path's lr input (no tensor value=): g / (√(v + ε) / (∓α))
-        torch._foreach_div_(root, -lr if u is None else lr)  # (α = 0 divides to ∞ and adds ±0)
-        if u is None:
-            torch._foreach_addcdiv_(params, g, root)
-        else:
-            torch._foreach_mul_(u, momentum)
-            torch._foreach_addcdiv_(u, g, root)
-            torch._foreach_sub_(params, u)
-    elif u is None:
+    if u is None:
         torch._foreach_addcdiv_(params, g, root, value=-lr)
     else:
         torch._foreach_mul_(u, momentum)
@@ -59,14 +51,15 @@ class RMSProp(FirstOrderOptimizer):
     when γ first becomes > 0) as in the seed's momentum method: u ← γ u + α g / √(v + ε); a ← a − u.
 
     Unlike ``torch.optim.RMSprop`` (ε outside the root), ε sits inside the root as the seed writes it;
-    torch has no fused RMSProp kernel: on the CPU this project's single-pass kernel
-    (``_kernels.rmsprop_update``) runs by default once the parameters are large (see ``_first_order``),
-    the foreach rule cache-blocked below that; ``fused=True`` always takes one pass (compiled by
-    ``torch.compile`` on CUDA and for half precision).
+    torch has no fused RMSProp kernel. Default path: on the CPU this project's single-pass kernel
+    (``_kernels.rmsprop_update``) once a bucket's contiguous float32/float64 parameters are large
+    (``_dispatch.KERNEL_MIN_TOTAL``), the foreach rule cache-blocked below that; on other devices the
+    foreach rule. ``fused=True`` always takes one pass (the CPU kernel; compiled by ``torch.compile``
+    on CUDA and for half precision).
 
     Args:
         lr: α ≥ 0; beta: β in [0, 1); eps: ε > 0; momentum: γ in [0, 1);
-        weight_decay: coupled L2 λ ≥ 0; maximize, fused: as :class:`~raytune_opt.optim.SGD`.
+        weight_decay: coupled L2 λ ≥ 0; maximize, fused, foreach: as :class:`~raytune_opt.optim.SGD`.
     """
 
     name = "rmsprop"
@@ -86,6 +79,7 @@ class RMSProp(FirstOrderOptimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
         fused: bool | None = None,
+        foreach: bool | None = None,
     ) -> None:
         super().__init__(
             params,
@@ -97,6 +91,7 @@ class RMSProp(FirstOrderOptimizer):
                 weight_decay=weight_decay,
                 maximize=maximize,
                 fused=fused,
+                foreach=foreach,
             ),
         )
 
@@ -115,12 +110,11 @@ register(
     "first-order",
     "v ← β v + (1−β) g² ; a ← a − α g / √(v + ε)",
     [
-        HParam("lr", 1e-3, 1e-5, 1e-1, log=True, doc="learning rate α"),
-        HParam("beta", 0.9, 0.8, 0.999, doc="decay rate β of the mean square (seed: typically 0.9)"),
-        HParam("eps", 1e-8, doc="ε inside the root"),
-        HParam("momentum", 0.0, 0.0, 0.99, doc="momentum γ on the step (0 = the seed's RMSProp)"),
-        HParam("weight_decay", 0.0, 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
-        HParam("maximize", False, doc="ascend instead of descend"),
-        HParam("fused", None, doc=KERNEL_FUSED_DOC),
+        Range("lr", 1e-5, 1e-1, log=True, doc="learning rate α"),
+        Range("beta", 0.8, 0.999, doc="decay rate β of the mean square (seed: typically 0.9)"),
+        Fixed("eps", doc="ε inside the root"),
+        Range("momentum", 0.0, 0.99, doc="momentum γ on the step (0 = the seed's RMSProp)"),
+        Range("weight_decay", 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
+        *FLAGS,
     ],
 )

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from raytune_opt.optim._checks import check_unit
-from raytune_opt.optim._first_order import Bucket, FirstOrderOptimizer, effective_grads, scalar
-from raytune_opt.optim.registry import HParam, register
+from raytune_opt.optim._first_order import FLAGS, Bucket, FirstOrderOptimizer, effective_grads, scalar
+from raytune_opt.optim.registry import Range, register
 
 __all__ = ["SGD", "Momentum", "Nesterov", "sgd_update", "momentum_update", "nesterov_update"]
 
@@ -71,19 +71,22 @@ class SGD(FirstOrderOptimizer):
         a ← a − α g,        g = ∇_a J (+ λ a with ``weight_decay`` λ; −∇_a J with ``maximize``)
 
     Args:
-        params: parameters or parameter-group dicts.
+        params: parameters or parameter-group dicts (complex ones are stepped as ``view_as_real``).
         lr: learning rate α ≥ 0.
         weight_decay: coupled L2 coefficient λ ≥ 0 (added to g).
         maximize: ascend J instead of descending.
-        fused: ``None`` (default) torch's native fused kernel where it computes this equation, else
-            (Lion, RMSProp) on the CPU this project's single-pass kernel for large float32/float64
-            parameters, else the multi-tensor ``torch._foreach_*`` path (on the CPU cache-blocked:
-            applied to ~1 MiB blocks by worker threads); ``True`` a single-pass kernel always (native,
-            the CPU kernel, or the foreach rule compiled by ``torch.compile``); ``False`` the foreach
-            path over whole tensors. (See ``optim._first_order``.)
+        fused, foreach: torch's flags, choosing how the step runs (``optim._dispatch``). Default (both
+            ``None``): torch's native fused SGD kernel for parameters laid out densely like their
+            gradients (a strided view takes the foreach rule); the multi-tensor ``torch._foreach_*``
+            rule for the rest, on the CPU applied to ~1 MiB blocks by worker threads. ``fused=True``: a
+            fused kernel always (native, else the rule compiled by ``torch.compile``); ``fused=False``:
+            never one. ``foreach=True``: the foreach rule over whole tensors; ``foreach=False``: never
+            it (tensor by tensor where no fused kernel runs). ``fused=True`` with ``foreach=True`` is a
+            ``ConfigError``, as in torch.
     """
 
     name = "sgd"
+    native_kernel = True
     rule = staticmethod(sgd_update)
 
     def __init__(
@@ -94,14 +97,16 @@ class SGD(FirstOrderOptimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
         fused: bool | None = None,
+        foreach: bool | None = None,
     ) -> None:
-        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, maximize=maximize, fused=fused))
+        super().__init__(
+            params, dict(lr=lr, weight_decay=weight_decay, maximize=maximize, fused=fused, foreach=foreach)
+        )
 
-    def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
-        params, grads = lists
+    def _native(self, b: Bucket, hyper: dict[str, Any]) -> bool:
         torch._fused_sgd_(
-            params,
-            grads,
+            b.params,
+            b.grads,
             [],
             weight_decay=hyper["weight_decay"],
             momentum=0.0,
@@ -121,15 +126,25 @@ class Momentum(FirstOrderOptimizer):
         a ← a − v
 
     At constant α this is ``torch.optim.SGD(momentum=γ)`` (which keeps v/α); when a scheduler changes
-    α, the seed's form (used here) keeps past steps at the rate they were taken with. The native path
-    runs torch's fused SGD kernel with lr = 1 and dampening = 1 − α, which computes exactly this.
+    α, the seed's form (used here) keeps past steps at the rate they were taken with.
+
+    It therefore **still moves at lr = 0**: with α = 0 the step is v ← γ v ; a ← a − v, the velocity
+    built before decaying by γ per step (torch's SGD, a ← a − α·buf, stops). This matters under a
+    warm-up from 0 — a resumed run or a warm restart whose schedule starts at lr = 0 keeps moving while
+    lr is 0 — and during any warm-up, since each gradient enters v weighted by the lr of its own step
+    (the accumulated velocity is not rescaled when lr grows, as torch's buf is). Reset the state, or
+    keep lr > 0, where a step at lr = 0 must leave the parameters unchanged.
+
+    The default path runs torch's fused SGD kernel with lr = 1 and dampening = 1 − α, which computes
+    exactly this (for dense-layout parameters; strided views and γ = 0 take the foreach rule).
 
     Args:
         lr: learning rate α ≥ 0; momentum: γ in [0, 1); weight_decay: coupled L2 λ ≥ 0;
-        maximize, fused: as :class:`SGD`.
+        maximize, fused, foreach: as :class:`SGD`.
     """
 
     name = "momentum"
+    native_kernel = True
     state_keys = ("momentum_buffer",)
     rule = staticmethod(momentum_update)
 
@@ -142,22 +157,30 @@ class Momentum(FirstOrderOptimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
         fused: bool | None = None,
+        foreach: bool | None = None,
     ) -> None:
         super().__init__(
-            params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, maximize=maximize, fused=fused)
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                weight_decay=weight_decay,
+                maximize=maximize,
+                fused=fused,
+                foreach=foreach,
+            ),
         )
 
     def _check_group(self, group: dict[str, Any]) -> None:
         check_unit(self.name, "momentum", group["momentum"])
 
-    def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
+    def _native(self, b: Bucket, hyper: dict[str, Any]) -> bool:
         if hyper["momentum"] == 0:  # the kernel skips the buffer when γ = 0; the rule keeps v = α g
             return False
-        params, grads, v = lists
         torch._fused_sgd_(
-            params,
-            grads,
-            v,
+            b.params,
+            b.grads,
+            b.buffers["momentum_buffer"],
             weight_decay=hyper["weight_decay"],
             momentum=hyper["momentum"],
             lr=1.0,
@@ -189,41 +212,44 @@ class Nesterov(Momentum):
     b ← b − L (g + μ u), is the seed's step for L = α, μ = γ √(c/α), 1 − d = √(α/c), after which
     c ← √(c α): at constant α (c = α) it is torch's own step (μ = γ, d = 0), and after an lr change it
     is still exact — the scale follows α geometrically, no extra pass over the buffer. (α = 0 leaves
-    c as it is: u ← γ u ; b ← b − γ c u.) The native kernel runs by default and with ``fused=True``;
-    ``fused=False`` runs the same equation as foreach ops.
+    c as it is: u ← γ u ; b ← b − γ c u.) The default path runs the native kernel (for dense-layout
+    parameters; strided views and γ = 0 take the foreach rule); ``fused``, ``foreach``: as :class:`SGD`.
+
+    Like :class:`Momentum` (the seed's form v ← γ v + α g) it **still moves at lr = 0**: v ← γ v and
+    the parameter by −γ v; under a warm-up from 0 with a non-zero velocity (a resumed run, a warm
+    restart) the lr = 0 steps are not no-ops, and each gradient enters v at the lr of its own step.
     """
 
     name = "nesterov"
     rule = staticmethod(nesterov_update)
 
-    def _apply(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any], fused: bool | None) -> None:
+    def _update(self, b: Bucket, hyper: dict[str, Any], fused: bool | None, foreach: bool | None) -> None:
         lr, gamma = hyper["lr"], hyper["momentum"]
-        scales = [self.state[p].get("momentum_scale") for p in b.params]
+        scales = [self.state[p].get("momentum_scale") for p in b.sources]
         for c in dict.fromkeys(scales):  # usually one scale for the whole bucket
             idx = [i for i, s in enumerate(scales) if s == c]
-            sub = lists if len(idx) == len(scales) else tuple([t[i] for i in idx] for t in lists)
-            params, _, u = sub
+            sub = b if len(idx) == len(scales) else b.subset(idx)
+            u = sub.buffers["momentum_buffer"]
             if lr == 0.0:  # v ← γ v ; b ← b − γ v, in u = v / c (c unchanged; u = 0 while c is unset)
                 torch._foreach_mul_(u, gamma)
                 if c is not None:
-                    torch._foreach_add_(params, u, alpha=-gamma * c)
+                    torch._foreach_add_(sub.params, u, alpha=-gamma * c)
                 continue
             c = lr if c is None else c  # u = 0 so far: any scale represents it
             ratio = math.sqrt(c / lr)
             kernel = dict(hyper, momentum=gamma * ratio, dampening=1.0 - 1.0 / ratio)
-            super()._apply(b, sub, kernel, fused)
+            super()._update(sub, kernel, fused, foreach)
             new_scale = math.sqrt(c * lr) if c != lr else lr
-            for p in params:
+            for p in sub.sources:
                 self.state[p]["momentum_scale"] = new_scale
 
-    def _native(self, b: Bucket, lists: tuple[Any, ...], hyper: dict[str, Any]) -> bool:
+    def _native(self, b: Bucket, hyper: dict[str, Any]) -> bool:
         if hyper["momentum"] == 0:  # the kernel leaves the buffer alone when μ = 0; the rule updates it
             return False
-        params, grads, u = lists
         torch._fused_sgd_(
-            params,
-            grads,
-            u,
+            b.params,
+            b.grads,
+            b.buffers["momentum_buffer"],
             weight_decay=hyper["weight_decay"],
             momentum=hyper["momentum"],
             lr=hyper["lr"],
@@ -249,22 +275,16 @@ class Nesterov(Momentum):
         return out
 
 
-_LR = HParam("lr", 1e-2, 1e-3, 1.0, log=True, doc="learning rate α")
-_WD = HParam("weight_decay", 0.0, 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ (added to g)")
-_MOMENTUM = HParam("momentum", 0.9, 0.9, 0.99, doc="momentum γ (seed: 0.9–0.99 often works well)")
-_MAXIMIZE = HParam("maximize", False, doc="ascend instead of descend")
-_FUSED = HParam(
-    "fused", None, doc="None: native fused kernel if exact; True: single-pass always; False: foreach"
-)
+_LR = Range("lr", 1e-3, 1.0, log=True, doc="learning rate α")
+_WD = Range("weight_decay", 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ (added to g)")
+_MOMENTUM = Range("momentum", 0.9, 0.99, doc="momentum γ (seed: 0.9–0.99 often works well)")
 
-register("sgd", SGD, "first-order", "a ← a − α g", [_LR, _WD, _MAXIMIZE, _FUSED])
-register(
-    "momentum", Momentum, "first-order", "v ← γ v + α g ; a ← a − v", [_LR, _MOMENTUM, _WD, _MAXIMIZE, _FUSED]
-)
+register("sgd", SGD, "first-order", "a ← a − α g", [_LR, _WD, *FLAGS])
+register("momentum", Momentum, "first-order", "v ← γ v + α g ; a ← a − v", [_LR, _MOMENTUM, _WD, *FLAGS])
 register(
     "nesterov",
     Nesterov,
     "first-order",
     "v ← γ v + α ∇J(a − γ v) ; a ← a − v (parameter holds a − γ v)",
-    [_LR, _MOMENTUM, _WD, _MAXIMIZE, _FUSED],
+    [_LR, _MOMENTUM, _WD, *FLAGS],
 )

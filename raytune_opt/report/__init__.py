@@ -8,10 +8,21 @@
 - :func:`load` → :class:`Results` (``.trials``, ``.history``, ``.best``, ``.summary()``)
 - :func:`write` → ``{name: path}`` of the files written
 - :func:`table` → the best trials as a compact markdown table
+- :func:`comparison_table` → a comparison's ranking (``search.compare``), as markdown
 """
 
+from raytune_opt.report.comparison import table as comparison_table
 from raytune_opt.report.results import STATUSES, Results, load
 from raytune_opt.report.tables import optimizer_table, table
 from raytune_opt.report.writer import write, write_results
 
-__all__ = ["STATUSES", "Results", "load", "optimizer_table", "table", "write", "write_results"]
+__all__ = [
+    "STATUSES",
+    "Results",
+    "comparison_table",
+    "load",
+    "optimizer_table",
+    "table",
+    "write",
+    "write_results",
+]

@@ -131,8 +131,8 @@ def searched_params(trials: pd.DataFrame, space: Any = None) -> list[Param]:
     domain is not a fixed value), else guessed: every config column whose values differ among the
     trials it applies to."""
     optimizers = sorted(str(v) for v in trials[OPTIMIZER].dropna().unique()) if OPTIMIZER in trials else []
-    if space is not None:
-        return _from_space(space, optimizers)
+    if space is not None:  # a parameter no trial took (an optimizer never sampled) has no column
+        return [p for p in _from_space(space, optimizers) if p.column in trials.columns]
     out: list[Param] = []
     for col in sorted(c for c in trials.columns if c.startswith(CONFIG_PREFIX) and c != OPTIMIZER):
         opt = owner(col, optimizers)

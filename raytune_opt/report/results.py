@@ -46,6 +46,10 @@ STATUSES = ("finished", "stopped", "failed", "diverged", "unfinished")
 WATCHDOG_FILE = "watchdog.json"
 #: the trials the time budget cut short (``raytune_opt.experiment.watchdog.BudgetStop``)
 STOPPED_FILE = "stopped.json"
+#: the test evaluation of the best configuration (``raytune_opt.experiment.evaluate``)
+TEST_FILE = "test.json"
+#: a comparison's results: one sub-experiment per optimizer (``raytune_opt.experiment.compare``)
+COMPARISON_FILE = "comparison.json"
 CONFIG_PREFIX = "config/"
 MODES = ("min", "max")
 
@@ -268,6 +272,9 @@ class Results:
         t = self.trials
         return t[t["iterations"] >= self.max_t] if len(t) else t
 
+    #: test.json: the best configuration on the test split over seeds (``None`` until evaluated)
+    test: dict[str, Any] | None = None
+
     @property
     def best_column(self) -> str:
         """The trial table's column with each trial's best value of the metric."""
@@ -390,8 +397,10 @@ class Results:
 
     def summary(self) -> dict[str, Any]:
         """What ``summary.json`` holds (JSON-safe: NaN and inf become ``None``)."""
+        from raytune_opt.report.edges import edge_params
+
         best = self.best
-        return _json_safe(
+        out = _json_safe(
             {
                 "name": self.info.get("name", self.exp_dir.name),
                 "strategy": self.info.get("strategy"),
@@ -406,8 +415,12 @@ class Results:
                 "trial_seconds": self.trial_seconds,
                 # failures of a model-based searcher's surrogate (its suggestions then random)
                 "surrogate_fallbacks": len(self.info.get("surrogate_fallbacks") or []),
+                "edge_params": edge_params(self.info, best["config"] if best else None),
             }
         )
+        if self.test is not None:
+            out["test"] = self.test
+        return out
 
 
 def _json_safe(x: Any) -> Any:
@@ -578,6 +591,7 @@ def load(exp_dir: str | os.PathLike[str], metric: str | None = None, mode: str |
     if not hist.empty:
         sort = [c for c in ("trial_id", "training_iteration") if c in hist]
         hist = hist.sort_values(sort, kind="stable").reset_index(drop=True)
+    test = _read_json(exp_dir / TEST_FILE)
     started = info.get("started_at")
     start_time = float(started) if _is_finite(started) else (min(starts) if starts else None)
     return Results(
@@ -590,6 +604,7 @@ def load(exp_dir: str | os.PathLike[str], metric: str | None = None, mode: str |
         configs=configs,
         start_time=start_time,
         space=_space_of(info),
+        test=test if isinstance(test, dict) else None,
     )
 
 

@@ -14,9 +14,15 @@ Files written into ``out`` (default: the experiment directory itself, beside Ray
 ``history.png``            optimization history: each trial's best in start order, best so far
 ``importances.png``        parameter importances (permutation importance of a random forest)
 ``parallel_coordinates.png`` every trial across its parameters' domains, coloured by its value
-``report.md``              ties them together with the top-10 and per-optimizer tables
+``report.md``              ties them together with the top-10 and per-optimizer tables, the
+                           searched parameters at their range's edge (``edge_params``) and,
+                           once ``raytune-opt evaluate`` wrote ``test.json``, the test result
 ``report.html``            the same views, interactive (plotly, self-contained: opens offline)
 =========================  ==============================================================
+
+A comparison's folder (``comparison.json``) gets the comparison's report instead
+(:mod:`raytune_opt.report.comparison`). Files are written atomically (a temporary file, then a
+rename): a report interrupted half-way leaves the previous one.
 
 Read ``trials.csv`` back with the trial id as text — ``pd.read_csv(path, dtype={"trial_id": str})``
 — or pandas takes an id such as ``61137e65`` for the number 6.1137e69.
@@ -29,8 +35,9 @@ import os
 from pathlib import Path
 
 from raytune_opt.report import plots
+from raytune_opt.report.edges import EDGE_MARGIN, widen_cell
 from raytune_opt.report.results import Results, load
-from raytune_opt.report.tables import fmt, optimizer_table, table
+from raytune_opt.report.tables import fmt, markdown, optimizer_table, table
 
 __all__ = ["write", "write_results"]
 
@@ -50,11 +57,17 @@ def write(
 
 def write_results(results: Results, out: str | os.PathLike[str] | None = None) -> dict[str, Path]:
     """Write the report of already loaded ``results`` into ``out`` (default: their directory)."""
+    from raytune_opt.report import comparison
+
+    if comparison.is_comparison(results.exp_dir):
+        return comparison.write(results.exp_dir, out)
     out = Path(out) if out is not None else results.exp_dir
     out.mkdir(parents=True, exist_ok=True)
     summary = results.summary()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    results.trials.to_csv(out / "trials.csv", index=False)
+    _atomic(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    tmp = out / "trials.csv.tmp"
+    results.trials.to_csv(tmp, index=False)
+    tmp.replace(out / "trials.csv")
     figures = [plots.best_so_far, plots.learning_curves, plots.hyperparameters]
     with_optimizers = len(results.optimizers) > 1
     if with_optimizers:
@@ -62,8 +75,7 @@ def write_results(results: Results, out: str | os.PathLike[str] | None = None) -
     figures += _OPTUNA_VIEWS
     for draw in figures:
         draw(results, out / f"{draw.__name__}.png")
-    md = _markdown(results, summary, with_optimizers) + _optuna_markdown(results)
-    (out / "report.md").write_text(md, encoding="utf-8")
+    _atomic(out / "report.md", _markdown(results, summary, with_optimizers) + _optuna_markdown(results))
     names = ["summary.json", "trials.csv", *(f"{d.__name__}.png" for d in figures), "report.md"]
     files = {name: out / name for name in names}
     files.update(_interactive(results, out))
@@ -150,6 +162,10 @@ def _markdown(results: Results, summary: dict, with_optimizers: bool) -> str:
         ]
     else:
         lines += [f"No trial reported a finite {results.metric}.", ""]
+    if summary.get("test") is not None:
+        lines += _test_section(summary["test"])
+    if summary.get("edge_params"):
+        lines += _edge_section(summary["edge_params"])
     lines += ["## Best trials", "", table(results, top=10), ""]
     if with_optimizers:
         lines += [
@@ -190,3 +206,65 @@ def _markdown(results: Results, summary: dict, with_optimizers: bool) -> str:
         lines += [""]
     lines += ["Files: [summary.json](summary.json), [trials.csv](trials.csv).", ""]
     return "\n".join(lines)
+
+
+def _test_section(test: dict) -> list[str]:
+    """The best configuration on the test split (``test.json``): mean, interval, per seed."""
+    ci = test.get("ci")
+    level = test.get("confidence")
+    shown = f"{fmt(test['mean'])}" + (
+        f", {level:.0%} CI [{fmt(ci[0])}, {fmt(ci[1])}] ({test['interval']})" if ci else ""
+    )
+    how = (
+        f"the trial's last checkpoint ({test['epochs']} epochs)"
+        if test.get("source") == "checkpoint"
+        else f"retrained from scratch for {test['epochs']} epochs per seed"
+    )
+    rows = [
+        [seed, value, loss, val]
+        for seed, value, loss, val in zip(
+            test["seeds"], test["values"], test["losses"], test["val"]["values"], strict=True
+        )
+    ]
+    return [
+        "## Test",
+        "",
+        f"The best configuration (trial `{test['trial_id']}`) on the held-out **{test['split']}** split "
+        f"({test.get('test_size', '?')} examples, never seen by a trial), {how}: "
+        f"{test['metric']} = {shown} over {test['n']} seed(s)"
+        + (f", {test['diverged']} diverged" if test.get("diverged") else "")
+        + ".",
+        "",
+        markdown(["seed", test["metric"], "test_loss", f"final {test['val']['metric']}"], rows),
+        "",
+    ]
+
+
+def _edge_section(edges: list[dict]) -> list[str]:
+    rows = [
+        [
+            e["name"],
+            e["value"],
+            f"[{fmt(e['low'])}, {fmt(e['high'])}]" + (" log" if e["log"] else ""),
+            e["side"],
+            widen_cell(e),
+        ]
+        for e in edges
+    ]
+    return [
+        "## Ranges at their edge",
+        "",
+        f"The best value of these searched parameters sits within {EDGE_MARGIN:.0%} of its (log-)range's "
+        "edge: the optimum may lie outside the range. Widen it (the `search.space` entry shown) and "
+        "search again.",
+        "",
+        markdown(["parameter", "best", "range", "edge", "widen to (search.space)"], rows),
+        "",
+    ]
+
+
+def _atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

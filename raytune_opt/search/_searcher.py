@@ -219,6 +219,11 @@ class SpaceSearcher(_Stateful):
 
     Observations are ``(trial_id, config, loss, result)`` with ``loss = ±metric`` (minimised), in
     completion order; ``self.live`` maps running trial ids to their configs.
+
+    ``max_concurrent_trials`` is kept here, not by Ray's ``ConcurrencyLimiter``
+    (:meth:`set_max_concurrency` returns ``True``): it caps the live trials less those a scheduler
+    paused (``on_pause`` / ``on_unpause``), so that Hyperband's trials waiting at a milestone for the
+    rest of their bracket do not keep the bracket from being filled. Without pauses it is Ray's limit.
     """
 
     def __init__(
@@ -235,6 +240,8 @@ class SpaceSearcher(_Stateful):
         self.live: dict[str, dict[str, Any]] = {}
         self.observations: list[tuple[str, dict[str, Any], float, dict[str, Any]]] = []
         self.n_suggested = 0
+        self.max_concurrent = 0  # 0: no limit
+        self.paused: dict[str, bool] = {}  # live trial ids a scheduler paused
 
     #: attributes made from the constructor's arguments, not saved: the restored searcher is Ray's
     #: copy from ``tuner.pkl``, built with the same arguments
@@ -292,7 +299,20 @@ class SpaceSearcher(_Stateful):
         self._set_metric_mode(metric, mode)
         return True
 
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        self.max_concurrent = max_concurrent
+        return True
+
+    def on_pause(self, trial_id: str) -> None:
+        if trial_id in self.live:
+            self.paused[trial_id] = True
+
+    def on_unpause(self, trial_id: str) -> None:
+        self.paused.pop(trial_id, None)
+
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.max_concurrent and len(self.live) - len(self.paused) >= self.max_concurrent:
+            return None
         config = self._propose()
         if config is None or config == Searcher.FINISHED:
             return config
@@ -305,6 +325,7 @@ class SpaceSearcher(_Stateful):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         config = self.live.pop(trial_id, None)
+        self.paused.pop(trial_id, None)
         if config is None:
             return
         loss = _loss(result, self._metric, self._sign)

@@ -94,6 +94,7 @@ from ray.tune.schedulers.hb_bohb import HyperBandForBOHB
 from ray.tune.schedulers.pb2 import PB2
 
 from raytune_opt._compat.ray_tune import (
+    bracket_class,
     bracket_counters,
     bracket_members,
     latest_checkpoint_result,
@@ -308,12 +309,73 @@ class SeededPB2(_Population, PB2):
 # ------------------------------------------------------------------ Hyperband
 
 
+_EPS = 1e-9  # η^k in floating point: 27 · 3^-3 is 0.999…, not 1
+
+
+def _floor(x: float) -> int:
+    return math.floor(x + _EPS)
+
+
+class _PaperBracket(bracket_class()):
+    """A bracket of Hyperband exactly as Li et al. 2018, Algorithm 1: with ``R = max_t``, ``η``,
+    ``s_max = ⌊log_η R⌋``, bracket ``s`` takes ``n = ⌈(s_max + 1) η^s / (s + 1)⌉`` trials and runs, for
+    rung ``i = 0 … s``, its ``n_i = ⌊n η^-i⌋`` best trials to ``r_i = R η^(i - s)``.
+
+    Ray's ``_Bracket`` departs from it in three ways, each fixed here:
+
+    * it keeps ``⌈n_i / η⌉`` at each halving (``s = 2`` of ``R = 27, η = 3``: 12 → 4 → 2, not 1);
+    * it is "filled" while its *live* members number ``n``: a trial that finishes (trained to ``max_t``
+      by its own trainable, or failed) leaves ``_live_trials`` and reopens the bracket to a new trial
+      (an ``s = 0`` bracket of 4 took 7);
+    * it is halved as soon as its live members reach the milestone, before it has received its ``n``
+      trials (Tune creates trials lazily: with ``max_concurrent_trials`` a bracket of 6 was halved
+      with 4); the trials added afterwards join at the next rung against the survivors only, so a
+      trial worse than one already stopped could be promoted.
+
+    Here the bracket is filled once it has *received* ``n`` trials (finished ones count, it never
+    reopens), it is halved only when filled and every live member reached the milestone, and rung
+    ``i`` keeps ``⌊m η^-i⌋`` (at least one) of the ``m`` trials it received, ranked by their metric at
+    the milestone (ties: in the order they joined). A bracket the search ends before it is filled is
+    :meth:`close` d by the scheduler and halved with the ``m < n`` trials it has.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._s = self._halves  # the bracket's s (``_halves`` counts down)
+        self._rung = 0
+        self._closed = False
+
+    def filled(self) -> bool:
+        return self._closed or len(self._all_trials) >= self._n0
+
+    def close(self) -> None:
+        """No more trials will come: halve with those it has."""
+        self._closed = True
+
+    def cur_iter_done(self) -> bool:
+        return self.filled() and super().cur_iter_done()
+
+    def successive_halving(self, metric: str, metric_op: float) -> tuple[list[Trial], list[Trial]]:
+        if self._halves == 0 and not self.stop_last_trials:
+            return list(self._live_trials), []
+        assert self._halves > 0
+        self._halves -= 1
+        self._rung += 1
+        self._n = max(1, _floor(len(self._all_trials) * self._eta**-self._rung))
+        self._r = self._cumul_r = min(
+            self._max_t_attr, _floor(self._max_t_attr * self._eta ** (self._rung - self._s))
+        )
+        ranked = sorted(self._live_trials, key=lambda t: metric_op * self._live_trials[t][metric])
+        return ranked[-self._n :], ranked[: -self._n]
+
+
 class _Brackets:
     """Hyperband mixin: the bands of brackets and each trial's place in them across a restore."""
 
     _hyperbands: list
     _trial_info: dict
     _state: dict
+    _bracket_cls: type | None = None  # what load_scheduler_state rebuilds (None: Ray's _Bracket)
 
     def _init_brackets(self) -> None:
         # trial id → (bracket, band index, rank in the bracket, still live, last (time, metric)
@@ -362,7 +424,7 @@ class _Brackets:
 
     def load_scheduler_state(self, state: dict[str, Any]) -> None:
         self._hyperbands = [
-            [None if counters is None else new_bracket(counters) for counters in band]
+            [None if counters is None else new_bracket(counters, self._bracket_cls) for counters in band]
             for band in state["bands"]
         ]
         self._members = {
@@ -420,22 +482,38 @@ class ResumableHyperBand(_Brackets, HyperBandScheduler):
     """Ray's synchronous ``HyperBandScheduler`` whose brackets survive ``Tuner.restore``, filling
     its brackets in ``bracket_order``:
 
-    * ``"paper"`` — Li et al. 2018, Algorithm 1: ``s = s_max, s_max − 1, …, 0`` in each band, the
-      most exploratory bracket (many trials from the smallest resource) first; Ray's
-      ``HyperBandForBOHB`` fills its brackets in this order too;
-    * ``"ray"`` — Ray's ``HyperBandScheduler``: ``s = 0`` first, i.e. ``s_max + 1`` trials at the
-      full resource — plain random search — before any early stopping.
+    * ``"paper"`` — Li et al. 2018, Algorithm 1, exactly: ``s = s_max, s_max − 1, …, 0`` in each
+      band, the most exploratory bracket (many trials from the smallest resource) first, each
+      bracket's rungs as :class:`_PaperBracket` says (``s_max = ⌊log_η R⌋``; Ray rounds it);
+    * ``"ray"`` — Ray's ``HyperBandScheduler`` as it is: ``s = 0`` first, i.e. ``s_max + 1`` trials
+      at the full resource — plain random search — before any early stopping — and Ray's brackets.
 
     Over whole bands the two spend the same; the order decides what a run cut short has done.
     On the benchmark's problems (budget 20 full evaluations, less than one band) Ray's order left
     Hyperband no faster than random search, the paper's made it 34–81× faster to random search's
     final regret (benchmarks/results/hpo_strategies.md).
+
+    ``"paper"`` and ``max_concurrent_trials``: a trial paused at its milestone waits for the rest of
+    its bracket, and Ray's ``ConcurrencyLimiter`` would count it as running and suggest no new trial
+    to fill the bracket. As Ray's ``HyperBandForBOHB`` does, the scheduler tells the searcher
+    (``on_pause`` / ``on_unpause``); :class:`~raytune_opt.search._searcher.SpaceSearcher` limits the
+    trials that run, not those that wait. When the search has ended (``search_alg.is_finished()``)
+    and nothing runs or waits to start, the bracket being filled is closed and halved as it is.
     """
 
     def __init__(self, *args: Any, bracket_order: str = "paper", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._init_brackets()
         self._bracket_order = bracket_order
+        if bracket_order == "paper":
+            self._bracket_cls = _PaperBracket
+            R, eta = self._max_t_attr, self._eta
+            s_max = 0
+            while R * eta ** -(s_max + 1) >= 1 - _EPS:
+                s_max += 1
+            self._s_max_1 = s_max + 1
+            self._get_n0 = lambda s: math.ceil((s_max + 1) * eta**s / (s + 1) - _EPS)
+            self._get_r0 = lambda s: _floor(R * eta**-s)
 
     def _place(self, tune_controller: Any, trial: Trial) -> None:
         if self._bracket_order == "ray":
@@ -444,6 +522,49 @@ class ResumableHyperBand(_Brackets, HyperBandScheduler):
         # HyperBandForBOHB.on_trial_add is HyperBandScheduler.on_trial_add with s counted down
         # from s_max (and only this class's attributes): the paper's order, not rewritten here
         HyperBandForBOHB.on_trial_add(self, tune_controller, trial)
+
+    def _create_bracket(self, s: int) -> Any:
+        if self._bracket_order == "ray":
+            return super()._create_bracket(s)
+        return _PaperBracket(
+            time_attr=self._time_attr,
+            max_trials=self._get_n0(s),
+            init_t_attr=self._get_r0(s),
+            max_t_attr=self._max_t_attr,
+            eta=self._eta,
+            s=s,
+            stop_last_trials=self._stop_last_trials,
+        )
+
+    @staticmethod
+    def _searcher(tune_controller: Any) -> Any:
+        return getattr(getattr(tune_controller, "search_alg", None), "searcher", None)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        searcher = self._searcher(tune_controller)
+        if action == self.PAUSE and self._bracket_order == "paper" and searcher is not None:
+            searcher.on_pause(trial.trial_id)
+        return action
+
+    def _unpause_trial(self, tune_controller: Any, trial: Trial) -> None:
+        searcher = self._searcher(tune_controller)
+        if self._bracket_order == "paper" and searcher is not None:
+            searcher.on_unpause(trial.trial_id)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        trial = super().choose_trial_to_run(tune_controller)
+        if trial is not None or self._bracket_order == "ray" or tune_controller is None:
+            return trial
+        bracket = self._state["bracket"]
+        search = getattr(tune_controller, "search_alg", None)
+        if bracket is None or bracket.filled() or search is None or not search.is_finished():
+            return None
+        if any(t.status in (Trial.RUNNING, Trial.PENDING) for t in tune_controller.get_trials()):
+            return None
+        bracket.close()  # the search ended before the bracket was filled
+        self._process_bracket(tune_controller, bracket)
+        return super().choose_trial_to_run(tune_controller)
 
 
 class ResumableHyperBandForBOHB(_Brackets, HyperBandForBOHB):

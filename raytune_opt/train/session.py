@@ -64,17 +64,27 @@ class Session:
 class LocalSession(Session):
     """No Ray: keeps the reported metrics in ``results`` and copies checkpoints under ``storage``.
 
-    ``stop_after`` ends the run after that many reports, like a Tune stopper on ``training_iteration``.
+    ``stop_after`` ends the run after that many reports, like a Tune stopper on ``training_iteration``;
+    ``device`` (default the CPU) is where the loop trains, e.g. ``"cuda"``.
     """
 
     def __init__(
-        self, checkpoint: Any = None, storage: str | None = None, stop_after: int | None = None
+        self,
+        checkpoint: Any = None,
+        storage: str | None = None,
+        stop_after: int | None = None,
+        device: str | torch.device | None = None,
     ) -> None:
+        self._device = torch.device(device) if device is not None else torch.device("cpu")
         self._resume = checkpoint
         self.storage = storage
         self.stop_after = stop_after
         self.results: list[dict[str, Any]] = []
         self.checkpoints: list[str] = []
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
 
     def get_checkpoint(self) -> Any:
         return self._resume

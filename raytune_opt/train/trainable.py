@@ -49,11 +49,12 @@ def run_local(
     checkpoint: Any = None,
     storage: str | None = None,
     stop_after: int | None = None,
+    device: str | None = None,
 ) -> LocalSession:
-    """Run one trial in this process (from ``checkpoint`` if given, for at most ``stop_after`` epochs);
-    ``session.results`` holds every epoch's metrics and ``session.checkpoints`` the checkpoint
-    directories written under ``storage`` (if given)."""
-    session = LocalSession(checkpoint=checkpoint, storage=storage, stop_after=stop_after)
+    """Run one trial in this process (from ``checkpoint`` if given, for at most ``stop_after`` epochs,
+    on ``device``, default the CPU); ``session.results`` holds every epoch's metrics and
+    ``session.checkpoints`` the checkpoint directories written under ``storage`` (if given)."""
+    session = LocalSession(checkpoint=checkpoint, storage=storage, stop_after=stop_after, device=device)
     train_loop(config, session)
     return session
 

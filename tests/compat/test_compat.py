@@ -96,6 +96,12 @@ def test_hyperband_privates_exist():
         sched = cls(time_attr="training_iteration", metric="loss", mode="min", max_t=9)
         missing = set(ray_tune.HYPERBAND_PRIVATES) - _attribute_names(sched)
         assert not missing, f"{cls.__name__} lost {missing}"
+        for hook, params in ray_tune.HYPERBAND_HOOKS.items():
+            assert tuple(inspect.signature(getattr(cls, hook)).parameters) == params, hook
+    bracket = _bracket()
+    assert isinstance(bracket, ray_tune.bracket_class())
+    missing = set(ray_tune.BRACKET_PRIVATES) - set(vars(bracket))
+    assert not missing, f"ray's _Bracket lost {missing}"
 
 
 def _pbt(cls, **kw):

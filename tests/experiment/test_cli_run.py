@@ -25,7 +25,7 @@ REPORT_FILES = ("summary.json", "trials.csv", "best_so_far.png", "learning_curve
 
 #: a tiny budget per example (on top of train.epochs=2, search.num_samples=3)
 TINY = {
-    "quickstart": ["search.max_t=2"],
+    "quickstart": ["search.max_t=2", "search.optimizers=[adamw, momentum]", "search.compare_seeds=2"],
     "hyperband": ["search.max_t=2"],
     "asha": ["search.max_t=2"],
     "bohb": ["search.max_t=2"],
@@ -65,17 +65,17 @@ def test_console_script_dry_run_and_bad_input(tmp_path):
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    assert "strategy bohb: 7 trials" in out.stdout and "dry run: nothing started" in out.stdout
+    assert "strategy asha: 7 trials per optimizer" in out.stdout and "dry run: nothing started" in out.stdout
     assert "lion.lr: loguniform" in out.stdout and not list(tmp_path.iterdir())
     bad = subprocess.run(
-        [*cmd, "run", quick, "--dry-run", "--set", "search.strategy=bohbb"],
+        [*cmd, "run", quick, "--dry-run", "--set", "search.strategy=ashaa"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
-    assert "search.strategy" in bad.stderr and "did you mean 'bohb'" in bad.stderr
+    assert "search.strategy" in bad.stderr and "did you mean 'asha'" in bad.stderr
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
@@ -85,6 +85,13 @@ def test_every_example_runs_at_a_tiny_budget(ray_local, tmp_path, example):
     assert cli("run", example, "--storage", tmp_path, *sets) == 0
     name = yaml.safe_load(example.read_text())["name"]
     folder = tmp_path / name
+    if (folder / "comparison.json").exists():  # search.compare: one sub-experiment per optimizer
+        summary = json.loads((folder / "summary.json").read_text())
+        assert (folder / "tuning_curves.png").stat().st_size > 0 and (folder / "report.md").exists()
+        assert [r["rank"] for r in summary["ranking"]] == [1, 2]
+        for r in summary["ranking"]:
+            assert r["test"]["n"] == 2 and r["trials"] == 3 and (folder / r["folder"] / "trials.csv").exists()
+        return
     for f in REPORT_FILES:
         assert (folder / f).stat().st_size > 0, f
     summary = json.loads((folder / "summary.json").read_text())
@@ -119,7 +126,7 @@ def test_failing_and_diverging_trials_are_recorded_and_the_experiment_completes(
         "optimizer": {"name": "momentum"},
         "search": {
             "strategy": "grid",
-            "space": {"task_args": {"grid": [{}, {"crash": True}]}, "lr": {"grid": [0.05, 1.0e6]}},
+            "space": {"task_args": {"grid": [{}, {"crash": True}]}, "lr": {"grid": [0.05, 1.0e12]}},
         },
         "run": {"max_failures": 0, "storage_path": str(tmp_path / "results"), "tensorboard": True},
     }

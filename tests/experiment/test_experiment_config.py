@@ -41,15 +41,17 @@ def test_every_example_validates(path):
     assert str(exp.plan()).startswith(f"experiment {exp.name!r}")
 
 
-def test_quickstart_is_bohb_over_four_optimizers():
+def test_quickstart_is_a_comparison_of_four_optimizers():
     exp = Experiment.from_yaml(EXAMPLES / "quickstart.yaml")
-    assert exp.search.strategy == "bohb" and exp.task.name == "mnist1d-mlp"
+    assert exp.search.strategy == "asha" and exp.task.name == "mnist1d-mlp"
+    assert exp.search.compare == "optimizers" and exp.search.compare_seeds == 3
     assert list(exp.plan().optimizers) == ["adamw", "lion", "momentum", "nesterov"]
     names = {p.name for p in exp.plan().space}
     assert {"optimizer", "lion.lr", "adamw.weight_decay", "nesterov.momentum"} <= names
     assert (exp.plan().metric, exp.plan().mode) == ("val_accuracy", "max")
     fixed = exp.plan().fixed
-    assert fixed["task"] == "mnist1d-mlp" and fixed["epochs"] == 27 and "optimizer" not in fixed
+    assert fixed["task"] == "mnist1d-mlp" and fixed["epochs"] == 30 and "optimizer" not in fixed
+    assert "comparison: that search once per optimizer" in str(exp.plan())
 
 
 def test_defaults_metric_mode_and_max_t_from_the_task_and_train():

@@ -9,7 +9,7 @@ import torch
 from first_order_helpers import SmoothProblem, check_against_reference, max_rel_err, run_ours, run_reference
 
 from raytune_opt.optim import Lion
-from raytune_opt.optim._first_order import COMPILED_MIN_NUMEL, run_compiled
+from raytune_opt.optim._dispatch import COMPILED_MIN_NUMEL, run_compiled
 from raytune_opt.optim.lion import lion_update
 
 
@@ -40,7 +40,11 @@ def ref_seed_lion(lr, beta1):
 
 @pytest.mark.parametrize(
     "hp",
-    [dict(lr=0.01), dict(lr=0.01, betas=(0.95, 0.98), weight_decay=0.3), dict(lr=0.005, maximize=True)],
+    [
+        dict(lr=0.01, weight_decay=0.0),
+        dict(lr=0.01, betas=(0.95, 0.98), weight_decay=0.3),
+        dict(lr=0.005, weight_decay=0.1, maximize=True),
+    ],
 )
 @pytest.mark.parametrize("fused", [None, True])  # True on the CPU: the single-pass kernel (_kernels)
 def test_lion_matches_chen_et_al(hp, fused):
@@ -49,7 +53,7 @@ def test_lion_matches_chen_et_al(hp, fused):
 
 def test_equal_betas_is_the_seeds_simplified_form():
     problem = SmoothProblem(seed=5)
-    traj, _, _ = run_ours("lion", problem, 50, lr=0.01, betas=(0.9, 0.9))
+    traj, _, _ = run_ours("lion", problem, 50, lr=0.01, betas=(0.9, 0.9), weight_decay=0.0)
     ref = run_reference(ref_seed_lion(0.01, 0.9), problem.x0, problem.grad, 50)
     assert max_rel_err(traj, ref) < 1e-10
 

@@ -1,12 +1,12 @@
 """The default CPU path of optimizers without a native kernel (Lion, RMSProp; Nesterov at momentum 0) runs
-the foreach rule block by block (``_first_order.run_chunked``): bit-identical to the whole-tensor rule."""
+the foreach rule block by block (``_dispatch.run_chunked``): bit-identical to the whole-tensor rule."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from raytune_opt.optim import _first_order, create
+from raytune_opt.optim import _dispatch, create
 from raytune_opt.optim.adam import adam_update
 
 HP = {
@@ -19,7 +19,7 @@ HP = {
 @pytest.mark.parametrize("name", sorted(HP))
 @pytest.mark.parametrize("maximize", [False, True])
 def test_chunked_equals_whole_tensor_rule(name, maximize, monkeypatch):
-    monkeypatch.setattr(_first_order, "CHUNK_NUMEL", 64)
+    monkeypatch.setattr(_dispatch, "CHUNK_NUMEL", 64)
     gen = torch.Generator().manual_seed(0)
     # big tensors are cut into blocks (one not a multiple of 64), small ones grouped, one non-contiguous
     shapes = [(1000,), (7, 50), (3,), (10,), (200,), (5, 5), (130,)]
@@ -27,9 +27,9 @@ def test_chunked_equals_whole_tensor_rule(name, maximize, monkeypatch):
     base.append(torch.randn(40, 30, generator=gen).t())  # non-contiguous: whole, in a group
     grads = [[torch.randn(p.shape, generator=gen) for p in base] for _ in range(4)]
     out = []
-    for fused in (None, False):
+    for flags in ({}, {"foreach": True}):  # the default (cache-blocked) against the whole-tensor rule
         ps = [(p.clone() if p.is_contiguous() else p.t().clone().t()).requires_grad_() for p in base]
-        opt = create(name, ps, **HP[name], maximize=maximize, fused=fused)
+        opt = create(name, ps, **HP[name], maximize=maximize, **flags)
         for gs in grads:
             for p, g in zip(ps, gs, strict=True):
                 p.grad = g.clone()
@@ -45,7 +45,7 @@ def test_chunked_equals_whole_tensor_rule(name, maximize, monkeypatch):
 
 def test_chunked_slices_per_tensor_hyperparameters(monkeypatch):
     """Adam's rule takes per-tensor step counts: each block gets its own tensor's."""
-    monkeypatch.setattr(_first_order, "CHUNK_NUMEL", 64)
+    monkeypatch.setattr(_dispatch, "CHUNK_NUMEL", 64)
     gen = torch.Generator().manual_seed(1)
     shapes = [(300,), (20,), (50,), (129,)]
     ps = [torch.randn(s, generator=gen) for s in shapes]
@@ -68,7 +68,7 @@ def test_chunked_slices_per_tensor_hyperparameters(monkeypatch):
             maximize=False,
         )
         if chunked:
-            _first_order.run_chunked(adam_update, lists, hyper)
+            _dispatch.run_chunked(adam_update, lists, hyper)
         else:
             adam_update(*lists, **hyper)
         runs.append(lists)
@@ -79,7 +79,7 @@ def test_chunked_slices_per_tensor_hyperparameters(monkeypatch):
 
 def test_block_workers_run_one_intra_op_thread_and_leave_the_default_alone():
     threads = torch.get_num_threads()
-    pool = _first_order._workers(2)
+    pool = _dispatch._workers(2)
     try:
         assert torch.get_num_threads() == threads
         x = torch.zeros(1 << 16)

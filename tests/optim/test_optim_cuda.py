@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from raytune_opt import optim
-from raytune_opt.optim._first_order import COMPILED_MIN_NUMEL
+from raytune_opt.optim._dispatch import COMPILED_MIN_NUMEL
 from raytune_opt.optim.problems import mgh, rosenbrock
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -8,7 +8,7 @@ import numba
 import pytest
 import torch
 
-from raytune_opt.optim import _first_order, _kernels, create
+from raytune_opt.optim import _dispatch, _kernels, create
 
 CASES = {
     "lion": dict(lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1),
@@ -64,7 +64,7 @@ def _count_kernel_calls(monkeypatch, name):
 @pytest.mark.parametrize("case", ["lion", "rmsprop"])
 def test_default_path_takes_the_kernel_for_large_buckets_only(case, monkeypatch):
     calls = _count_kernel_calls(monkeypatch, f"{case}_update")
-    monkeypatch.setattr(_first_order, "KERNEL_MIN_TOTAL", 1000)
+    monkeypatch.setattr(_dispatch, "KERNEL_MIN_TOTAL", 1000)
     gen = torch.Generator().manual_seed(2)
     grads = [[torch.randn(600, generator=gen)]]
     _run(case, CASES[case], [torch.randn(600)], grads, None)  # 600 < 1000: cache-blocked foreach

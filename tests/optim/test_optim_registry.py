@@ -9,7 +9,8 @@ import torch
 from first_order_helpers import FIRST_ORDER
 
 from raytune_opt.errors import ConfigError
-from raytune_opt.optim import available, create, param_groups
+from raytune_opt.optim import available, create, param_groups, register
+from raytune_opt.optim.registry import Choices, Fixed, Range
 
 ISSUE_DEFAULTS = {
     "momentum": {"momentum": 0.9},
@@ -18,8 +19,12 @@ ISSUE_DEFAULTS = {
     "adagrad": {"lr": 1e-2, "eps": 1e-10, "decay": 1.0},
     "adam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8},
     "adamw": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2},
-    "lion": {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.0},
+    # Lion: AdamW's defaults by the seed's 3–10× rule (10×: lr 1e-3 → 1e-4, weight decay 1e-2 → 0.1)
+    "lion": {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.1},
 }
+#: searched hyperparameters whose default is "off", which their log-uniform range cannot hold: coupled L2
+#: weight decay, off by default as in torch.optim (Lion's and AdamW's decoupled decay are on)
+OFF_BY_DEFAULT = {(n, "weight_decay") for n in ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam")}
 
 
 def test_first_order_names_are_registered():
@@ -43,6 +48,76 @@ def test_defaults_are_the_issue_table_and_the_class_signature(name):
             assert not h.log or h.low > 0
         if h.choices is not None:
             assert h.default in h.choices
+
+
+@pytest.mark.parametrize("name", list(available()))
+def test_the_signature_is_the_spec(name):
+    """Every constructor parameter is registered, in signature order, with the signature's default."""
+    spec = available()[name]
+    sig = list(inspect.signature(spec.cls.__init__).parameters.values())
+    assert [p.name for p in sig[:2]] == ["self", "params"]
+    assert [p.name for p in sig[2:]] == list(spec.hparams)
+    for p in sig[2:]:
+        h = spec.hparams[p.name]
+        assert h.default == p.default and type(h.default) is type(p.default), p.name
+        assert spec.defaults[p.name] == p.default
+        if h.low is not None:
+            assert h.choices is None and 0 <= h.low < h.high and (not h.log or h.low > 0), p.name
+        if h.choices is not None:
+            assert h.default in h.choices, p.name
+        if h.searched and (name, p.name) not in OFF_BY_DEFAULT:  # the default is a point of its space
+            assert h.default in h.choices if h.choices else h.low <= h.default <= h.high, p.name
+    # and the class built by create() without arguments runs with those defaults
+    opt = create(name, [torch.zeros(2, requires_grad=True)])
+    for key, value in spec.defaults.items():
+        if key in opt.defaults and key != "max_eval":  # max_eval: None → its derived value
+            assert opt.defaults[key] == value, key
+
+
+def test_register_refuses_a_class_whose_parameters_and_entries_differ():
+    class Toy(torch.optim.SGD):
+        def __init__(self, params, lr: float = 0.1, momentum: float = 0.0):
+            super().__init__(params, lr=lr, momentum=momentum)
+
+    with pytest.raises(TypeError, match=r"not registered \['momentum'\]"):
+        register("toy", Toy, "first-order", "toy", [Range("lr", 1e-3, 1.0, log=True)])
+    with pytest.raises(TypeError, match=r"not parameters \['nesterov'\]"):
+        register("toy", Toy, "first-order", "toy", [Fixed("lr"), Fixed("momentum"), Fixed("nesterov")])
+    with pytest.raises(TypeError, match="not in"):
+        register("toy", Toy, "first-order", "toy", [Fixed("lr"), Choices("momentum", (0.5, 0.9))])
+    assert "toy" not in available()
+
+
+def test_lm_takes_every_parameter_of_its_class():
+    """The drift of the issue: create("lm") gave ν = 2 while the registry said 10, and refused
+    damping_update, which the class takes."""
+    x = torch.zeros(2, requires_grad=True)
+    assert create("lm", [x]).defaults["nu"] == available()["lm"].hparams["nu"].default == 2.0
+    assert create("lm", [x], damping_update="marquardt").defaults["damping_update"] == "marquardt"
+    nu = available()["lm"].hparams["nu"]
+    assert nu.low <= nu.default <= nu.high
+
+
+def test_lion_follows_adamw_by_the_seed_rule():
+    """Lion's lr 3–10× below AdamW's and its weight decay 3–10× above, across AdamW's whole ranges: every
+    such value is in Lion's range and Lion's range holds nothing else; its defaults follow the same rule."""
+    adamw, lion = available()["adamw"].hparams, available()["lion"].hparams
+    lr, wd = lion["lr"], lion["weight_decay"]
+    assert lr.log and wd.log
+    assert (lr.low, lr.high) == pytest.approx((adamw["lr"].low / 10, adamw["lr"].high / 3))
+    assert (wd.low, wd.high) == pytest.approx(
+        (adamw["weight_decay"].low * 3, adamw["weight_decay"].high * 10)
+    )
+    assert 3 <= adamw["lr"].default / lr.default <= 10
+    assert 3 <= wd.default / adamw["weight_decay"].default <= 10
+    assert lr.low <= lr.default <= lr.high and wd.low <= wd.default <= wd.high
+
+
+def test_fused_and_foreach_together_are_refused():
+    with pytest.raises(ConfigError, match="foreach"):
+        create("adam", [torch.zeros(2)], fused=True, foreach=True)
+    with pytest.raises(ConfigError, match="foreach"):
+        create("adam", [torch.zeros(2)], foreach="yes")
 
 
 def test_search_ranges_follow_the_seed():

@@ -14,6 +14,8 @@ from raytune_opt.train import run_local
 from raytune_opt.train.checkpoint import load_state
 
 DIGITS = {"task": "digits-mlp", "task_args": {"hidden": 16}, "batch_size": 128}
+#: digits-mlp's training split (train / val / test: 1150 / 288 / 359)
+N_TRAIN = len(get_task("digits-mlp").build().train[1])
 
 
 def _weights(checkpoint: str) -> dict[str, torch.Tensor]:
@@ -87,7 +89,7 @@ def test_pbt_style_restore_uses_the_new_hyperparameters(tmp_path: Path) -> None:
     clone = run_local(
         clone_cfg, checkpoint=donor.checkpoints[-1], storage=str(tmp_path / "clone"), stop_after=1
     )
-    steps_per_epoch = math.ceil(1150 / 128)  # digits: 1150 training samples
+    steps_per_epoch = math.ceil(N_TRAIN / 128)
     # epoch 3 continues the donor's schedule position with the clone's base lr
     t_last = 3 * steps_per_epoch
     expected_lr = 2e-4 * 0.5 * (1 + math.cos(math.pi * t_last / (6 * steps_per_epoch)))
@@ -141,7 +143,7 @@ def test_checkpoint_every_and_at_end_choose_the_saved_epochs(tmp_path, every, at
 def test_data_fraction_and_metrics() -> None:
     session = run_local({**DIGITS, "optimizer": "adam", "lr": 1e-2, "epochs": 2, "data_fraction": 0.25})
     r = session.results
-    assert [x["samples_seen"] for x in r] == [round(0.25 * 1150), 2 * round(0.25 * 1150)]
+    assert [x["samples_seen"] for x in r] == [round(0.25 * N_TRAIN), 2 * round(0.25 * N_TRAIN)]
     assert set(r[0]) >= {
         "train_loss",
         "val_loss",
