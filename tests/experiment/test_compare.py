@@ -123,7 +123,13 @@ def test_evaluate_one_seed_loads_the_checkpoint_and_keeps_the_folder(comparison,
     assert test["values"][0] == pytest.approx(retrained["values"][0], abs=1.5 / 359)
     after = _snapshot(sub)
     changed = {k for k in before if before[k] != after.get(k)}
-    assert changed <= {"summary.json", "report.md", "trials.csv", *(k for k in before if k.endswith(".png"))}
+    assert changed <= {
+        "summary.json",
+        "report.md",
+        "report.html",
+        "trials.csv",
+        *(k for k in before if k.endswith(".png")),
+    }
     assert json.loads((sub / "summary.json").read_text())["test"]["values"] == test["values"]
     assert "## Test" in (sub / "report.md").read_text()
 
