@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from raytune_opt import keys
 from raytune_opt.errors import ConfigError, ConfigTypeError
 
 __all__ = ["Float", "Int", "Choice", "Fixed", "Param", "SearchSpace", "Encoding"]
@@ -312,7 +313,8 @@ class SearchSpace:
                     )
                 else:
                     continue
-                spec[f"{n}.{h.name}"] = Param(f"{n}.{h.name}", dom, ("optimizer", (n,)))
+                name = keys.key(n, h.name)
+                spec[name] = Param(name, dom, ("optimizer", (n,)))
         spec.update(fixed)
         return cls(spec)
 
