@@ -374,7 +374,9 @@ class SimLoop:
             self.presets = None
             self.searcher = alg
             alg.set_search_properties(cfg.metric, cfg.mode, {})
-            self.search_alg = types.SimpleNamespace(searcher=alg)  # what HyperBandForBOHB calls
+            # what HyperBandForBOHB and the paper-order Hyperband call (Tune's SearchGenerator API)
+            self.search_alg = types.SimpleNamespace(searcher=alg, is_finished=self._search_finished)
+        self.exhausted = False  # the searcher said FINISHED
         self.num_samples = len(self.presets) if self.presets is not None else cfg.num_samples
         self.trials: list = []
         self.now = 0.0
@@ -383,6 +385,11 @@ class SimLoop:
         self.started: set = set()
         self.seq = 0
         self.run = Run()
+
+    def _search_finished(self) -> bool:
+        """Whether the search has ended (Tune's ``SearchGenerator.is_finished``): all samples
+        suggested, or the searcher said FINISHED."""
+        return self.exhausted or len(self.trials) >= self.num_samples
 
     # -- the controller API the schedulers use
     def get_trials(self) -> list:
@@ -453,6 +460,8 @@ class SimLoop:
                     return added
                 trial_id = f"sim{len(self.trials):05d}"
                 config = self._call(self.searcher.suggest, trial_id)
+                if config == Searcher.FINISHED:
+                    self.exhausted = True
                 if config is None or config == Searcher.FINISHED:
                     return added
             trial = Trial(

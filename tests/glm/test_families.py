@@ -38,8 +38,6 @@ def test_link_derivatives_match_autograd(name):
 
 
 def test_links_match_statsmodels():
-    from conftest import sm_family
-
     for name in LINKS:
         fam = next(f for f, cls in FAMILIES.items() if name in cls.links)
         ref = sm_family(fam, name).link
