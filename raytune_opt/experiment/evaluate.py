@@ -105,7 +105,7 @@ def _run_seeds(exp: Any, configs: list[dict[str, Any]], progress: bool) -> list[
         num_gpus=(r.gpus_per_worker or 1) if gpu else 0,
         max_retries=max(exp.run_.max_failures, 0),
     )(_retrain)
-    tasks = user_tasks()
+    tasks = user_tasks({str(c.get("task")) for c in configs})
     refs = [task.remote(c, tasks, "cuda" if gpu else None) for c in configs]
     return ray.get(refs)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,9 +239,12 @@ def available_tasks() -> dict[str, Task]:
     return dict(_TASKS)
 
 
-def user_tasks() -> dict[str, Task]:
-    """The tasks registered by the user (not built in): shipped to Ray workers with the trainable."""
-    return {n: t for n, t in _TASKS.items() if not t.builtin}
+def user_tasks(names: Iterable[str] | None = None) -> dict[str, Task]:
+    """The tasks registered by the user (not built in), or those of them named in ``names``: what
+    travels to Ray workers with a trainable (only the ones its trials use, so that an unrelated
+    registered task whose code a worker cannot load never breaks a trial)."""
+    wanted = None if names is None else set(names)
+    return {n: t for n, t in _TASKS.items() if not t.builtin and (wanted is None or n in wanted)}
 
 
 def restore_user_tasks(tasks: dict[str, Task]) -> None:

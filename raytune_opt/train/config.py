@@ -34,6 +34,7 @@ __all__ = [
     "TrainConfig",
     "validate",
     "validate_space",
+    "task_names",
     "resolve_optimizer_keys",
     "SECOND_ORDER",
 ]
@@ -328,6 +329,13 @@ def validate(config: Mapping[str, Any]) -> TrainConfig:
             f"1 for the second-order optimizer {spec.name!r} (full-batch closure steps)",
         )
     return cfg
+
+
+def task_names(param_space: Mapping[str, Any]) -> list[str]:
+    """The task names a ``param_space``'s trials can take (its ``task``, or a categorical search over
+    tasks)."""
+    values = _candidates(param_space.get("task")) or []
+    return [v for v in values if isinstance(v, str)]
 
 
 def _candidates(value: Any) -> list[Any] | None:

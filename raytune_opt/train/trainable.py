@@ -31,7 +31,7 @@ from typing import Any
 from raytune_opt._compat.ray_train import trial_storage
 from raytune_opt.capabilities import declare
 from raytune_opt.tasks import restore_user_tasks, user_tasks
-from raytune_opt.train.config import validate, validate_space
+from raytune_opt.train.config import task_names, validate, validate_space
 from raytune_opt.train.loop import train_loop
 from raytune_opt.train.session import LocalSession, TrainSession, TuneSession
 
@@ -162,7 +162,7 @@ def trainable(param_space: Mapping[str, Any]) -> Callable[..., Any]:
     import ray.tune
 
     cfg = validate_space(param_space)
-    tasks = user_tasks()
+    tasks = user_tasks(task_names(param_space))
     # what the search strategies check (raytune_opt.capabilities): the loop trains on
     # config["data_fraction"] of the data, and checkpoints unless told to save none
     checkpoints = cfg.checkpoint_every > 0 or cfg.checkpoint_at_end

@@ -88,3 +88,27 @@ def test_pbt_clones_with_the_mutated_lr_and_survives_a_diverged_trial(ray_local,
     assert cloned == 1
     finished = [df for df in frames if not df["diverged"].any()]
     assert all(df["epoch"].iloc[-1] == 4 for df in finished)
+
+
+def test_a_trial_carries_only_its_own_tasks(ray_local, tmp_path: Path) -> None:
+    """A registered task whose code the workers cannot import (a module only this process has) does not
+    break the trials of other tasks: a trainable ships only the tasks its trials use."""
+    import sys
+    import types
+
+    from raytune_opt.tasks import get_task, register_task, user_tasks
+    from raytune_opt.train.config import task_names
+
+    module = types.ModuleType("only_in_the_driver")
+    exec("def task():\n    return None\n", module.__dict__)
+    sys.modules["only_in_the_driver"] = module
+    register_task("test-only-in-the-driver", module.task, overwrite=True)
+    try:
+        space = {**DIGITS, "optimizer": "adam", "lr": 1e-2, "epochs": 1}
+        assert "test-only-in-the-driver" not in user_tasks(task_names(space))
+        assert "test-only-in-the-driver" in user_tasks()
+        result = _tuner(space, tmp_path)[0]
+        assert result.error is None and result.metrics["epoch"] == 1
+    finally:
+        del sys.modules["only_in_the_driver"]
+        get_task("digits-mlp")  # the registry is still usable
