@@ -154,8 +154,10 @@ def test_two_gloo_ranks_on_a_dataset_step_like_one_worker(tmp_path: Path) -> Non
     storage = tmp_path / "two"
     storage.mkdir()
     port = 29500 + os.getpid() % 1000
+    # spawn, not fork: this test process may hold the suite's Ray driver connection (gRPC threads),
+    # which a forked child would inherit half-copied, and Ray calls after it could hang
     mp.start_processes(
-        _rank, args=(2, {**cfg, "num_workers": 2}, str(storage), port), nprocs=2, start_method="fork"
+        _rank, args=(2, {**cfg, "num_workers": 2}, str(storage), port), nprocs=2, start_method="spawn"
     )
     two = json.loads((storage / "results_0.json").read_text())
     assert [r["samples_seen"] for r in two] == [1150, 2300]
