@@ -260,20 +260,9 @@ def merge_space(space: Mapping[str, Any], optimizers: list[str] | None) -> Searc
     ``space`` entries (SearchSpace dict syntax) added or overriding its ranges (an override keeps the
     optimizer's condition unless it states its own); ``None`` when both are empty. The one merge: the
     plan and the report (which rebuilds it from ``experiment.json``) both use it."""
-    from raytune_opt.search import Param, SearchSpace
+    from raytune_opt.search import SearchSpace
 
-    user = SearchSpace(space) if space else None
-    if not optimizers:
-        return user
-    base = SearchSpace.for_optimizers(optimizers)
-    if user is None:
-        return base
-    mine = {p.name: p for p in user}
-    params = []
-    for p in base:
-        q = mine.pop(p.name, None)
-        params.append(p if q is None else Param(q.name, q.domain, q.when or p.when))
-    return SearchSpace([*params, *mine.values()])
+    return SearchSpace.merged(optimizers, space)
 
 
 def _fixed(exp: Experiment, searched: set[str]) -> dict[str, Any]:

@@ -29,22 +29,11 @@ EDGE_MARGIN = 0.05
 
 def search_space(search: Mapping[str, Any] | None) -> Any:
     """The ``raytune_opt.search.SearchSpace`` of a stored ``search`` section (``None`` without one)."""
-    from raytune_opt.search import Param, SearchSpace
+    from raytune_opt.search import SearchSpace
 
     if not search:
         return None
-    user = SearchSpace(search["space"]) if search.get("space") else None
-    if not search.get("optimizers"):
-        return user
-    base = SearchSpace.for_optimizers(search["optimizers"])
-    if user is None:
-        return base
-    mine = {p.name: p for p in user}
-    params = []
-    for p in base:
-        q = mine.pop(p.name, None)
-        params.append(p if q is None else Param(q.name, q.domain, q.when or p.when))
-    return SearchSpace([*params, *mine.values()])
+    return SearchSpace.merged(search.get("optimizers"), search.get("space"))
 
 
 def edge_params(

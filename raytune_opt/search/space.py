@@ -281,6 +281,24 @@ class SearchSpace:
         return cls(out)
 
     @classmethod
+    def merged(cls, optimizers: Sequence[str] | None, space: Mapping[str, Any] | None) -> SearchSpace | None:
+        """``for_optimizers(optimizers)`` with ``space`` entries added or overriding its ranges (an
+        override keeps the optimizer's condition unless it states its own); ``None`` when both are
+        empty. What an experiment's ``search`` section means: its plan and its report both use it."""
+        user = cls(space) if space else None
+        if not optimizers:
+            return user
+        base = cls.for_optimizers(optimizers)
+        if user is None:
+            return base
+        mine = {p.name: p for p in user}
+        params = []
+        for p in base:
+            q = mine.pop(p.name, None)
+            params.append(p if q is None else Param(q.name, q.domain, q.when or p.when))
+        return cls([*params, *mine.values()])
+
+    @classmethod
     def for_optimizers(cls, names: Sequence[str] | None = None, **fixed: Any) -> SearchSpace:
         """The conditional space over ``optimizer`` and each optimizer's own hyperparameters.
 
