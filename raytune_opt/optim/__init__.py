@@ -7,6 +7,7 @@ driven by ``step(closure)``: ``newton``, ``bfgs``, ``lbfgs``, ``lm``.
     >>> from raytune_opt import optim
     >>> opt = optim.create("adamw", model, lr=1e-3, weight_decay=0.05)   # biases not decayed
     >>> optim.available()["lion"].hparams["lr"]                          # default and search range
+    >>> optim.state_bytes(opt).per_param                                 # state bytes per parameter
 """
 
 from raytune_opt.optim.adagrad import Adagrad
@@ -15,6 +16,7 @@ from raytune_opt.optim.bfgs import BFGS
 from raytune_opt.optim.lbfgs import LBFGS
 from raytune_opt.optim.lion import Lion
 from raytune_opt.optim.lm import LM
+from raytune_opt.optim.memory import StateBytes, state_bytes
 from raytune_opt.optim.newton import Newton
 from raytune_opt.optim.registry import HParam, OptimizerSpec, available, create, param_groups, register, spec
 from raytune_opt.optim.rmsprop import RMSProp
@@ -28,6 +30,8 @@ __all__ = [
     "param_groups",
     "register",
     "spec",
+    "StateBytes",
+    "state_bytes",
     "SGD",
     "Momentum",
     "Nesterov",

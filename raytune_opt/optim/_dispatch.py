@@ -245,13 +245,14 @@ def run_kernel(name: str, b: Bucket, hyper: dict[str, Any], *, everything: bool 
     """Apply the single-pass CPU kernel ``optim._kernels.<name>`` to the tensors of ``b`` it takes; return
     the bucket of the others, or ``None`` when it took them all.
 
-    It takes the bucket's contiguous tensors if its dtype is float32 or float64 — with ``everything``
-    (``fused=True``) always, else only when they hold ≥ :data:`KERNEL_MIN_TOTAL` elements:
+    It takes the bucket's contiguous tensors whose buffers share the parameters' dtype (the loops read
+    every buffer as that dtype; Lion's bfloat16 momentum is not) if that is float32 or float64 — with
+    ``everything`` (``fused=True``) always, else only when they hold ≥ :data:`KERNEL_MIN_TOTAL` elements:
     a smaller step is too cheap to pay back the kernel's load (numba's import and on-disk cache, ~1 s
     once per process). The kernel's threads follow :func:`threads`.
     """
     lists = b.lists
-    take = [i for i in range(len(b)) if all(t[i].is_contiguous() for t in lists)]
+    take = [i for i in range(len(b)) if all(t[i].is_contiguous() and t[i].dtype == b.dtype for t in lists)]
     if (
         b.dtype not in _KERNEL_DTYPES
         or not take

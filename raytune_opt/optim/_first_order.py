@@ -13,7 +13,11 @@ torch kernel that computes the same equation. :class:`FirstOrderOptimizer` does 
   imaginary parts are separate coordinates);
 - groups the parameters that have a gradient by (device, dtype) and hands each bucket to the
   dispatcher, ``optim._dispatch``, which picks the execution path from the group's ``fused`` and
-  ``foreach`` flags (torch's two flags; both ``None`` by default: the dispatcher's choice).
+  ``foreach`` flags (torch's two flags; both ``None`` by default: the dispatcher's choice);
+- steps sharded parameters (``torch.distributed.tensor.DTensor``, what FSDP2's ``fully_shard`` makes)
+  through their local shards: every rule here is elementwise, so each worker updating its shard of
+  the parameter, gradient and state is the unsharded step, element for element, and every execution
+  path (torch's fused kernels, this project's CPU kernels) runs on plain tensors.
 
 Gradient conventions shared by all (g is what the update rule sees):
 ``maximize`` uses g = −∇J; coupled weight decay λ adds λ a to g (L2 regularisation). AdamW and Lion
@@ -22,6 +26,7 @@ decouple it instead (a ← a − η λ a, outside the adaptive step).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -34,7 +39,7 @@ from raytune_opt.optim._checks import check_choice, check_nonneg
 from raytune_opt.optim._dispatch import Bucket
 from raytune_opt.optim.registry import Fixed
 
-__all__ = ["FLAGS", "Bucket", "FirstOrderOptimizer", "effective_grads", "scalar"]
+__all__ = ["FLAGS", "Bucket", "FirstOrderOptimizer", "effective_grads", "local", "scalar"]
 
 FLAGS = [
     Fixed("maximize", doc="ascend instead of descend"),
@@ -63,6 +68,33 @@ def scalar(x: float | Tensor) -> float:
     return float(x.item()) if isinstance(x, Tensor) else float(x)
 
 
+def _dtensor_type() -> type | None:
+    """``torch.distributed.tensor.DTensor``, or ``None`` while that module is not imported (then no
+    DTensor exists; importing it costs seconds, which a process that never shards should not pay)."""
+    module = sys.modules.get("torch.distributed.tensor")
+    return None if module is None else module.DTensor
+
+
+def local(t: Tensor, dtensor: type | None = None) -> Tensor:
+    """The local shard of a ``DTensor`` (the tensor itself otherwise), sharing its memory: an in-place
+    update of it updates the DTensor. ``dtensor``: :func:`_dtensor_type`, when the caller has it."""
+    dtensor = _dtensor_type() if dtensor is None else dtensor
+    return t.to_local() if dtensor is not None and isinstance(t, dtensor) else t
+
+
+def _check_shards(name: str, p: Tensor, grad: Tensor) -> None:
+    """A DTensor parameter and its gradient must be laid out alike, with no pending reduction (a
+    ``Partial`` placement): then their local shards hold the same elements."""
+    placements = getattr(p, "placements", None)
+    if getattr(grad, "placements", None) != placements or any(x.is_partial() for x in placements):
+        raise ConfigError.invalid(
+            f"{name}.grad",
+            f"placements {getattr(grad, 'placements', None)}",
+            f"a gradient sharded like its parameter ({placements}) and already reduced "
+            "(what FSDP2's fully_shard gives)",
+        )
+
+
 class FirstOrderOptimizer(torch.optim.Optimizer):
     """Base class of the first-order optimizers; subclasses set the class attributes and ``rule``.
 
@@ -77,7 +109,8 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
       native_kernel  a torch fused kernel computes the equation: ``_native(bucket, hyper)`` runs it;
       cpu_kernel  the name of a single-pass CPU kernel in ``optim._kernels`` with the rule's signature
                   (for rules torch has no fused kernel for), or ``None``;
-    and ``_buffer_keys(group)`` when a buffer is needed only for some hyperparameters.
+    and ``_buffer_keys(group)`` when a buffer is needed only for some hyperparameters, and
+    ``_buffer_dtype(key, group)`` when a buffer is kept in another dtype than its parameter's.
     """
 
     name: ClassVar[str] = ""
@@ -86,7 +119,8 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
     compiled_tensors: ClassVar[tuple[str, ...]] = ()
     cpu_kernel: ClassVar[str | None] = None
     native_kernel: ClassVar[bool] = False
-    #: group keys that are not the rule's scalars: the execution-path flags
+    #: group keys that are not the rule's scalars: the execution-path flags (and a subclass's storage
+    #: options, such as Lion's ``state_dtype``)
     _PATH_KEYS: ClassVar[tuple[str, ...]] = ("fused", "foreach", "differentiable")
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
@@ -137,21 +171,33 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Load (``load_state_dict``, unpickling) and fill in what older state dicts lack, as torch does:
         group keys added since (``foreach``, ``fused``, ``maximize``, …) take the constructor's
-        defaults, and a ``step`` saved as a Python number becomes a float32 tensor."""
+        defaults, and a ``step`` saved as a Python number becomes a float32 tensor. A buffer kept in
+        its own dtype (:meth:`_buffer_dtype`) goes back to it: ``load_state_dict`` casts every floating
+        buffer to its parameter's dtype (losslessly, from a narrower one)."""
         super().__setstate__(state)
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
             for p in group["params"]:
                 st = self.state.get(p)
-                if st and "step" in st and not torch.is_tensor(st["step"]):
+                if not st:
+                    continue
+                if "step" in st and not torch.is_tensor(st["step"]):
                     st["step"] = torch.tensor(
                         float(st["step"]), dtype=torch.float32, device=_step_device(p, group)
                     )
+                for key in self.state_keys:
+                    dtype = self._buffer_dtype(key, group)
+                    if dtype is not None and key in st and st[key].dtype != dtype:
+                        st[key] = st[key].to(dtype)
 
     def _buffer_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         """The buffers this group's hyperparameters need (default: all of ``state_keys``)."""
         return self.state_keys
+
+    def _buffer_dtype(self, key: str, group: dict[str, Any]) -> torch.dtype | None:
+        """The dtype buffer ``key`` is kept in (``None``: its parameter's, the default)."""
+        return None
 
     def _init_state(self, p: Tensor, group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
         state = self.state[p]
@@ -159,7 +205,8 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
             state["step"] = torch.zeros((), dtype=torch.float32, device=_step_device(p, group))
         for key in keys:
             if key not in state:
-                buf = torch.zeros_like(p, memory_format=torch.preserve_format)
+                dtype = self._buffer_dtype(key, group)
+                buf = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
                 fill = self._init_fill(key, group)
                 if fill != 0:  # every real coordinate (of a complex buffer: both parts)
                     _real(buf).fill_(fill)
@@ -171,9 +218,11 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
         return 0.0
 
     def _buckets(self, group: dict[str, Any]) -> list[Bucket]:
-        """The group's parameters that have a gradient, by (device, dtype) of their real views."""
+        """The group's parameters that have a gradient, by (device, dtype) of their real views (of their
+        local shards, for DTensors)."""
         buckets: dict[tuple[torch.device, torch.dtype], Bucket] = {}
         keys = self._buffer_keys(group)
+        dtensor = _dtensor_type()
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -182,20 +231,23 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
                     f"{self.name}.grad", "sparse", "dense gradients (sparse gradients are not supported)"
                 )
             state = self._init_state(p, group, keys)
+            if dtensor is not None and isinstance(p, dtensor):
+                _check_shards(self.name, p, p.grad)
             cplx = p.is_complex()
-            real = torch.view_as_real(p) if cplx else p
-            b = buckets.get((p.device, real.dtype))
+            view = torch.view_as_real if cplx else _same
+            real = view(local(p, dtensor))
+            b = buckets.get((real.device, real.dtype))
             if b is None:
-                b = buckets[(p.device, real.dtype)] = Bucket(
-                    p.device, real.dtype, buffers={k: [] for k in keys}
+                b = buckets[(real.device, real.dtype)] = Bucket(
+                    real.device, real.dtype, buffers={k: [] for k in keys}
                 )
             b.sources.append(p)
             b.params.append(real)
-            b.grads.append(torch.view_as_real(p.grad) if cplx else p.grad)
+            b.grads.append(view(local(p.grad, dtensor)))
             if self.counts_steps:
                 b.steps.append(state["step"])
             for key in keys:
-                b.buffers[key].append(torch.view_as_real(state[key]) if cplx else state[key])
+                b.buffers[key].append(view(local(state[key], dtensor)))
         return list(buckets.values())
 
     # -- the step -------------------------------------------------------------------------------
@@ -244,6 +296,10 @@ class FirstOrderOptimizer(torch.optim.Optimizer):
     def rule(*lists: list[Tensor], **hyper: Any) -> None:
         """The update rule over tensor lists (``torch._foreach_*``), set by each subclass."""
         raise NotImplementedError
+
+
+def _same(t: Tensor) -> Tensor:
+    return t
 
 
 def _real(t: Tensor) -> Tensor:
