@@ -20,7 +20,7 @@
       compare: null                   # optimizers: one search per optimizer, then a test over seeds
       compare_seeds: 5                # ... each one's best configuration retrained over 5 seeds
     resources: {num_workers: 1, use_gpu: false, cpus_per_worker: 1, gpus_per_worker: null,
-                max_concurrent_trials: null}
+                max_concurrent_trials: null, strategy: ddp}   # fsdp: parameters sharded over workers
     run: {storage_path: results, max_failures: 1, address: null, tensorboard: false, keep_checkpoints: null,
           callbacks: []}              # e.g. [{mlflow: {}}, {wandb: {mode: offline}}]: Ray's logger callbacks
 
@@ -154,11 +154,14 @@ class ResourcesSection(_Section):
     cpus_per_worker: Float = Field(1, ge=0.0)
     gpus_per_worker: Float | None = Field(None, ge=0.0)
     max_concurrent_trials: int | None = Field(None, ge=1)
+    #: ddp: the model replicated on every worker; fsdp: its parameters, gradients and optimizer state
+    #: sharded over them (torch's FSDP2, for models larger than one device; first-order optimizers only)
+    strategy: Literal["ddp", "fsdp"] = "ddp"
 
     @property
     def distributed(self) -> bool:
-        """Whether trials run under ``TorchTrainer`` (more than one worker, or GPUs)."""
-        return self.num_workers > 1 or self.use_gpu
+        """Whether trials run under ``TorchTrainer`` (more than one worker, GPUs, or fsdp)."""
+        return self.num_workers > 1 or self.use_gpu or self.strategy == "fsdp"
 
 
 class RunSection(_Section):

@@ -92,6 +92,7 @@ def build_plan(exp: Experiment) -> Plan:
         task = get_task(exp.task.name)
         task.check_args(exp.task.args)
     _check_names(exp)
+    _check_strategy(exp)
     with exp.at("task.args"):
         spec = task.build(**exp.task.args)
     if exp.search is not None and exp.search.compare is not None and spec.test is None:
@@ -238,6 +239,16 @@ def _check_names(exp: Experiment) -> None:
         )
 
 
+def _check_strategy(exp: Experiment) -> None:
+    """``resources.strategy: fsdp`` with every optimizer the trials may take (a second-order one
+    cannot step sharded parameters)."""
+    from raytune_opt.train.config import check_strategy
+
+    for name in _optimizers(exp):
+        with exp.at("resources.strategy"):
+            check_strategy(exp.resources.strategy, name, "resources.strategy")
+
+
 def _metric_mode(exp: Experiment, task_metric: str, task_mode: str) -> tuple[str, str]:
     """The metric the search optimises and its mode (default: the task's own metric)."""
     modes = {"val_loss": "min", "train_loss": "min", task_metric: task_mode}
@@ -282,6 +293,7 @@ def _fixed(exp: Experiment, searched: set[str]) -> dict[str, Any]:
     if r.gpus_per_worker is not None:
         res["GPU"] = r.gpus_per_worker
     out["resources_per_worker"] = None if res == {"CPU": 1} else res
+    out["strategy"] = r.strategy
     keep = {"task", "epochs", "optimizer"}
     return {
         k: v
@@ -404,7 +416,9 @@ def _describe(exp: Experiment, plan: Mapping[str, Any]) -> str:
     r = exp.resources
     per = f"{r.cpus_per_worker:g} CPU" + (f" + {r.gpus_per_worker or 1:g} GPU" if r.use_gpu else "")
     lines.append(
-        f"  resources: {r.num_workers} worker(s) per trial ({per} each), "
+        f"  resources: {r.num_workers} worker(s) per trial ({per} each"
+        + (", parameters sharded: fsdp" if r.strategy == "fsdp" else "")
+        + "), "
         f"at most {r.max_concurrent_trials or 'as many as fit'} trials at once"
     )
     lines.append(

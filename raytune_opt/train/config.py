@@ -37,9 +37,14 @@ __all__ = [
     "task_names",
     "resolve_optimizer_keys",
     "SECOND_ORDER",
+    "STRATEGIES",
+    "check_strategy",
 ]
 
 SECOND_ORDER = "second-order"
+#: how a trial's workers hold the model (``resources.strategy``): ddp replicates it on every
+#: worker; fsdp shards its parameters over them (``raytune_opt.train.sharding``)
+STRATEGIES = ("ddp", "fsdp")
 
 
 def _no_bool(value: Any) -> Any:
@@ -171,6 +176,8 @@ class TrainConfig(TrainSettings):
     use_gpu: bool = False
     #: e.g. {"CPU": 2}; default {"CPU": 1} (+ {"GPU": 1} with use_gpu)
     resources_per_worker: dict[str, Annotated[float, BeforeValidator(_no_bool), Field(ge=0.0)]] | None = None
+    #: ddp | fsdp (:data:`STRATEGIES`); fsdp runs under TorchTrainer even with one worker
+    strategy: Literal["ddp", "fsdp"] = "ddp"
     kind: str = "first-order"
 
     @field_validator("use_gpu", mode="before")
@@ -182,8 +189,8 @@ class TrainConfig(TrainSettings):
 
     @property
     def distributed(self) -> bool:
-        """Whether the trial runs under ``TorchTrainer`` (more than one worker, or a GPU)."""
-        return self.num_workers > 1 or self.use_gpu
+        """Whether the trial runs under ``TorchTrainer`` (more than one worker, a GPU, or fsdp)."""
+        return self.num_workers > 1 or self.use_gpu or self.strategy == "fsdp"
 
     def worker_resources(self) -> dict[str, float]:
         """Ray resources of one worker (Tune trial or Train worker)."""
@@ -202,6 +209,7 @@ DEFAULTS: dict[str, Any] = {
     "num_workers": 1,
     "use_gpu": False,
     "resources_per_worker": None,
+    "strategy": "ddp",
 }
 
 
@@ -236,6 +244,21 @@ def _spec(name: Any) -> Any:
     if not isinstance(name, str) or name not in optim.available():
         raise ConfigError.unknown("optimizer", name, [*optim.available(), *GLM_METHODS])
     return optim.spec(name)
+
+
+def check_strategy(strategy: str, optimizer: str, field: str = "strategy") -> None:
+    """fsdp shards every parameter over the workers; only the first-order optimizers (elementwise
+    rules) step shards: a second-order one (or a GLM solver) with fsdp is a ``ConfigError``."""
+    if strategy == "fsdp" and _spec(optimizer).kind == SECOND_ORDER:
+        from raytune_opt import optim
+
+        raise ConfigError.invalid(
+            field,
+            strategy,
+            f"'ddp' with the second-order optimizer {optimizer!r}: its step needs every parameter whole, "
+            "and fsdp shards them over the workers (the optimizers that step shards: "
+            f"{', '.join(optim.available('first-order'))})",
+        )
 
 
 def _check_keys(config: Mapping[str, Any], optimizers: Iterable[str]) -> None:
@@ -322,6 +345,7 @@ def validate(config: Mapping[str, Any]) -> TrainConfig:
             cfg.batch_size,
             f"a multiple of num_workers = {cfg.num_workers} (it is the global batch, split evenly)",
         )
+    check_strategy(cfg.strategy, spec.name)
     if spec.kind == SECOND_ORDER and cfg.num_workers != 1:
         raise ConfigError.invalid(
             "num_workers",
@@ -350,7 +374,7 @@ def _candidates(value: Any) -> list[Any] | None:
     return [value]
 
 
-_SCALING_KEYS = ("num_workers", "use_gpu", "resources_per_worker")
+_SCALING_KEYS = ("num_workers", "use_gpu", "resources_per_worker", "strategy")
 
 
 def validate_space(param_space: Mapping[str, Any]) -> TrainConfig:
@@ -359,7 +383,8 @@ def validate_space(param_space: Mapping[str, Any]) -> TrainConfig:
 
     Checks every key's name, and every fixed or categorical value (each on its own, for each
     candidate optimizer that takes it). The scaling keys (``num_workers``, ``use_gpu``,
-    ``resources_per_worker``) must be fixed: Tune reserves resources before it samples a config.
+    ``resources_per_worker``, ``strategy``) must be fixed: Tune reserves resources before it samples
+    a config.
     """
     for key in _SCALING_KEYS:
         if key in param_space and _candidates(param_space[key]) != [param_space[key]]:

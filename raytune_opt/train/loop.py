@@ -11,12 +11,17 @@ The batches come from :mod:`raytune_opt.train.data`: tensors (the small, in-memo
 copied to the GPU once and sliced there; a ``Dataset`` streams through a ``DataLoader`` (the
 ``train.data`` options), pinned batches copied host → device non-blocking.
 ``precision="bf16"`` runs forward passes under bf16 autocast.
+
+``strategy="fsdp"`` shards the model's parameters over the workers instead of replicating them
+(:mod:`raytune_opt.train.sharding`: FSDP2, the same steps as DDP up to float rounding); its
+checkpoints hold the full state, as an unsharded run's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +32,7 @@ from torch import Tensor, nn
 
 from raytune_opt._compat.torch import set_last_lr, without_dynamo_import
 from raytune_opt.errors import ConfigError
+from raytune_opt.optim.memory import state_bytes
 from raytune_opt.tasks import TaskSpec, get_task
 from raytune_opt.train.checkpoint import apply_hparams, load_state, rng_state, save_state, set_rng_state
 from raytune_opt.train.config import SECOND_ORDER, TrainConfig, validate
@@ -34,6 +40,7 @@ from raytune_opt.train.data import EvalData, TrainData, check_data
 from raytune_opt.train.glm_solvers import GLM_METHODS, GLMSolver
 from raytune_opt.train.schedules import make_scheduler
 from raytune_opt.train.session import Session
+from raytune_opt.train.sharding import full_state, in_lockstep, load_full_state
 
 __all__ = ["train_loop"]
 
@@ -60,7 +67,14 @@ def _evaluate(
     was_training = model.training
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=device)
-    for xb, yb in data.batches():
+    batches = data.batches()
+    if _is_sharded(model):
+        batches = in_lockstep(batches, session.all_reduce_sum, device)
+    for xb, yb in batches:
+        if not len(yb):  # a lockstep pass: this worker's share is done
+            with _autocast(cfg, device):
+                model(xb)
+            continue
         with _autocast(cfg, device):
             out = model(xb)
         out = out.float()
@@ -70,6 +84,12 @@ def _evaluate(
     model.train(was_training)
     sums = session.all_reduce_sum(sums)
     return float(sums[0] / sums[2]), float(sums[1] / sums[2])
+
+
+def _is_sharded(model: nn.Module) -> bool:
+    """Whether ``model`` is sharded by FSDP2 (``strategy="fsdp"`` with a process group)."""
+    fsdp = sys.modules.get("torch.distributed.fsdp")
+    return fsdp is not None and isinstance(model, fsdp.FSDPModule)
 
 
 def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
@@ -110,8 +130,9 @@ def _train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
     _seed(cfg.seed + 1_000_003 * session.rank, device)  # augmentation/dropout streams differ per worker
 
     module = spec.model
-    model = session.prepare_model(module)
+    model = session.shard_model(module) if cfg.strategy == "fsdp" else session.prepare_model(module)
     module = _unwrap(model)
+    sharded = _is_sharded(module)
     opt = _make_optimizer(cfg, module, spec, train_data.tensors)
     fresh_groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
 
@@ -133,8 +154,11 @@ def _train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
     ckpt = session.get_checkpoint()
     if ckpt is not None:
         state = load_state(ckpt)
-        module.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        if sharded:
+            load_full_state(module, opt, state["model"], state["optimizer"])
+        else:
+            module.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
         apply_hparams(opt, fresh_groups, state["hparams"], cfg.hparams)
         sched.load_state_dict(state["scheduler"])
         sched.base_lrs = base_lrs  # the configured lr wins (a PBT mutation), the step count is kept
@@ -197,14 +221,18 @@ def _train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
             "time_this_epoch_s": time.perf_counter() - t0,
             "lr": lr,
             "diverged": diverged,
+            "optimizer_state_bytes_per_param": state_bytes(opt).per_param,
         }
         last = epoch + 1 == cfg.epochs
         due = cfg.checkpoint_every > 0 and (epoch + 1) % cfg.checkpoint_every == 0
         if (due or (last and cfg.checkpoint_at_end)) and not diverged:
             rngs = session.gather(rng_state())
+            model_state, opt_state = (
+                full_state(module, opt) if sharded else (module.state_dict(), opt.state_dict())
+            )
             state = {
-                "model": module.state_dict(),
-                "optimizer": opt.state_dict(),
+                "model": model_state,
+                "optimizer": opt_state,
                 "scheduler": sched.state_dict(),
                 "rng": rngs,
                 "epoch": epoch + 1,

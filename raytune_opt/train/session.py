@@ -60,6 +60,14 @@ class Session:
         """Move the model to the device (and wrap it for data-parallel training when distributed)."""
         return model.to(self.device)
 
+    def shard_model(self, model: nn.Module) -> nn.Module:
+        """``resources.strategy: fsdp``: the model on the device, its parameters sharded over the
+        workers of the process group (:mod:`raytune_opt.train.sharding`); without one (a single
+        process) the model whole, as :meth:`prepare_model` gives it."""
+        from raytune_opt.train import sharding
+
+        return sharding.shard_model(model, self.device) if sharding.can_shard() else self.prepare_model(model)
+
 
 class LocalSession(Session):
     """No Ray: keeps the reported metrics in ``results`` and copies checkpoints under ``storage``.

@@ -140,3 +140,38 @@ def test_dry_run_text_shows_fixed_space_entries_as_fixed(counted):
     assert "space (fixed): seed=0, schedule='constant'" in text
     searched = text.split("space (searched):")[1].split("space (fixed)")[0]
     assert "batch_size" in searched and "seed" not in searched
+
+
+@pytest.mark.parametrize(
+    ("resources", "optimizers", "match"),
+    [
+        ({"strategy": "zero3"}, ["adamw"], r"resources.strategy.*'zero3'.*'ddp' or 'fsdp'"),
+        (
+            {"strategy": "fsdp", "num_workers": 2},
+            ["adamw", "bfgs"],
+            r"resources.strategy: resources.strategy = 'fsdp' is not allowed: expected 'ddp' with the "
+            r"second-order optimizer 'bfgs'",
+        ),
+    ],
+)
+def test_a_strategy_the_optimizers_cannot_take_is_refused_before_any_trial(resources, optimizers, match):
+    raw = {
+        "name": "fsdp",
+        "task": "digits-mlp",
+        "resources": resources,
+        "search": {"strategy": "random", "optimizers": optimizers, "num_samples": 2},
+    }
+    with pytest.raises(ConfigError, match=match):
+        Experiment.from_dict(raw)
+    fixed = {"name": "fsdp", "task": "glm-logistic", "optimizer": "newton", "resources": resources}
+    with pytest.raises(ConfigError, match=r"resources.strategy"):
+        Experiment.from_dict(fixed)
+
+
+def test_fsdp_trials_run_under_torch_trainer_and_say_so():
+    exp = Experiment.from_dict(
+        {"name": "fsdp", "task": "digits-mlp", "resources": {"strategy": "fsdp", "num_workers": 2}}
+    )
+    plan = exp.plan()
+    assert plan.fixed["strategy"] == "fsdp" and exp.resources.distributed
+    assert "parameters sharded: fsdp" in str(plan)

@@ -16,6 +16,8 @@ def test_valid_config() -> None:
     assert cfg.hparams == {"lr": 1e-3, "weight_decay": 0.01} and cfg.batch_size == "full"
     assert not cfg.distributed and cfg.worker_resources() == {"CPU": 1}
     assert validate({**OK, "num_workers": 2}).distributed
+    fsdp = validate({**OK, "strategy": "fsdp"})
+    assert fsdp.strategy == "fsdp" and fsdp.distributed  # under TorchTrainer (a process group) even alone
 
 
 @pytest.mark.parametrize(
@@ -36,6 +38,22 @@ def test_valid_config() -> None:
         ({"lr": -1.0}, "lr"),
         ({"task_args": {"hiden": 3}}, "did you mean 'hidden'"),
         ({"optimizer": "newton", "num_workers": 2, "lr": 1.0, "weight_decay": None}, "num_workers"),
+        ({"strategy": "zero3"}, r"strategy = 'zero3' is not allowed: expected one of 'ddp' or 'fsdp'"),
+        (
+            {"strategy": "fsdp", "optimizer": "lbfgs", "lr": None, "weight_decay": None},
+            r"strategy = 'fsdp' is not allowed: expected 'ddp' with the second-order optimizer 'lbfgs'.*"
+            r"step shards: (?=.*sgd)(?=.*nesterov)(?=.*lion)(?=.*adamw)",
+        ),
+        (
+            {
+                "strategy": "fsdp",
+                "task": "glm-logistic",
+                "optimizer": "irls",
+                "lr": None,
+                "weight_decay": None,
+            },
+            "second-order optimizer 'irls'",
+        ),
     ],
 )
 def test_bad_config(change: dict, match: str) -> None:
@@ -62,6 +80,10 @@ def test_search_space() -> None:
         validate_space({**space, "schedule": tune.choice(["cosine", "cosin"])})
     with pytest.raises(ConfigError, match="num_workers"):
         validate_space({**space, "num_workers": tune.choice([1, 2])})
+    with pytest.raises(ConfigError, match="strategy = .* a fixed value"):
+        validate_space({**space, "strategy": tune.choice(["ddp", "fsdp"])})
+    with pytest.raises(ConfigError, match="second-order optimizer 'newton'"):
+        validate_space({**space, "strategy": "fsdp", "optimizer": tune.choice(["sgd", "newton"])})
     with pytest.raises(ConfigError, match="betas"):
         validate_space({**space, "optimizer": "sgd", "betas": (0.9, 0.99)})
 
