@@ -122,3 +122,30 @@ def test_a_trial_carries_only_its_own_tasks(ray_local, tmp_path: Path) -> None:
     finally:
         del sys.modules["only_in_the_driver"]
         get_task("digits-mlp")  # the registry is still usable
+
+
+def test_two_worker_fsdp_trial_reproduces_one_worker(ray_local, tmp_path: Path) -> None:
+    """strategy fsdp under TorchTrainer (gloo, half a CPU a worker): FSDP2-sharded parameters step
+    like one unsharded worker, and Tune holds the full-state checkpoint (what PBT clones)."""
+    space = {
+        **DIGITS,
+        "optimizer": "adamw",
+        "lr": 3e-3,
+        "batch_size": 64,
+        "epochs": 2,
+        "num_workers": 2,
+        "resources_per_worker": {"CPU": 0.5},
+        "strategy": "fsdp",
+    }
+    result = _tuner(space, tmp_path, reuse_actors=False)[0]
+    assert result.error is None
+    df = result.metrics_dataframe
+    assert df["samples_seen"].tolist() == [1150, 2 * 1150]
+    assert df["optimizer_state_bytes_per_param"].tolist() == [8.0, 8.0]  # AdamW: two float32 buffers
+    single = run_local({**space, "num_workers": 1, "strategy": "ddp"}, storage=str(tmp_path / "single"))
+    assert df["train_loss"].tolist() == pytest.approx([r["train_loss"] for r in single.results], rel=1e-5)
+    sharded, ref = load_state(result.checkpoint), load_state(single.checkpoints[-1])
+    for k, v in ref["model"].items():
+        torch.testing.assert_close(sharded["model"][k], v, rtol=1e-4, atol=1e-5)
+    for i, state in ref["optimizer"]["state"].items():
+        torch.testing.assert_close(sharded["optimizer"]["state"][i]["exp_avg_sq"], state["exp_avg_sq"])
