@@ -18,6 +18,10 @@ paired estimates, which a loaded machine disturbs far less than ratios of bests.
     python benchmarks/optim_step.py            # 16 M float32 params: 4 tensors, then 400 tensors of 40 k
     python benchmarks/optim_step.py --quick    # small sizes, no fused=True rows (the test suite runs this)
     python benchmarks/optim_step.py --device cuda  # the same rows on a GPU (timed to each step's last kernel)
+    python benchmarks/optim_step.py --state-only   # only the table of optimizer-state bytes per parameter
+
+The first table is the memory side (seed 3.4: Lion keeps one buffer, Adam two): the state bytes per
+float32 parameter of each optimizer (``optim.state_bytes``), beside torch.optim's.
 """
 
 from __future__ import annotations
@@ -80,14 +84,61 @@ def moved_bytes(name: str) -> int:
     return 4 * (3 + 2 * STATE_BUFFERS[name])
 
 
-def state_bytes(opt: torch.optim.Optimizer, n: int) -> float:
-    total = sum(
-        v.numel() * v.element_size()
-        for s in opt.state.values()
-        for v in s.values()
-        if torch.is_tensor(v) and v.dim() > 0
-    )
-    return total / n
+#: the optimizers of the state-bytes table: (label, registry name, hyperparameters, torch peer or None)
+STATE_ROWS = [
+    ("sgd", "sgd", {}, lambda p: torch.optim.SGD(p, lr=LR)),
+    ("momentum", "momentum", {}, lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9)),
+    ("nesterov", "nesterov", {}, lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9, nesterov=True)),
+    ("rmsprop", "rmsprop", {}, lambda p: torch.optim.RMSprop(p, lr=LR)),
+    ("rmsprop momentum=0.9", "rmsprop", {"momentum": 0.9}, lambda p: torch.optim.RMSprop(p, momentum=0.9)),
+    ("adagrad", "adagrad", {}, lambda p: torch.optim.Adagrad(p, lr=LR)),
+    ("adam", "adam", {}, lambda p: torch.optim.Adam(p, lr=LR)),
+    ("adamw", "adamw", {}, lambda p: torch.optim.AdamW(p, lr=LR)),
+    ("lion", "lion", {}, None),
+    ('lion state_dtype="bfloat16"', "lion", {"state_dtype": "bfloat16"}, None),
+]
+
+
+def state_table() -> tuple[str, float, float]:
+    """Optimizer-state bytes per float32 parameter (``optim.state_bytes`` after one step of a
+    2-tensor model), ours beside torch.optim's (and lion-pytorch's for Lion, if installed); returns
+    the table and Lion's and bf16 Lion's state relative to Adam's."""
+    try:
+        import lion_pytorch
+    except ImportError:
+        lion_pytorch = None
+
+    def stepped(make: Callable[[list[torch.Tensor]], torch.optim.Optimizer]) -> optim.StateBytes:
+        params = [torch.zeros(256, 64, requires_grad=True), torch.zeros(64, requires_grad=True)]
+        for p in params:
+            p.grad = torch.full_like(p, 1e-3)
+        opt = make(params)
+        opt.step()
+        return optim.state_bytes(opt)
+
+    lines = [
+        "## optimizer state per float32 parameter (`optim.state_bytes`, after one step)",
+        "",
+        "| optimizer | state B/param | + step counters (B per tensor) | peer | peer B/param | vs adam |",
+        "| --- | ---: | ---: | --- | ---: | ---: |",
+    ]
+    measured = []
+    for label, name, hp, peer in STATE_ROWS:
+        sb = stepped(lambda p, name=name, hp=hp: optim.create(name, p, lr=LR, **hp))
+        if peer is None and name == "lion" and lion_pytorch is not None and not hp:
+            measured.append((label, sb, "lion-pytorch", stepped(lambda p: lion_pytorch.Lion(p, lr=LR))))
+        else:
+            measured.append((label, sb, "torch.optim" if peer else "—", stepped(peer) if peer else None))
+    ours = {label: sb.per_param for label, sb, _, _ in measured}
+    for label, sb, peer_name, peer_sb in measured:
+        peer_txt = f"{peer_sb.per_param:g}" if peer_sb is not None else "—"
+        lines.append(
+            f"| {label} | {sb.per_param:g} | {sb.scalars // 2:g} | {peer_name} | {peer_txt} "
+            f"| {sb.per_param / ours['adam']:.2f}× |"
+        )
+    lion, lion16 = ours["lion"] / ours["adam"], ours['lion state_dtype="bfloat16"'] / ours["adam"]
+    lines += ["", f"state headline: lion = {lion:.2f}× adam's state bytes, bf16 lion = {lion16:.2f}×"]
+    return "\n".join(lines), lion, lion16
 
 
 def peer_label(name: str, device: torch.device) -> str:
@@ -236,7 +287,8 @@ def run_case(
                         peer_txt += f", {paired(r, by_label[other]):.2f}× {other}"
         lines.append(
             f"| {r.label} | {n / r.best / 1e6:,.0f} M | {n / r.median / 1e6:,.0f} M "
-            f"| {state_bytes(r.opt, n):.0f} | {b * n / 1e6:,.0f} MB ({b}) | {frac:.2f} | {frac_paired:.2f} "
+            f"| {optim.state_bytes(r.opt).per_param:.0f} | {b * n / 1e6:,.0f} MB ({b}) "
+            f"| {frac:.2f} | {frac_paired:.2f} "
             f"| {peer_txt} |"
         )
     lion = by_label["ours lion"]  # the default path
@@ -255,7 +307,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--save", default=None, help="also write the printed table to this markdown file")
     ap.add_argument("--device", default="cpu", help="cpu (the targets' case) or cuda: the same rows on a GPU")
+    ap.add_argument("--state-only", action="store_true", help="only the optimizer-state bytes table")
     args = ap.parse_args(argv)
+    state_text, _, _ = state_table()
+    if args.state_only:
+        print(state_text)
+        return
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.quick:
@@ -270,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
         f"best of {rounds} interleaved steps",
         "",
     ]
+    out += [state_text, ""]
     headline = None
     for shapes in cases:
         text, h = run_case(shapes, rounds, single_pass, device)
