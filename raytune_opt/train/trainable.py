@@ -6,7 +6,8 @@
   * ``num_workers == 1`` and no GPU: the loop runs in the trial itself (``ray.tune.report``),
     so trials are cheap and ``TuneConfig(reuse_actors=True)`` reuses their processes and
     in-process data caches.
-  * ``num_workers > 1`` or ``use_gpu``: Ray 2.60's supported "Ray Train inside Tune" pattern
+  * ``num_workers > 1``, ``use_gpu`` or ``strategy="fsdp"`` (its process group shards the model even
+    on one worker): Ray 2.60's supported "Ray Train inside Tune" pattern
     (the ``Tuner(trainer)`` form is deprecated): each trial is a light driver (0 CPUs,
     :data:`DRIVER_RESOURCES`) that launches a ``ray.train.torch.TorchTrainer`` with
     ``ScalingConfig(num_workers, use_gpu, resources_per_worker)`` on the trial's storage. A Train

@@ -183,3 +183,10 @@ def test_evaluation_runs_in_lockstep_on_uneven_shares(fsdp_runs: Path) -> None:
 
     ref = _evaluate(spec.model, spec, All(), validate(CONFIG), LocalSession())
     assert results["eval"] == pytest.approx(list(ref), rel=1e-5)
+
+
+def test_fsdp_without_a_process_group_trains_the_whole_model() -> None:
+    """One process (run_local, a comparison's retraining): nothing to shard over, the model stays whole."""
+    whole = run_local({**CONFIG, "epochs": 1, "strategy": "fsdp"})
+    ddp = run_local({**CONFIG, "epochs": 1})
+    assert whole.results[0]["train_loss"] == ddp.results[0]["train_loss"]
