@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import scipy.optimize as so
@@ -9,7 +11,6 @@ import torch
 
 from raytune_opt import glm
 from raytune_opt.errors import ConfigError
-from raytune_opt.glm.curve_fit import CurveFitWarning
 from raytune_opt.optim.problems import MGH
 
 RNG = np.random.default_rng(11)
@@ -53,7 +54,7 @@ def test_sigma_weights_the_residuals_as_scipy():
     np.testing.assert_allclose(res.popt, popt, rtol=1e-6)
 
 
-@pytest.mark.filterwarnings("ignore::raytune_opt.glm.curve_fit.CurveFitWarning")  # m = n, singular J
+@pytest.mark.filterwarnings("ignore::raytune_opt.glm.CurveFitWarning")  # m = n, singular J
 @pytest.mark.parametrize(
     "name", ["rosenbrock", "freudenstein_roth", "brown_badly_scaled", "box_3d", "powell_singular"]
 )
@@ -132,9 +133,14 @@ def test_bad_input_is_a_clear_error_before_the_fit():
 
 
 def test_unidentifiable_parameter_warns_and_is_not_converged():
-    with pytest.warns(CurveFitWarning, match="not identified"):
+    with pytest.warns(glm.CurveFitWarning, match="not identified") as caught:
         res = glm.curve_fit(lambda x, p: p[0] * p[1] * x + p[2], X_MM, Y_MM, [1.0, 2.0, 0.0])
     assert not res.converged and "rank 2 < 3" in res.message and np.isinf(res.pcov).all()
+    # the warning users catch is the one glm exports (also a GLMConvergenceWarning, a RuntimeWarning)
+    assert [w.category for w in caught] == [glm.CurveFitWarning]
+    assert glm.CurveFitWarning is importlib.import_module("raytune_opt.glm.curve_fit").CurveFitWarning
+    assert issubclass(glm.CurveFitWarning, glm.GLMConvergenceWarning)
+    assert "CurveFitWarning" in glm.__all__
 
 
 def test_misra1a_from_nist_start1_reaches_the_certified_values():
