@@ -22,15 +22,19 @@ median ratio of function evaluations (ours / SciPy's) over the runs where both s
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.optimize import least_squares
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _table, also when loaded by path
+from _table import header  # noqa: E402
+from _table import main as _main  # noqa: E402
 
 from raytune_opt.optim import LM
 
@@ -135,11 +139,17 @@ def run(quick: bool = False) -> list[str]:
     data = load()
     if quick:
         data = {k: v for k, v in data.items() if len(v["start1"]) <= 3}
-    lines = [
-        "| dataset | start | ours f-evals | ours SSR rel. error | ours converged | SciPy f-evals "
-        "| SciPy SSR rel. error | SciPy success | ratio |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | --- | ---: |",
-    ]
+    lines = header(
+        "dataset",
+        "start",
+        "ours f-evals:",
+        "ours SSR rel. error:",
+        "ours converged",
+        "SciPy f-evals:",
+        "SciPy SSR rel. error:",
+        "SciPy success",
+        "ratio:",
+    )
     counts = {"ours": 0, "scipy": 0, "ours_false": 0, "scipy_false": 0}
     ratios = []
     for name, d in data.items():
@@ -169,27 +179,25 @@ def run(quick: bool = False) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> list[str]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the 2- and 3-parameter datasets only")
-    parser.add_argument(
-        "--out", type=Path, default=None, help=f"markdown file (default {RESULTS}, not with --quick)"
-    )
-    args = parser.parse_args(argv)
-    lines = run(quick=args.quick)
-    print("\n".join(lines))
-    out = args.out if args.out is not None else (None if args.quick else RESULTS)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        import scipy
+def _preamble() -> str:
+    import scipy
 
-        head = (
-            "# LM vs SciPy MINPACK on NIST StRD (benchmarks/solvers_nist.py)\n\nFunction-evaluation counts "
-            f"(deterministic: no timing, any machine); SciPy {scipy.__version__}, "
-            f"torch {torch.__version__}.\n\n"
-        )
-        out.write_text(head + "\n".join(lines) + "\n")
-    return lines
+    return (
+        "Function-evaluation counts (deterministic: no timing, any machine); "
+        f"SciPy {scipy.__version__}, torch {torch.__version__}.\n\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> list[str]:
+    return _main(
+        argv,
+        doc=__doc__,
+        run=run,
+        results=RESULTS,
+        title="LM vs SciPy MINPACK on NIST StRD (benchmarks/solvers_nist.py)",
+        quick_help="the 2- and 3-parameter datasets only",
+        preamble=_preamble,
+    )
 
 
 if __name__ == "__main__":

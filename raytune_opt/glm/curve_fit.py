@@ -12,6 +12,12 @@ or ½||r||^2 as a loss by ``BFGS`` / ``LBFGS``. As ``scipy.optimize.curve_fit``:
 with s^2 = ||r||^2 / (m - n) at the solution (``absolute_sigma=False``), or (J^T J)^{-1} with
 ``absolute_sigma=True``; J by autograd, the inverse from its SVD. An unidentifiable parameter (J
 rank-deficient at the solution) gives pcov = inf, a :class:`CurveFitWarning` and ``converged=False``.
+
+``bounds = (lower, upper)`` as SciPy (scalars or one per parameter, +-inf for none) with ``method="lm"``:
+LM runs unconstrained in q with p = T(q) MINUIT's change of variables (:class:`_Box`; SciPy's
+``curve_fit`` uses a trust-region reflective method instead, and refuses bounds with its ``"lm"``), so
+every iterate lies in the box; a stop on a bound where the cost still decreases into the box is
+``converged=False``. pcov is from J = dr/dp at the solution, as SciPy's.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from raytune_opt.glm.fit import GLMConvergenceWarning
 __all__ = ["curve_fit", "CurveFitResult", "CurveFitWarning", "CURVE_FIT_METHODS"]
 
 CURVE_FIT_METHODS = ("lm", "bfgs", "lbfgs")
+BOX_RESTARTS = 3  # with bounds: fresh LM runs from the last point while it is not a minimum (see _Box)
 _SQRT_EPS = math.sqrt(
     torch.finfo(torch.float64).eps
 )  # bfgs/lbfgs: converged at max|grad| <= this * max|grad(p0)|
@@ -110,21 +117,119 @@ def _n_scipy_params(f: Callable) -> int | None:
     return positional - 1 if positional >= 3 else None
 
 
-def _bounds_ok(bounds: Any, method: str) -> None:
-    """Only the unbounded (-inf, inf) is allowed: none of the methods handles bounds."""
-    if bounds is None:
-        return
-    try:
-        lo, hi = (np.asarray(b, dtype=float) for b in bounds)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError.invalid("bounds", bounds, "a pair (lower, upper) of numbers or arrays") from exc
-    if np.all(np.isneginf(lo)) and np.all(np.isposinf(hi)):
-        return
-    raise ConfigError(
-        f"bounds = {bounds!r} is not supported by method={method!r}: lm, bfgs and lbfgs are unconstrained "
-        "(as SciPy's method='lm'). Reparametrize instead (e.g. p = exp(q) for p > 0, "
-        "p = lo + (hi - lo) * sigmoid(q) for lo < p < hi), or use scipy.optimize.curve_fit(method='trf')"
-    )
+class _Box:
+    """Box bounds lower <= p <= upper by MINUIT's (and lmfit's) change of variables p = T(q), q free:
+
+        two-sided      p = lo + (hi - lo) (sin q + 1) / 2,     q = arcsin(2 (p - lo) / (hi - lo) - 1)
+        lower only     p = lo - 1 + sqrt(q^2 + 1),             q = sqrt((p - lo + 1)^2 - 1)
+        upper only     p = hi + 1 - sqrt(q^2 + 1),             q = sqrt((hi - p + 1)^2 - 1)
+        unbounded      p = q
+
+    Every q maps into the box, so LM runs unconstrained on r(T(q)) and every iterate is feasible. As
+    dT/dq = 0 on a bound, a point on a bound is stationary in q whatever the gradient in p: ``kkt`` tells
+    a minimum of the box-constrained problem (on a bound, the gradient in p points out of the box) from
+    such a point.
+    """
+
+    def __init__(self, lower: np.ndarray, upper: np.ndarray) -> None:
+        self.lo, self.hi = lower, upper
+        self.two = np.isfinite(lower) & np.isfinite(upper)
+        self.low_only = np.isfinite(lower) & ~np.isfinite(upper)
+        self.up_only = ~np.isfinite(lower) & np.isfinite(upper)
+
+    @staticmethod
+    def parse(bounds: Any, n: int) -> _Box | None:
+        """SciPy's ``bounds = (lower, upper)``, scalars or length-n arrays; None when unbounded."""
+        if bounds is None:
+            return None
+        try:
+            lo, hi = (np.asarray(b, dtype=float) for b in bounds)
+            lo, hi = (np.broadcast_to(b, (n,)).copy() for b in (lo, hi))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError.invalid(
+                "bounds", bounds, f"a pair (lower, upper), each a number or {n} numbers (one per parameter)"
+            ) from exc
+        if np.isnan(lo).any() or np.isnan(hi).any():
+            raise ConfigError.invalid("bounds", bounds, "numbers or +-inf, not NaN")
+        bad = np.nonzero(lo >= hi)[0]
+        if bad.size:
+            j = int(bad[0])
+            raise ConfigError(
+                f"bounds: lower[{j}] = {lo[j]:g} >= upper[{j}] = {hi[j]:g}; each lower bound must be below "
+                "its upper bound (fix the parameter in f instead of giving it equal bounds)"
+            )
+        if np.isneginf(lo).all() and np.isposinf(hi).all():
+            return None
+        return _Box(lo, hi)
+
+    def feasible_start(self) -> np.ndarray:
+        """SciPy's start for p0 = None: the midpoint, lower + 1, upper - 1, or 1."""
+        p0 = np.ones_like(self.lo)
+        p0[self.two] = 0.5 * (self.lo + self.hi)[self.two]
+        p0[self.low_only] = self.lo[self.low_only] + 1.0
+        p0[self.up_only] = self.hi[self.up_only] - 1.0
+        return p0
+
+    def to_q(self, p: torch.Tensor) -> torch.Tensor:
+        """q = T^{-1}(p); ``ConfigError`` for p outside the box; p on a bound is moved inside by
+        1e-10 max(1, |bound|) (as SciPy's least_squares does), where dT/dq would be 0."""
+        pn = p.detach().numpy().astype(float)
+        out = np.nonzero((pn < self.lo) | (pn > self.hi))[0]
+        if out.size:
+            j = int(out[0])
+            raise ConfigError(
+                f"p0[{j}] = {pn[j]:g} is outside bounds [{self.lo[j]:g}, {self.hi[j]:g}]; "
+                "start inside the bounds"
+            )
+        for bound, side in ((self.lo, 1.0), (self.hi, -1.0)):
+            finite = np.isfinite(bound)
+            inside = np.where(finite, bound, 0.0) + side * 1e-10 * np.maximum(
+                1.0, np.abs(np.where(finite, bound, 0.0))
+            )
+            pn = np.where(finite & (side * (pn - inside) < 0), inside, pn)
+        q = pn.copy()
+        t = self.two
+        q[t] = np.arcsin(np.clip(2.0 * (pn[t] - self.lo[t]) / (self.hi[t] - self.lo[t]) - 1.0, -1.0, 1.0))
+        q[self.low_only] = np.sqrt((pn - self.lo + 1.0)[self.low_only] ** 2 - 1.0)
+        q[self.up_only] = np.sqrt((self.hi - pn + 1.0)[self.up_only] ** 2 - 1.0)
+        return torch.as_tensor(q, dtype=p.dtype)
+
+    def to_p(self, q: torch.Tensor) -> torch.Tensor:
+        """p = T(q), differentiable in q."""
+        lo, hi = (
+            torch.as_tensor(np.where(np.isfinite(b), b, 0.0), dtype=q.dtype) for b in (self.lo, self.hi)
+        )
+        two, low, up = (torch.as_tensor(m) for m in (self.two, self.low_only, self.up_only))
+        root = torch.sqrt(q * q + 1.0)
+        p = torch.where(two, lo + 0.5 * (hi - lo) * (torch.sin(q) + 1.0), q)
+        p = torch.where(low, lo - 1.0 + root, p)
+        return torch.where(up, hi + 1.0 - root, p)
+
+    def kkt(self, p: np.ndarray, J: torch.Tensor, r: torch.Tensor, tol: float) -> str:
+        """ "" when p is a minimum of the box problem as far as the bounds go, else why not: a parameter
+        on a bound (within sqrt(tol) relative) whose gradient (J^T r)_j points into the box by more
+        than a cosine sqrt(tol) (the scale-invariant |(J^T r)_j| / (||J_j|| ||r||), as LM's gradient test)."""
+        g = (J.T @ r).numpy()
+        scale = J.norm(dim=0).numpy() * float(r.norm())
+        near = math.sqrt(tol)
+        for j in range(p.size):
+            width = self.hi[j] - self.lo[j] if self.two[j] else 1.0
+            cos = abs(g[j]) / scale[j] if scale[j] > 0 else 0.0
+            at_lo = np.isfinite(self.lo[j]) and p[j] - self.lo[j] <= near * max(width, abs(self.lo[j]))
+            at_hi = np.isfinite(self.hi[j]) and self.hi[j] - p[j] <= near * max(width, abs(self.hi[j]))
+            if cos <= near or (at_lo and g[j] > 0) or (at_hi and g[j] < 0):
+                continue  # stationary in p_j, or on a bound with the cost increasing into the box
+            if at_lo or at_hi:
+                return (
+                    f"p[{j}] = {p[j]:g} stopped on its {'lower' if at_lo else 'upper'} bound although the "
+                    f"cost decreases into the box (gradient cosine {cos:.2g}): a stationary point of the "
+                    "change of variables, not a minimum; try another p0"
+                )
+            return (
+                f"p[{j}] = {p[j]:g} stopped inside its bounds with gradient cosine {cos:.2g} > {near:.2g}: "
+                "not a stationary point (the change of variables' q ran far out); try another p0"
+            )
+        return ""
 
 
 def curve_fit(
@@ -147,10 +252,12 @@ def curve_fit(
     form, and then ``p0=None`` means n ones, as SciPy. f must compute with torch operations on p (its
     Jacobian is taken by autograd). ``x`` is handed to ``f`` as a float tensor when numeric (any other
     object unchanged); ``sigma`` are the per-observation standard deviations, ``absolute_sigma`` as SciPy;
-    ``bounds`` only (-inf, inf) (a ``ConfigError`` otherwise); ``tol`` is LM's relative cost / step
-    tolerance; BFGS / L-BFGS are converged at max|grad| <= max(tol, sqrt(eps) max|grad at p0|) (their
-    line search on ½||r||^2 cannot resolve much below that). Bad input raises ``ConfigError`` before the first
-    iteration: NaN of f at p0, a p0 of the wrong length, an f that detaches p.
+    ``bounds`` ``(lower, upper)`` with ``method="lm"`` (see the module; ``p0=None`` then starts as SciPy's:
+    the midpoint, lower + 1, upper - 1 or 1); ``tol`` is LM's relative cost / step tolerance; BFGS /
+    L-BFGS are converged at max|grad| <= max(tol, sqrt(eps) max|grad at p0|) (their line search on
+    ½||r||^2 cannot resolve much below that). Bad input raises ``ConfigError`` before the first iteration:
+    NaN of f at p0, a p0 of the wrong length, an f that detaches p, bounds with bfgs / lbfgs, a lower bound
+    not below its upper bound, a p0 outside the bounds.
     """
     from raytune_opt import optim
 
@@ -166,14 +273,21 @@ def curve_fit(
         raise ConfigError.invalid("tol", tol, "a number > 0")
     if absolute_sigma not in (True, False):
         raise ConfigError.invalid("absolute_sigma", absolute_sigma, "True or False")
-    _bounds_ok(bounds, method)
     n_sig = _n_scipy_params(f)
+    if p0 is None and (n_sig is None or n_sig < 0):
+        raise ConfigError(
+            "p0 = None needs f(x, p1, ..., pn) (SciPy's form: n ones); for f(x, p) or f(x, *p) give p0"
+        )
+    n_p = n_sig if p0 is None else int(np.size(p0))
+    box = _Box.parse(bounds, n_p)
+    if box is not None and method != "lm":
+        raise ConfigError.invalid(
+            "method",
+            method,
+            "'lm' with bounds (bfgs and lbfgs take no bounds; lm takes them by a change of variables)",
+        )
     if p0 is None:
-        if n_sig is None or n_sig < 0:
-            raise ConfigError(
-                "p0 = None needs f(x, p1, ..., pn) (SciPy's form: n ones); for f(x, p) or f(x, *p) give p0"
-            )
-        p0 = np.ones(n_sig)
+        p0 = np.ones(n_sig) if box is None else box.feasible_start()
     xt = _as_x(x, dtype)
     yt = _tensor("y", y, dtype).reshape(-1)
     p = _tensor("p0", p0, dtype).reshape(-1)
@@ -198,44 +312,64 @@ def curve_fit(
         return out.reshape(-1).to(dtype)
 
     _check_model(model, p, yt)
-    param = torch.nn.Parameter(p.clone())
+    to_p = (lambda q: q) if box is None else box.to_p
+    param = torch.nn.Parameter(p.clone() if box is None else box.to_q(p))  # q, with p = to_p(q)
     history: list[float] = []
 
     def residuals() -> torch.Tensor:
-        r = (model(param) - yt) / st
+        r = (model(to_p(param)) - yt) / st
         history.append(0.5 * float(r.detach() @ r.detach()))
         return r
 
     if method == "lm":
-        opt = optim.LM(
-            [param], max_iter=max_iter, max_eval=20 * max_iter, tolerance_grad=0.0, tolerance_change=tol
-        )
+
+        def make() -> torch.optim.Optimizer:
+            return optim.LM(
+                [param], max_iter=max_iter, max_eval=20 * max_iter, tolerance_grad=0.0, tolerance_change=tol
+            )
+
         closure = residuals
     else:
         cls = optim.BFGS if method == "bfgs" else optim.LBFGS
         with torch.enable_grad():
             r0 = (model(param) - yt) / st
             (g0,) = torch.autograd.grad(0.5 * (r0 * r0).sum(), param)
-        opt = cls(
-            [param],
-            max_iter=max_iter,
-            max_eval=20 * max_iter,
-            tolerance_grad=max(tol, _SQRT_EPS * float(g0.abs().max())),
-            tolerance_change=0.0,
-            line_search_fn="strong_wolfe",
-        )
+
+        def make() -> torch.optim.Optimizer:
+            return cls(
+                [param],
+                max_iter=max_iter,
+                max_eval=20 * max_iter,
+                tolerance_grad=max(tol, _SQRT_EPS * float(g0.abs().max())),
+                tolerance_change=0.0,
+                line_search_fn="strong_wolfe",
+            )
 
         def closure() -> torch.Tensor:
             r = residuals()
             return 0.5 * (r * r).sum()
 
-    opt.step(closure)
-    state = opt.state[param]
-    converged, message = bool(state["converged"]), str(state["message"])
-    with torch.enable_grad():
-        r = (model(param) - yt) / st
-        J = optim.lm.jacobian(r, [param]).detach()
-    r = r.detach()
+    n_iter = nfev = 0
+    for _ in range(1 + (BOX_RESTARTS if box is not None else 0)):
+        opt = make()
+        opt.step(closure)
+        state = opt.state[param]
+        n_iter += int(state.get("n_iter", 0))
+        nfev += int(state.get("func_evals", 0))
+        converged, message = bool(state["converged"]), str(state["message"])
+        popt = to_p(param.detach()).detach()
+        with torch.enable_grad():  # J = dr/dp at the solution (also with bounds: pcov is for p, as SciPy's)
+            p_sol = popt.clone().requires_grad_()
+            r = (model(p_sol) - yt) / st
+            J = optim.lm.jacobian(r, [p_sol]).detach()
+        r = r.detach()
+        why = "" if box is None else box.kkt(popt.numpy(), J, r, tol)
+        if not why:
+            break
+        with torch.no_grad():  # again from popt, with q back on T's principal branch and a fresh LM
+            param.copy_(box.to_q(popt))
+    if why:
+        converged, message = False, f"{why} (the optimizer stopped on: {message})"
     m, n = r.numel(), param.numel()
     cost = 0.5 * float(r @ r)
     pcov, rank = _covariance(J)
@@ -259,12 +393,12 @@ def curve_fit(
             )
     pcov_np = pcov.numpy()
     return CurveFitResult(
-        popt=param.detach().numpy().copy(),
+        popt=popt.numpy().copy(),
         pcov=pcov_np,
         perr=np.sqrt(np.abs(np.diag(pcov_np))),
         cost=cost,
-        n_iter=int(state.get("n_iter", 0)),
-        nfev=int(state.get("func_evals", len(history))),
+        n_iter=n_iter,
+        nfev=nfev,
         converged=converged,
         method=method,
         message=message,

@@ -60,9 +60,7 @@ __all__ = [
     "get_scale_est",
     "ROBUST_COV_TYPES",
     "mad",
-    "rlm",
-    "robust_cov",
-]
+]  # the public names (glm re-exports them); fit uses rlm and robust_cov, the solver and its covariance
 
 _MAD_C = 0.6744897501960817  # Phi^{-1}(3/4)
 LAZY_GRAM_STEP = 1e-3  # robust IRLS keeps its X^T W X once the steps are this short (relative)

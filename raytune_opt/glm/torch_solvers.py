@@ -17,7 +17,9 @@ The objective is the same F(a) = D(a)/2 + alpha/2 ||a||^2 as IRLS's, so all meth
 - ``lm``: the closure returns the residual vector r = (sign(mu - y) sqrt(w d(y, mu)), sqrt(alpha) a),
   signed deviance residuals (prediction minus observed) plus the penalty rows, with ½||r||^2 = F; LM's
   Jacobian of r is taken by autograd through the family's torch formulas (rows in this process only).
-  Converged when one of LM's tests held (``optim.lm.STATUS``).
+  Converged when one of LM's tests held (``optim.lm.STATUS``): relative cost reduction or scaled step
+  <= 1e-6 tol, or MINPACK's gradient test max_j |J_j^T r| / (||J_j|| ||r||) <= tol (the cosine of the
+  angle between r and the columns of J: the same whatever the units of y or of the columns of X).
 
 Each starts from one IRLS step from mu_0 (as ``newton`` and ``irls-lm``) and runs at most ``max_iter``
 iterations.
@@ -71,7 +73,7 @@ def _whitening(G: torch.Tensor, alpha: float, like: torch.Tensor) -> torch.Tenso
     return L.T
 
 
-def _lm(backend, beta0: torch.Tensor, alpha: float, max_iter: int, tol: float, tol_grad: float, history):
+def _lm(backend, beta0: torch.Tensor, alpha: float, max_iter: int, tol: float, history):
     from raytune_opt import optim
 
     shard, penalty = backend.shard, alpha**0.5
@@ -88,7 +90,7 @@ def _lm(backend, beta0: torch.Tensor, alpha: float, max_iter: int, tol: float, t
         [param],
         max_iter=max_iter,
         max_eval=20 * max_iter,
-        tolerance_grad=tol_grad,
+        tolerance_grad=tol,
         tolerance_change=tol * 1e-6,
     )
     opt.step(closure)
@@ -138,10 +140,10 @@ def torch_solver(method: str) -> Callable[..., SolverOutput]:
     def solve(backend, start: tuple, alpha: float, max_iter: int, tol: float) -> SolverOutput:
         beta0 = first_step(start, alpha)
         history: list[dict] = []
-        F0 = float(backend.sum("loss_grad", beta0)[0]) + 0.5 * alpha * float(beta0 @ beta0)
         if method == "lm":
-            out = _lm(backend, beta0, alpha, max_iter, tol, tol * (abs(F0) + 1.0), history)
+            out = _lm(backend, beta0, alpha, max_iter, tol, history)
         else:
+            F0 = float(backend.sum("loss_grad", beta0)[0]) + 0.5 * alpha * float(beta0 @ beta0)
             out = _quasi_newton(method, backend, start, beta0, alpha, max_iter, tol, F0, history)
         beta, n_iter, converged, message = out
         return SolverOutput(beta, None, n_iter, converged, history, message)

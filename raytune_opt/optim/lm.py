@@ -25,7 +25,7 @@ STATUS = {
     1: "relative cost reduction: actual and predicted ≤ tolerance_change",
     2: "relative step: ‖D·Δa‖ ≤ tolerance_change·‖D·a‖ (D the scaling)",
     3: "relative cost reduction and relative step both ≤ tolerance_change",
-    4: "gradient: max|Jᵀr| ≤ tolerance_grad",
+    4: "gradient: max_j |J_jᵀr| / (‖J_j‖·‖r‖) ≤ tolerance_grad (MINPACK's gtol: r orthogonal to J's columns)",
     5: "max_iter accepted steps or max_eval closure calls reached before a stopping test held",
     6: "tolerance_change is below machine precision: no further reduction of the cost is possible",
     7: "tolerance_change is below machine precision: no further improvement of a is possible",
@@ -198,7 +198,12 @@ class LM(FlatOptimizer):
     only if the trial is accepted.
 
     Stopping, per ``step`` (``state["status"]``, ``state["message"]``, ``state["converged"]``: see
-    :data:`STATUS`; ``converged`` means one of the tests held): max|Jᵀr| ≤ ``tolerance_grad`` (4);
+    :data:`STATUS`; ``converged`` means one of the tests held): the gradient test of MINPACK's gtol (4),
+
+        gnorm = max_j |J_jᵀ r| / (‖J_j‖ ‖r‖) ≤ ``tolerance_grad``   (columns J_j = 0 left out),
+
+    the largest cosine of the angle between r and a column of J: 0 at a stationary point, and
+    unchanged when r (and J) are multiplied by a constant or a parameter is rescaled;
     actual and predicted relative reductions of the cost ≤ ``tolerance_change`` (1, MINPACK's ftol);
     δ (λ rules: the accepted step ‖D^½ Δa‖) ≤ ``tolerance_change``·‖D^½ a‖ (2, MINPACK's xtol, in the
     scaled norm); cost 0 (0). Not converged: ``max_iter`` accepted steps or ``max_eval`` closure
@@ -311,6 +316,15 @@ class LM(FlatOptimizer):
         return d
 
     @staticmethod
+    def _gnorm(J: torch.Tensor, g: torch.Tensor, f: float) -> float:
+        """max_j |J_jᵀ r| / (‖J_j‖ ‖r‖) over the non-zero columns of J, with g = Jᵀ r and f = ½‖r‖²."""
+        cols = J.norm(dim=0)
+        keep = cols > 0
+        if not bool(keep.any()):
+            return 0.0
+        return float((g[keep].abs() / cols[keep]).max()) / math.sqrt(2.0 * f)
+
+    @staticmethod
     def _diag_max(J: torch.Tensor) -> float:
         """max diag(JᵀJ) (1 when J = 0): the scale of λ without ``scale``."""
         return float(J.square().sum(0).max()) or 1.0
@@ -350,7 +364,8 @@ class LM(FlatOptimizer):
         g = J.T @ r
         if not bool(torch.isfinite(J).all() and torch.isfinite(r).all()):
             raise FloatingPointError("lm: the Jacobian or the residuals have non-finite entries")
-        if float(g.abs().max()) <= tol_grad:
+        st["gnorm"] = gnorm = self._gnorm(J, g, ev.f)
+        if gnorm <= tol_grad:
             return 4, ev
         d = self._scaling(st, J)
         solver = _Solver(J, r, d)
@@ -448,7 +463,7 @@ register(
         Fixed("lr", doc="multiplier of the LM step Δa"),
         Fixed("max_iter", doc="accepted steps per step(closure)"),
         Fixed("max_eval", doc="closure calls per step (default 5·max_iter)"),
-        Fixed("tolerance_grad", doc="stop when max|Jᵀr| ≤ tolerance_grad"),
+        Fixed("tolerance_grad", doc="stop when max_j |J_jᵀr| / (‖J_j‖‖r‖) ≤ tolerance_grad (MINPACK's gtol)"),
         Fixed("tolerance_change", doc="relative cost decrease / step size stopping rule"),
         Range(
             "damping",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import scipy.optimize as so
@@ -9,7 +11,6 @@ import torch
 
 from raytune_opt import glm
 from raytune_opt.errors import ConfigError
-from raytune_opt.glm.curve_fit import CurveFitWarning
 from raytune_opt.optim.problems import MGH
 
 RNG = np.random.default_rng(11)
@@ -53,7 +54,7 @@ def test_sigma_weights_the_residuals_as_scipy():
     np.testing.assert_allclose(res.popt, popt, rtol=1e-6)
 
 
-@pytest.mark.filterwarnings("ignore::raytune_opt.glm.curve_fit.CurveFitWarning")  # m = n, singular J
+@pytest.mark.filterwarnings("ignore::raytune_opt.glm.CurveFitWarning")  # m = n, singular J
 @pytest.mark.parametrize(
     "name", ["rosenbrock", "freudenstein_roth", "brown_badly_scaled", "box_3d", "powell_singular"]
 )
@@ -104,11 +105,65 @@ def test_absolute_sigma_as_scipy():
         np.testing.assert_allclose(res.pcov, pcov, rtol=1e-4)
 
 
-def test_bounds_only_unbounded():
-    res = glm.curve_fit(decay, X_DECAY, Y_DECAY, [1.0, 1.0, 0.0], bounds=(-np.inf, np.inf))
+BOUNDED = [  # (bounds, p0, rtol on popt against SciPy's trf): the optimum (2.5, 1.3, 0.5) inside or not
+    (([0, 0, -1], [10, 10, 1]), [1.0, 1.0, 0.0], 1e-6),  # two-sided, inactive
+    ((0, np.inf), [1.0, 1.0, 0.1], 1e-6),  # scalar lower bound, inactive
+    (([0, 0, -np.inf], [np.inf, 1.0, np.inf]), [1.0, 0.5, 0.0], 1e-5),  # b <= 1 active
+    (([-np.inf, 1.5, 0.6], np.inf), [1.0, 2.0, 1.0], 1e-5),  # lower bounds of b and c active
+    ((-np.inf, [2.0, np.inf, np.inf]), [1.0, 1.0, 0.0], 1e-4),  # a <= 2 active (SciPy's trf: to ~3e-5)
+]
+
+
+@pytest.mark.parametrize("bounds,p0,rtol", BOUNDED)
+def test_bounds_match_scipy_trf(bounds, p0, rtol):
+    res = glm.curve_fit(decay, X_DECAY, Y_DECAY, p0, bounds=bounds)
+    popt, pcov = so.curve_fit(_decay_np, X_DECAY, Y_DECAY, p0=p0, bounds=bounds)
+    assert res.converged, res.message
+    lo, hi = (np.broadcast_to(b, (3,)) for b in bounds)
+    assert np.all(res.popt >= lo) and np.all(res.popt <= hi)  # every iterate is in the box
+    np.testing.assert_allclose(res.popt, popt, rtol=rtol)
+    np.testing.assert_allclose(res.perr, np.sqrt(np.diag(pcov)), rtol=1e-4)  # pcov from dr/dp, as SciPy
+
+
+def test_bounds_active_bound_reaches_the_constrained_optimum():
+    """From p0 on the lower bounds (where dp/dq = 0), with a <= 2 active: the fit restarts until the
+    first-order conditions hold and reaches the optimum of b, c at a = 2 (SciPy's trf stays at p0 here)."""
+    bounds = ([0.0, 0.0, -1.0], [2.0, 10.0, 1.0])
+    ref = so.least_squares(
+        lambda v: _decay_np(X_DECAY, 2.0, *v) - Y_DECAY, [1.0, 0.0], method="lm", xtol=1e-15, ftol=1e-15
+    )
+    for p0 in ([2.0, 1.0, 0.0], [0.0, 0.0, 0.0]):
+        res = glm.curve_fit(decay, X_DECAY, Y_DECAY, p0, bounds=bounds)
+        assert res.converged, res.message
+        assert res.popt[0] == pytest.approx(2.0, rel=1e-9)
+        np.testing.assert_allclose(res.popt[1:], ref.x, rtol=1e-5)
+
+
+def test_bounds_p0_none_starts_as_scipy_and_unbounded_is_plain_lm():
+    f = lambda x, a, b, c: a * torch.exp(-b * x) + c  # noqa: E731
+    res = glm.curve_fit(f, X_DECAY, Y_DECAY, bounds=([0, 0, -1], [10, 10, 1]))  # p0 = the midpoint
+    popt, _ = so.curve_fit(_decay_np, X_DECAY, Y_DECAY, bounds=([0, 0, -1], [10, 10, 1]))
     assert res.converged
-    with pytest.raises(ConfigError, match="bounds.*not supported.*Reparametrize"):
-        glm.curve_fit(decay, X_DECAY, Y_DECAY, [1.0, 1.0, 0.0], bounds=([0, 0, 0], [10, 10, 10]))
+    np.testing.assert_allclose(res.popt, popt, rtol=1e-6)
+    free = glm.curve_fit(decay, X_DECAY, Y_DECAY, [1.0, 1.0, 0.0], bounds=(-np.inf, np.inf))
+    plain = glm.curve_fit(decay, X_DECAY, Y_DECAY, [1.0, 1.0, 0.0])
+    assert free.converged and free.nfev == plain.nfev and np.array_equal(free.popt, plain.popt)
+
+
+def test_bad_bounds_are_a_clear_error():
+    p0 = [1.0, 1.0, 0.0]
+    with pytest.raises(ConfigError, match="method.*'lm' with bounds"):
+        glm.curve_fit(decay, X_DECAY, Y_DECAY, p0, method="bfgs", bounds=(0, 10))
+    with pytest.raises(ConfigError, match=r"lower\[1\] = 2 >= upper\[1\] = 2"):
+        glm.curve_fit(decay, X_DECAY, Y_DECAY, p0, bounds=([0, 2, 0], [5, 2, 5]))
+    with pytest.raises(ConfigError, match=r"p0\[2\] = 0 is outside bounds \[0.1, 1\]"):
+        glm.curve_fit(decay, X_DECAY, Y_DECAY, p0, bounds=([0, 0, 0.1], [5, 5, 1]))
+    with pytest.raises(ConfigError, match="one per parameter"):
+        glm.curve_fit(decay, X_DECAY, Y_DECAY, p0, bounds=([0, 0], [5, 5]))
+    with pytest.raises(ConfigError, match="not NaN"):
+        glm.curve_fit(decay, X_DECAY, Y_DECAY, p0, bounds=(np.nan, 5))
+    with pytest.raises(ConfigError, match="a pair"):
+        glm.curve_fit(decay, X_DECAY, Y_DECAY, p0, bounds=(0, 1, 2))
 
 
 def test_bad_input_is_a_clear_error_before_the_fit():
@@ -132,9 +187,14 @@ def test_bad_input_is_a_clear_error_before_the_fit():
 
 
 def test_unidentifiable_parameter_warns_and_is_not_converged():
-    with pytest.warns(CurveFitWarning, match="not identified"):
+    with pytest.warns(glm.CurveFitWarning, match="not identified") as caught:
         res = glm.curve_fit(lambda x, p: p[0] * p[1] * x + p[2], X_MM, Y_MM, [1.0, 2.0, 0.0])
     assert not res.converged and "rank 2 < 3" in res.message and np.isinf(res.pcov).all()
+    # the warning users catch is the one glm exports (also a GLMConvergenceWarning, a RuntimeWarning)
+    assert [w.category for w in caught] == [glm.CurveFitWarning]
+    assert glm.CurveFitWarning is importlib.import_module("raytune_opt.glm.curve_fit").CurveFitWarning
+    assert issubclass(glm.CurveFitWarning, glm.GLMConvergenceWarning)
+    assert "CurveFitWarning" in glm.__all__
 
 
 def test_misra1a_from_nist_start1_reaches_the_certified_values():
