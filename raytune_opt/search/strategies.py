@@ -51,6 +51,7 @@ class _Request:
     reduction_factor: float
     seed: int | None
     options: dict[str, Any] = field(default_factory=dict)
+    max_concurrent: int | None = None
 
     def opt(self, name: str, default: Any) -> Any:
         return self.options.get(name, default)
@@ -251,6 +252,8 @@ def _pbt(r: _Request) -> tuple[Any, Any, int]:
         custom_explore_fn=r.space.clip,
         synch=r.opt("synch", False),
         seed=r.seed,
+        max_concurrent=r.max_concurrent,
+        max_t=r.max_t,
     )
     return PresetGenerator(_population(r), r.seed), sched, r.num_samples
 
@@ -268,6 +271,8 @@ def _pb2(r: _Request) -> tuple[Any, Any, int]:
         synch=r.opt("synch", False),
         custom_explore_fn=r.space.clip,
         seed=r.seed,
+        max_concurrent=r.max_concurrent,
+        max_t=r.max_t,
     )
     return PresetGenerator(_population(r), r.seed), sched, r.num_samples
 
@@ -441,9 +446,11 @@ def make_tune_config(
         )
 
     trainable = options.get("trainable")
-    # PBT/PB2 restart trials from other trials' checkpoints: a reused function-trainable actor
-    # keeps reporting its previous trial's id (Ray 2.60), so those get fresh actors
-    reuse = options.get("reuse_actors", strategy not in ("pbt", "pb2"))
+    # every strategy reuses actors, PBT/PB2 included: Ray 2.60 resets a function trainable's actor
+    # for the next trial (FunctionTrainable.reset_config: a new session with that trial's id) and
+    # then restores the trial's latest checkpoint into it, which an exploit has set to the donor's
+    # (tests/search/test_search_pbt_reuse.py)
+    reuse = options.get("reuse_actors", True)
     if trainable is not None:
         _check_trainable(strategy, trainable, options.get("fidelity", "data_fraction"))
         from ray.tune import Trainable
@@ -454,9 +461,28 @@ def make_tune_config(
             )
 
     r = _Request(
-        strategy, space, metric, mode, num_samples, max_t, grace_period, reduction_factor, seed, options
+        strategy,
+        space,
+        metric,
+        mode,
+        num_samples,
+        max_t,
+        grace_period,
+        reduction_factor,
+        seed,
+        options,
+        max_concurrent,
     )
     search_alg, scheduler, n = s.build(r)
+    from ray.tune.search import BasicVariantGenerator
+
+    if isinstance(search_alg, BasicVariantGenerator):
+        # Tune caps concurrency by wrapping a Searcher: a variant generator ignores
+        # max_concurrent_trials. The grid's takes its own cap; PBT's and PB2's schedulers take it
+        # (the whole population is generated at once: schedulers.py, "Concurrency")
+        if not hasattr(scheduler, "max_concurrent"):
+            search_alg.max_concurrent = max_concurrent or 0
+        max_concurrent = None
     from raytune_opt.search.schedulers import is_resumable
 
     if is_resumable(scheduler):
