@@ -118,6 +118,15 @@ def _tpe(r: _Request) -> tuple[Any, Any, int]:
     return SpaceAdapter(inner, r.space, r.space.from_hyperopt, r.metric, r.mode), None, r.num_samples
 
 
+def _optuna(strategy: str) -> Callable[[_Request], tuple[Any, Any, int]]:
+    def build(r: _Request) -> tuple[Any, Any, int]:
+        from raytune_opt.search.optuna_samplers import optuna_search
+
+        return optuna_search(strategy, r.space, r.metric, r.mode, r.seed, r.options), None, r.num_samples
+
+    return build
+
+
 def _hyperband(r: _Request) -> tuple[Any, Any, int]:
     from raytune_opt.search.schedulers import BRACKET_ORDERS, ResumableHyperBand
 
@@ -279,6 +288,13 @@ def _pb2(r: _Request) -> tuple[Any, Any, int]:
 
 _PBT_OPTIONS = ("perturbation_interval", "quantile_fraction", "synch")
 
+
+def _optuna_samplers() -> dict[str, tuple[str, Any, tuple[str, ...]]]:
+    from raytune_opt.search.optuna_samplers import SAMPLERS  # imports no optuna
+
+    return SAMPLERS
+
+
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
@@ -311,6 +327,10 @@ STRATEGIES: dict[str, Strategy] = {
             "tree-structured Parzen estimators (hyperopt via Ray's HyperOptSearch)",
             _tpe,
             ("n_initial_points", "gamma"),
+        ),
+        *(
+            Strategy(name, summary, _optuna(name), options, model_based=True)
+            for name, (summary, _, options) in _optuna_samplers().items()
         ),
         Strategy(
             "hyperband",
