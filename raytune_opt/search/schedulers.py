@@ -191,7 +191,15 @@ class _Population:
     _trial_state: dict
     _restored: dict[str, dict[str, Any]]
 
-    def _init_population(self, seed: int | None, max_concurrent: int | None, max_t: int | None) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        seed: int | None = None,
+        max_concurrent: int | None = None,
+        max_t: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)  # Ray's PopulationBasedTraining / PB2
         self.streams = SeededStreams(seed)
         self.max_concurrent = max_concurrent
         self.max_t = max_t
@@ -310,32 +318,10 @@ class _Population:
 class SeededPBT(_Population, PopulationBasedTraining):
     """Ray's ``PopulationBasedTraining``, explore seeded by ``seed``, resumable (module docstring)."""
 
-    def __init__(
-        self,
-        *args: Any,
-        seed: int | None = None,
-        max_concurrent: int | None = None,
-        max_t: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_population(seed, max_concurrent, max_t)
-
 
 class SeededPB2(_Population, PB2):
     """Ray's ``PB2``, its donor choice and acquisition restarts seeded by ``seed``, resumable with
     its data (the GP's training set)."""
-
-    def __init__(
-        self,
-        *args: Any,
-        seed: int | None = None,
-        max_concurrent: int | None = None,
-        max_t: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_population(seed, max_concurrent, max_t)
 
     def scheduler_state(self) -> dict[str, Any]:
         return {
