@@ -276,11 +276,21 @@ class _Population:
             elif trial.status == Trial.PAUSED:
                 del self._exploit_when_paused[trial]
                 self._checkpoint_or_exploit(trial, tune_controller, upper, [trial])
-        if self.max_concurrent is not None:
-            started = (Trial.RUNNING, Trial.PENDING)
-            if sum(t.status in started for t in tune_controller.get_trials()) >= self.max_concurrent:
-                return None
-        return super().choose_trial_to_run(tune_controller)
+        if self.max_concurrent is None:
+            return super().choose_trial_to_run(tune_controller)
+        trials = tune_controller.get_trials()
+        if sum(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials) >= self.max_concurrent:
+            return None
+        # Ray's rule (the least trained first; synch: only those behind the sync time) among the
+        # waiting members: a PENDING one is on its way already, and naming it again would start
+        # no other while its actor starts
+        waiting = [
+            t
+            for t in trials
+            if t.status == Trial.PAUSED
+            and (not self._synch or self._trial_state[t].last_train_time < self._next_perturbation_sync)
+        ]
+        return min(waiting, key=lambda t: self._trial_state[t].last_train_time, default=None)
 
     def has_live_members(self) -> bool:
         """Whether a member of the population has not finished (``PresetGenerator.is_finished``)."""
