@@ -20,7 +20,10 @@ parameters that no other parameter depends on and clip perturbations into the do
 no scheduler with the experiment: ``hyperband``, ``bohb``, ``pbt`` and ``pb2`` use the schedulers
 of :mod:`raytune_opt.search.schedulers`, whose state travels with the searcher so that
 ``Tuner.restore`` resumes their brackets / population; PBT's and PB2's random draws come from
-``seed``.
+``seed``. Every strategy reuses trial actors (``reuse_actors=True``), PBT and PB2 included: Ray
+resets a function trainable's process for the next trial and restores the trial's checkpoint —
+an exploit's donor's — into it; PBT's and PB2's schedulers keep ``max_concurrent`` themselves.
+The ``optuna-*`` strategies are Optuna's samplers (:mod:`raytune_opt.search.optuna_samplers`).
 """
 
 from __future__ import annotations
