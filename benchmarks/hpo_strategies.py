@@ -993,7 +993,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.engine == "sim":
         # the slow model-based strategies first, so that parallel jobs end together
-        order = {"fabolas": 0, "bo": 1, "pb2": 2, "tpe": 3, "bohb": 4}
+        order = {"fabolas": 0, "bo": 1, "optuna-gp": 1, "pb2": 2, "tpe": 3, "bohb": 4}
         jobs = sorted(keys, key=lambda k: order.get(k[1], 9))
         work = [
             (s, p, seed, args.budget, args.workers, args.start_overhead, args.cache, args.mnist1d_table)

@@ -354,12 +354,6 @@ def _tune_config(exp: Experiment, metric: str, mode: str, space: Any, trainable:
             max_concurrent=max_conc,
             **options,
         )
-    from ray.tune.search import BasicVariantGenerator
-
-    if max_conc and isinstance(config.search_alg, BasicVariantGenerator):
-        # Tune caps concurrency by wrapping a Searcher; a variant generator (grid, PBT's
-        # population) ignores TuneConfig.max_concurrent_trials and takes its own cap
-        config.search_alg.max_concurrent = max_conc
     return config
 
 

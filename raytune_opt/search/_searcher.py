@@ -469,6 +469,14 @@ class PresetGenerator(BasicVariantGenerator):
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(_load_companion(self, state))
 
+    def is_finished(self) -> bool:
+        """All configurations handed out and, with a population scheduler (PBT, PB2), every member
+        finished: Ray 2.60 keeps the actor of a stopping trial for reuse only while the search is
+        unfinished or another trial is staged, and a member that pauses for a waiting one to run
+        would otherwise take its actor down, each resume a fresh one (``reuse_actors``)."""
+        live = getattr(self.companion, "has_live_members", None)
+        return super().is_finished() and not (live is not None and live())
+
     def add_configurations(self, experiments: Any) -> None:
         for exp in convert_to_experiment_list(experiments):
             for config in self.presets:

@@ -70,6 +70,19 @@ members, a trial's checkpoint in flight and its checkpoint manager) are reached 
 :mod:`raytune_opt._compat.ray_tune`, which also lists the inherited private attributes and hooks
 used here; ``tests/compat`` checks them against the installed Ray.
 
+**Concurrency.** A population lives at once: Ray's variant generator must create every member up
+front (its own ``max_concurrent`` would hold the second member back until the first finished —
+no population at all), and ``TuneConfig.max_concurrent_trials`` caps only a ``Searcher``. With
+``max_concurrent``, :class:`SeededPBT`/:class:`SeededPB2` add the members ``PAUSED`` (Ray starts
+any ``PENDING`` trial it has resources for) and ``choose_trial_to_run`` starts one only while fewer
+than ``max_concurrent`` run — the least trained first, Ray's rule; a member that reaches a
+perturbation while others wait pauses and lets them run (Ray's asynchronous PBT does so itself).
+
+**The last report.** A function trainable's last report is not marked ``done`` (the trial ends when
+the function returns), so Ray's PBT perturbs there too: a lower trial clones a donor, is restarted
+only to end at once, and its result holds the donor's checkpoint under a config that never trained
+it. With ``max_t`` (in ``time_attr`` units) a report at ``max_t`` is not perturbed.
+
 **Seeds.** PBT's explore (``random.random``/``random.choice`` in Ray's ``_explore``, the donor's
 ``random.choice``, ``Domain.sample(None)`` = NumPy's global generator) and PB2's acquisition
 restarts (``np.random.uniform``) draw from the global ``random``/``numpy.random`` streams. With
@@ -89,7 +102,7 @@ from typing import Any
 
 import numpy as np
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import HyperBandScheduler, PopulationBasedTraining
+from ray.tune.schedulers import HyperBandScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.schedulers.hb_bohb import HyperBandForBOHB
 from ray.tune.schedulers.pb2 import PB2
 
@@ -178,8 +191,18 @@ class _Population:
     _trial_state: dict
     _restored: dict[str, dict[str, Any]]
 
-    def _init_population(self, seed: int | None) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        seed: int | None = None,
+        max_concurrent: int | None = None,
+        max_t: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)  # Ray's PopulationBasedTraining / PB2
         self.streams = SeededStreams(seed)
+        self.max_concurrent = max_concurrent
+        self.max_t = max_t
         self._restored = {}
         # synch: lower-quantile trials whose pause was in flight at the sync → the upper quantile
         self._exploit_when_paused: dict[Trial, list[Trial]] = {}
@@ -187,6 +210,10 @@ class _Population:
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         with self.streams.active():
             super().on_trial_add(tune_controller, trial)
+        if self.max_concurrent is not None and trial.status == Trial.PENDING:
+            # Ray starts every PENDING trial it has resources for; a PAUSED one waits for
+            # choose_trial_to_run, which keeps to the cap (module docstring, "Concurrency")
+            trial.set_status(Trial.PAUSED)
         saved = self._restored.pop(trial.trial_id, None)
         if saved is None:
             return
@@ -213,6 +240,11 @@ class _Population:
             trial.set_status(Trial.PAUSED)
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        if self.max_t is not None and result.get(self._time_attr, -math.inf) >= self.max_t:
+            # the trial's last report (a function trainable's is not marked done): an exploit here
+            # would restart it only to end it, its result the donor's checkpoint under a config
+            # that never trained it
+            return TrialScheduler.CONTINUE
         if self._synch:
             tune_controller = _UnfinishedLive(tune_controller)
         return super().on_trial_result(tune_controller, trial, result)
@@ -244,7 +276,25 @@ class _Population:
             elif trial.status == Trial.PAUSED:
                 del self._exploit_when_paused[trial]
                 self._checkpoint_or_exploit(trial, tune_controller, upper, [trial])
-        return super().choose_trial_to_run(tune_controller)
+        if self.max_concurrent is None:
+            return super().choose_trial_to_run(tune_controller)
+        trials = tune_controller.get_trials()
+        if sum(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials) >= self.max_concurrent:
+            return None
+        # Ray's rule (the least trained first; synch: only those behind the sync time) among the
+        # waiting members: a PENDING one is on its way already, and naming it again would start
+        # no other while its actor starts
+        waiting = [
+            t
+            for t in trials
+            if t.status == Trial.PAUSED
+            and (not self._synch or self._trial_state[t].last_train_time < self._next_perturbation_sync)
+        ]
+        return min(waiting, key=lambda t: self._trial_state[t].last_train_time, default=None)
+
+    def has_live_members(self) -> bool:
+        """Whether a member of the population has not finished (``PresetGenerator.is_finished``)."""
+        return any(t.status not in _DONE for t in self._trial_state)
 
     def _get_new_config(self, trial: Trial, trial_to_clone: Trial) -> tuple[dict, dict]:
         with self.streams.active():  # the explore step (also reached through the hook above)
@@ -278,18 +328,10 @@ class _Population:
 class SeededPBT(_Population, PopulationBasedTraining):
     """Ray's ``PopulationBasedTraining``, explore seeded by ``seed``, resumable (module docstring)."""
 
-    def __init__(self, *args: Any, seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_population(seed)
-
 
 class SeededPB2(_Population, PB2):
     """Ray's ``PB2``, its donor choice and acquisition restarts seeded by ``seed``, resumable with
     its data (the GP's training set)."""
-
-    def __init__(self, *args: Any, seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_population(seed)
 
     def scheduler_state(self) -> dict[str, Any]:
         return {

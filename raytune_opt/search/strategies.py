@@ -20,7 +20,10 @@ parameters that no other parameter depends on and clip perturbations into the do
 no scheduler with the experiment: ``hyperband``, ``bohb``, ``pbt`` and ``pb2`` use the schedulers
 of :mod:`raytune_opt.search.schedulers`, whose state travels with the searcher so that
 ``Tuner.restore`` resumes their brackets / population; PBT's and PB2's random draws come from
-``seed``.
+``seed``. Every strategy reuses trial actors (``reuse_actors=True``), PBT and PB2 included: Ray
+resets a function trainable's process for the next trial and restores the trial's checkpoint —
+an exploit's donor's — into it; PBT's and PB2's schedulers keep ``max_concurrent`` themselves.
+The ``optuna-*`` strategies are Optuna's samplers (:mod:`raytune_opt.search.optuna_samplers`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class _Request:
     reduction_factor: float
     seed: int | None
     options: dict[str, Any] = field(default_factory=dict)
+    max_concurrent: int | None = None
 
     def opt(self, name: str, default: Any) -> Any:
         return self.options.get(name, default)
@@ -115,6 +119,15 @@ def _tpe(r: _Request) -> tuple[Any, Any, int]:
         gamma=r.opt("gamma", 0.25),
     )
     return SpaceAdapter(inner, r.space, r.space.from_hyperopt, r.metric, r.mode), None, r.num_samples
+
+
+def _optuna(strategy: str) -> Callable[[_Request], tuple[Any, Any, int]]:
+    def build(r: _Request) -> tuple[Any, Any, int]:
+        from raytune_opt.search.optuna_samplers import optuna_search
+
+        return optuna_search(strategy, r.space, r.metric, r.mode, r.seed, r.options), None, r.num_samples
+
+    return build
 
 
 def _hyperband(r: _Request) -> tuple[Any, Any, int]:
@@ -251,6 +264,8 @@ def _pbt(r: _Request) -> tuple[Any, Any, int]:
         custom_explore_fn=r.space.clip,
         synch=r.opt("synch", False),
         seed=r.seed,
+        max_concurrent=r.max_concurrent,
+        max_t=r.max_t,
     )
     return PresetGenerator(_population(r), r.seed), sched, r.num_samples
 
@@ -268,11 +283,20 @@ def _pb2(r: _Request) -> tuple[Any, Any, int]:
         synch=r.opt("synch", False),
         custom_explore_fn=r.space.clip,
         seed=r.seed,
+        max_concurrent=r.max_concurrent,
+        max_t=r.max_t,
     )
     return PresetGenerator(_population(r), r.seed), sched, r.num_samples
 
 
 _PBT_OPTIONS = ("perturbation_interval", "quantile_fraction", "synch")
+
+
+def _optuna_samplers() -> dict[str, tuple[str, Any, tuple[str, ...]]]:
+    from raytune_opt.search.optuna_samplers import SAMPLERS  # imports no optuna
+
+    return SAMPLERS
+
 
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
@@ -306,6 +330,10 @@ STRATEGIES: dict[str, Strategy] = {
             "tree-structured Parzen estimators (hyperopt via Ray's HyperOptSearch)",
             _tpe,
             ("n_initial_points", "gamma"),
+        ),
+        *(
+            Strategy(name, summary, _optuna(name), options, model_based=True)
+            for name, (summary, _, options) in _optuna_samplers().items()
         ),
         Strategy(
             "hyperband",
@@ -441,9 +469,11 @@ def make_tune_config(
         )
 
     trainable = options.get("trainable")
-    # PBT/PB2 restart trials from other trials' checkpoints: a reused function-trainable actor
-    # keeps reporting its previous trial's id (Ray 2.60), so those get fresh actors
-    reuse = options.get("reuse_actors", strategy not in ("pbt", "pb2"))
+    # every strategy reuses actors, PBT/PB2 included: Ray 2.60 resets a function trainable's actor
+    # for the next trial (FunctionTrainable.reset_config: a new session with that trial's id) and
+    # then restores the trial's latest checkpoint into it, which an exploit has set to the donor's
+    # (tests/search/test_search_pbt_reuse.py)
+    reuse = options.get("reuse_actors", True)
     if trainable is not None:
         _check_trainable(strategy, trainable, options.get("fidelity", "data_fraction"))
         from ray.tune import Trainable
@@ -454,9 +484,28 @@ def make_tune_config(
             )
 
     r = _Request(
-        strategy, space, metric, mode, num_samples, max_t, grace_period, reduction_factor, seed, options
+        strategy,
+        space,
+        metric,
+        mode,
+        num_samples,
+        max_t,
+        grace_period,
+        reduction_factor,
+        seed,
+        options,
+        max_concurrent,
     )
     search_alg, scheduler, n = s.build(r)
+    from ray.tune.search import BasicVariantGenerator
+
+    if isinstance(search_alg, BasicVariantGenerator):
+        # Tune caps concurrency by wrapping a Searcher: a variant generator ignores
+        # max_concurrent_trials. The grid's takes its own cap; PBT's and PB2's schedulers take it
+        # (the whole population is generated at once: schedulers.py, "Concurrency")
+        if not hasattr(scheduler, "max_concurrent"):
+            search_alg.max_concurrent = max_concurrent or 0
+        max_concurrent = None
     from raytune_opt.search.schedulers import is_resumable
 
     if is_resumable(scheduler):

@@ -319,18 +319,22 @@ def test_fuzz_malformed_yaml_text_gives_one_line_config_errors(tmp_path_factory,
 
 def test_max_concurrent_trials_reaches_variant_generators_too():
     """Tune applies TuneConfig.max_concurrent_trials by wrapping a Searcher; grid and PBT run through a
-    variant generator, which must get the cap itself."""
+    variant generator: the grid's takes the cap itself, PBT's scheduler takes it (its whole population
+    is generated at once, raytune_opt.search.schedulers "Concurrency")."""
     for name in ("grid", "pbt", "random"):
         exp = Experiment.from_yaml(
             EXAMPLES / "strategies" / f"{name}.yaml", overrides=["resources.max_concurrent_trials=1"]
         )
         cfg = exp.plan().tune_config()
-        assert cfg.max_concurrent_trials == 1
         from ray.tune.search import BasicVariantGenerator
 
-        if isinstance(cfg.search_alg, BasicVariantGenerator):  # Tune would not cap it
-            assert cfg.search_alg.max_concurrent == 1
+        if name == "pbt":
+            assert cfg.scheduler.max_concurrent == 1 and cfg.search_alg.max_concurrent == 0
+            assert cfg.max_concurrent_trials is None  # Tune would only warn that it ignores it
+        elif isinstance(cfg.search_alg, BasicVariantGenerator):  # Tune would not cap it
+            assert cfg.search_alg.max_concurrent == 1 and cfg.max_concurrent_trials is None
         else:  # a Searcher: Tune hands it the cap at fit time (ours keep it themselves)
+            assert cfg.max_concurrent_trials == 1
             assert cfg.search_alg.set_max_concurrency(1) is True and cfg.search_alg.max_concurrent == 1
 
 
