@@ -79,7 +79,10 @@ def tune_own_function(
     from raytune_opt import trial_logs
     from raytune_opt.search import SearchSpace, make_tune_config
 
-    cloudpickle.register_pickle_by_value(signals)  # the workers get signals.py's code with train_fn
+    # the workers get the code of signals.py and of this file with train_fn (they need not import them)
+    for module in {signals, sys.modules[train_fn.__module__]}:
+        if module.__name__ != "__main__":  # a script's own functions travel by value anyway
+            cloudpickle.register_pickle_by_value(module)
     if strategy == "fabolas":
         options.setdefault("fidelity", "data_fraction")
     tune_config = make_tune_config(

@@ -42,7 +42,7 @@ class SignalFolder(Dataset):
 
 
 class SignalNet(nn.Module):
-    """The user's own model: two 1-D convolutions, global average pooling, a linear classifier."""
+    """The user's own model: two 1-D convolutions, global max pooling, a linear classifier."""
 
     def __init__(self, channels: int = 16, classes: int = 3) -> None:
         super().__init__()
@@ -52,7 +52,7 @@ class SignalNet(nn.Module):
             nn.MaxPool1d(2),
             nn.Conv1d(channels, channels, 5, padding=2),
             nn.ReLU(),
-            nn.AdaptiveAvgPool1d(1),
+            nn.AdaptiveMaxPool1d(1),
         )
         self.head = nn.Linear(channels, classes)
 

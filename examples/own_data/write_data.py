@@ -1,6 +1,6 @@
 """Write the example's data set on disk: small signal files, one ``.npy`` each, and their labels.
 
-Three classes of 1-D signals of 128 samples — a sine, a square and a triangle wave of random
+Three classes of 1-D signals of 128 samples — a sine, a square and a sawtooth wave of random
 frequency and phase, plus noise — as ``<root>/<split>/<index>.npy`` (float32) with
 ``<root>/<split>/labels.csv`` (``file,label``), for the splits train / val / test. What a user's
 own data often looks like: a folder of files and a label list, read one file per sample.
@@ -22,15 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from signals import DEFAULT_ROOT  # noqa: E402  (this folder's signals.py: where the task looks by default)
 
 LENGTH = 128
-CLASSES = ("sine", "square", "triangle")
+CLASSES = ("sine", "square", "sawtooth")
 
 
 def signal(kind: int, rng: np.random.Generator) -> np.ndarray:
     """One noisy signal of class ``kind`` (an index into :data:`CLASSES`)."""
     t = np.arange(LENGTH) / LENGTH
     phase = 2 * np.pi * (rng.uniform(1.5, 4.0) * t + rng.uniform())
-    wave = (np.sin(phase), np.sign(np.sin(phase)), 2 / np.pi * np.arcsin(np.sin(phase)))[kind]
-    return (wave + rng.normal(scale=0.8, size=LENGTH)).astype(np.float32)
+    wave = (np.sin(phase), np.sign(np.sin(phase)), (phase / np.pi) % 2 - 1)[kind]
+    return (wave + rng.normal(scale=0.6, size=LENGTH)).astype(np.float32)
 
 
 def write_signals(

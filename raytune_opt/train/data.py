@@ -291,6 +291,27 @@ def _loader(dataset: Dataset, batch_size: int, data: Any, device: torch.device, 
     )
 
 
+def _read(loader: DataLoader) -> Iterator[Any]:
+    """The loader's batches; a loader worker that died while handing over a batch (torch receives
+    it through the worker's file-descriptor server: an ``EOFError`` / ``ConnectionError`` before
+    torch's own check sees the worker gone) is a RuntimeError that says so. Errors the worker
+    caught and forwarded (a Dataset's own exception) pass unchanged."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except (EOFError, ConnectionError) as e:
+            if loader.num_workers == 0 or "in DataLoader worker process" in str(e):
+                raise
+            raise RuntimeError(
+                f"DataLoader worker exited unexpectedly: the batch it was sending was lost "
+                f"({type(e).__name__}: {e})"
+            ) from e
+        yield batch
+
+
 def _to(t: Tensor, device: torch.device) -> Tensor:
     """``t`` on ``device`` (a non-blocking copy from pinned memory on CUDA; no copy if already there)."""
     return t.to(device, non_blocking=True)
@@ -392,7 +413,7 @@ class TrainData:
             return
         if self.sampler is not None:
             self._generator.manual_seed(self.seed + 1_000_003 * self.rank + 7_919 * epoch)
-        for xb, yb in self._loader:
+        for xb, yb in _read(self._loader):
             yield _to(xb, self.device), _to(yb, self.device)
 
 
@@ -441,7 +462,7 @@ class EvalData:
             for chunk in self._idx.split(self.batch_size):
                 yield _to(x[chunk], self.device), _to(y[chunk], self.device)
             return
-        for xb, yb in self._loader:
+        for xb, yb in _read(self._loader):
             yield _to(xb, self.device), _to(yb, self.device)
 
 

@@ -65,12 +65,12 @@ def test_a_crashing_loader_worker_fails_its_trial_after_the_retries_and_the_rest
             "run": {"storage_path": str(tmp_path / "results"), "max_failures": 1},
         }
     )
-    result = run_experiment(exp, progress=False, report=False)
+    result = run_experiment(exp, progress=False)
     trials = pd.read_csv(result.path / "trials.csv", dtype={"trial_id": str}).sort_values("config/seed")
     assert list(trials["status"]) == ["failed", "finished"]
-    assert (
-        "DataLoader worker (pid" in trials["error"].iloc[0]
-        and "exited unexpectedly" in trials["error"].iloc[0]
-    )
+    # torch's "DataLoader worker (pid(s) …) exited unexpectedly", or raytune_opt's when the worker died
+    # while handing over a batch (raytune_opt.train.data._read)
+    error = trials["error"].iloc[0]
+    assert "DataLoader worker" in error and "exited unexpectedly" in error, error
     assert len(log.read_text().split()) == 2  # the first attempt and its one retry (max_failures 1)
     assert trials["iterations"].iloc[1] == 2

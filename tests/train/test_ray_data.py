@@ -96,7 +96,9 @@ def test_one_worker_reads_the_dataset_reproducibly(ray_local, root: str) -> None
     assert half.results[0]["samples_seen"] == n
 
 
-def test_two_ddp_workers_read_their_shards_of_the_trainer_dataset(ray_local, root: str, tmp_path: Path) -> None:
+def test_two_ddp_workers_read_their_shards_of_the_trainer_dataset(
+    ray_local, root: str, tmp_path: Path
+) -> None:
     """TorchTrainer(datasets=...) in a Tune trial: the two workers together read the data_fraction
     sample once an epoch (equal shards: an odd row dropped), not each the whole."""
     import ray
