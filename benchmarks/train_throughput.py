@@ -24,11 +24,12 @@ on-disk float32 array read one ``os.pread`` per item, labels in memory), each th
 ``DataLoader`` with one loader worker: in-process and 2-worker DDP (the plain loop with a
 ``DistributedSampler``). ``--out-of-core 1 8`` trains the loop one epoch on such a file of 1 GB and
 of 8 GB, each in a fresh process, and prints the peak RSS of the trainer and of its loader worker
-(``getrusage``); the files are deleted afterwards.
+(``getrusage``); the files are deleted afterwards. ``--streaming-only`` runs the streaming rows
+alone (results in ``benchmarks/results/train_throughput_streaming.md``).
 
     python benchmarks/train_throughput.py            # mnist1d-cnn, 12 epochs, best of 3
     python benchmarks/train_throughput.py --quick    # tiny: a smoke run
-    python benchmarks/train_throughput.py --streaming --out-of-core 1 8
+    python benchmarks/train_throughput.py --streaming-only --out-of-core 1 8
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ def plain_loop(
 ) -> None:
     """The hand-written reference: randperm, slice (or a DataLoader over a Dataset's shuffled shard),
     forward, backward, step; evaluate and report per epoch."""
+    register_task("bench-disk-rows", disk_rows_task, overwrite=True)  # in a Ray worker too
     torch.manual_seed(config["seed"])
     spec = get_task(config["task"]).build(**config["task_args"])
     model = spec.model

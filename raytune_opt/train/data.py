@@ -245,9 +245,8 @@ def check_data(spec: TaskSpec, task: str, cfg: Any, world_size: int | None = Non
                 f"{first}, the shapes of a {next(iter(shapes))} item",
             )
     workers = cfg.num_workers if world_size is None else world_size
-    if is_ray_dataset(spec.train):
-        pass  # streamed in batches; its sample needs no length (raytune_opt.train.ray_data)
-    elif not sized(spec.train):
+    streamed = is_ray_dataset(spec.train)  # its sample needs no length (raytune_opt.train.ray_data)
+    if not streamed and not sized(spec.train):
         kind = type(spec.train).__name__
         for field, value, allowed in (
             ("data_fraction", cfg.data_fraction, 1.0),
@@ -265,7 +264,7 @@ def check_data(spec: TaskSpec, task: str, cfg: Any, world_size: int | None = Non
             raise ConfigError.invalid(
                 f"task {task!r}: batch_size", "full", f"an integer for a training {kind} without a length"
             )
-    elif not is_tensors(spec.train):  # the labels that stratify needs (tensors: y)
+    elif not streamed and not is_tensors(spec.train):  # the labels that stratify needs (tensors: y)
         train_subset(spec, task, cfg)
     if workers > 1:
         for name in ("val", "test"):
