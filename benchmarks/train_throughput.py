@@ -400,14 +400,21 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float]]:
                 lambda: _tune_rate(trainable(ours_sd), ours_sd, n, storage),
             )
 
+    described = (
+        []
+        if args.streaming_only
+        else [
+            f"task {config['task']}, {n_train} training samples, batch {config['batch_size']}, "
+            f"{config['epochs']} epochs"
+        ]
+    )
+    if args.streaming or args.streaming_only:
+        described.append(
+            f"streaming rows: {n:,} × {d} float32 from disk, batch 128, {stream['epochs']} epochs, "
+            "1 loader worker"
+        )
     lines = [
-        f"task {config['task']}, {n_train} training samples, batch {config['batch_size']}, "
-        f"{config['epochs']} epochs, optimizer {config['optimizer']}, best of {repeats}"
-        + (
-            f"; streaming rows: {n:,} × {d} float32 from disk, batch 128, 1 loader worker"
-            if args.streaming or args.streaming_only
-            else ""
-        ),
+        f"{'; '.join(described)}; optimizer {config['optimizer']}, best of {repeats}",
         "",
         "| setting | plain loop (samples/s) | raytune_opt loop (samples/s) | ratio |",
         "| --- | ---: | ---: | ---: |",
