@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from raytune_opt.capabilities import capabilities
+from raytune_opt.train.session import Session
 from raytune_opt.train.user import Trial
 
 
@@ -69,9 +70,10 @@ def evaluate(model: nn.Module, loader: DataLoader) -> tuple[float, float]:
 
 
 @capabilities(checkpoints=True, data_fraction=True)
-def train_fn(config: dict) -> None:
-    """The user's training function: a Ray Tune function trainable."""
-    trial = Trial(config)
+def train_fn(config: dict, session: Session | None = None) -> None:
+    """The user's training function: a Ray Tune function trainable (``session``: a
+    ``raytune_opt.train.LocalSession`` runs it without Ray, as the tests do)."""
+    trial = Trial(config, session)
     torch.manual_seed(config.get("seed", 0))
     model = Net(config.get("hidden", 32))
     opt = trial.optimizer(model)  # config["optimizer"] with "adamw.lr" → lr

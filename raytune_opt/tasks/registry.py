@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,14 @@ __all__ = [
     "register_task",
     "get_task",
     "available_tasks",
+    "is_ray_dataset",
 ]
+
+
+def is_ray_dataset(part: Any) -> bool:
+    """Whether ``part`` is a ``ray.data.Dataset`` (without importing Ray: a task that built one has)."""
+    data = sys.modules.get("ray.data")
+    return data is not None and isinstance(part, data.Dataset)
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,8 @@ class TaskSpec:
     Each split is ``(X, y)`` tensors (sliced in memory: the fast path for small data) or a
     ``torch.utils.data.Dataset`` whose items are ``(x, y)`` pairs (read through a ``DataLoader``
     configured by ``train.data``; an ``IterableDataset`` only where nothing needs random access:
-    one worker, ``data_fraction`` 1, see :mod:`raytune_opt.train.data`).
+    one worker, ``data_fraction`` 1, see :mod:`raytune_opt.train.data`), or a ``ray.data.Dataset``
+    whose rows hold a feature and a label column (``columns``; see :mod:`raytune_opt.train.ray_data`).
 
     Attributes:
         train: the training split (the ``data_fraction`` subset is drawn from it).
@@ -88,12 +97,13 @@ class TaskSpec:
         augment: ``augment(x) -> x`` applied to each training batch (uses torch's global RNG).
         train_targets: the labels of a training ``Dataset`` that has no ``targets`` attribute,
             for class-stratified ``data_fraction`` subsets (ignored for tensors).
+        columns: the feature and the label column of a ``ray.data.Dataset`` split.
         glm_family: for GLM tasks (a :class:`~raytune_opt.tasks.models.LinearPredictor` model), the
             :class:`raytune_opt.glm.families.Family` (with its link), so GLM solvers can fit it.
     """
 
-    train: tuple[Tensor, Tensor] | Dataset
-    val: tuple[Tensor, Tensor] | Dataset
+    train: tuple[Tensor, Tensor] | Dataset | Any  # Any: a ray.data.Dataset
+    val: tuple[Tensor, Tensor] | Dataset | Any
     model: nn.Module
     loss: Callable[[Tensor, Tensor], Tensor]
     metric: Metric = ACCURACY
@@ -101,13 +111,14 @@ class TaskSpec:
     residuals: Callable[[Tensor, Tensor], Tensor] | None = None
     augment: Callable[[Tensor], Tensor] | None = None
     glm_family: Any = None  # raytune_opt.glm.families.Family
-    test: tuple[Tensor, Tensor] | Dataset | None = None
+    test: tuple[Tensor, Tensor] | Dataset | Any | None = None
     train_targets: Tensor | None = None
+    columns: tuple[str, str] = ("x", "y")
 
     def __post_init__(self) -> None:
         for part in ("train", "val", "test"):
             xy = getattr(self, part)
-            if part == "test" and xy is None:
+            if (part == "test" and xy is None) or is_ray_dataset(xy):
                 continue
             if isinstance(xy, Dataset) and not isinstance(xy, tuple):
                 if hasattr(xy, "__len__") and len(xy) == 0:
@@ -115,11 +126,17 @@ class TaskSpec:
                 continue
             if not (isinstance(xy, tuple) and len(xy) == 2 and all(isinstance(t, Tensor) for t in xy)):
                 raise ConfigTypeError(
-                    f"TaskSpec.{part} must be a tuple (X, y) of tensors or a torch.utils.data.Dataset, "
-                    f"got {type(xy).__name__}"
+                    f"TaskSpec.{part} must be a tuple (X, y) of tensors, a torch.utils.data.Dataset or a "
+                    f"ray.data.Dataset, got {type(xy).__name__}"
                 )
             if len(xy[0]) != len(xy[1]) or len(xy[0]) == 0:
                 raise ConfigError(f"TaskSpec.{part}: X and y must be non-empty with equal lengths")
+        columns = tuple(self.columns) if isinstance(self.columns, (tuple, list)) else None
+        if columns is None or len(columns) != 2 or not all(isinstance(c, str) for c in columns):
+            raise ConfigTypeError.invalid(
+                "TaskSpec.columns", self.columns, "a pair (feature column, label column) of names"
+            )
+        self.columns = columns
         if self.train_targets is not None and not isinstance(self.train_targets, Tensor):
             raise ConfigTypeError.invalid(
                 "TaskSpec.train_targets", type(self.train_targets).__name__, "a Tensor or None"

@@ -24,6 +24,8 @@ An ``IterableDataset`` without a length is read as it comes: one worker, ``data_
 a constant schedule and an integer batch size only (nothing that needs its length or random access);
 with ``num_workers`` > 0 every loader worker iterates its own replica, so such a dataset shards
 itself by ``torch.utils.data.get_worker_info()`` (torch's contract).
+A ``ray.data.Dataset`` split is read by :mod:`raytune_opt.train.ray_data` (its own sampling,
+shuffling and sharding: ``TorchTrainer(datasets=...)`` on N workers).
 
 :func:`check_data` checks a task's splits against a config (the item type and shape, what an
 unsized Dataset allows, the labels that ``stratify: true`` needs) before any trial trains;
@@ -45,6 +47,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 
 from raytune_opt.errors import ConfigError, ConfigTypeError
 from raytune_opt.tasks import TaskSpec, stratified_subset
+from raytune_opt.train.ray_data import RayBatches, check_ray_data, is_ray_dataset, sample
 
 __all__ = [
     "is_tensors",
@@ -213,10 +216,11 @@ def check_data(spec: TaskSpec, task: str, cfg: Any, world_size: int | None = Non
     ``train.data`` options must suit the installed torch; GLM solvers need tensors.
     """
     check_loader_options(cfg.data, task)
+    check_ray_data(spec, task, cfg)
     shapes: dict[str, tuple[Any, Any]] = {}
     for name in ("train", "val", "test"):
         part = getattr(spec, name)
-        if part is None:
+        if part is None or is_ray_dataset(part):  # checked by its schema (check_ray_data)
             continue
         try:
             item = _item(part)
@@ -232,16 +236,17 @@ def check_data(spec: TaskSpec, task: str, cfg: Any, world_size: int | None = Non
                 "an (x, y) pair: x a tensor or NumPy array, y a tensor, array or number",
             )
         shapes[name] = got
-    first = shapes["train"]
+    first = next(iter(shapes.values()), None)
     for name, got in shapes.items():
         if got != first:
             raise ConfigError.invalid(
                 f"task {task!r}: the shapes of a TaskSpec.{name} item (x, y)",
                 got,
-                f"{first}, the shapes of a train item",
+                f"{first}, the shapes of a {next(iter(shapes))} item",
             )
     workers = cfg.num_workers if world_size is None else world_size
-    if not sized(spec.train):
+    streamed = is_ray_dataset(spec.train)  # its sample needs no length (raytune_opt.train.ray_data)
+    if not streamed and not sized(spec.train):
         kind = type(spec.train).__name__
         for field, value, allowed in (
             ("data_fraction", cfg.data_fraction, 1.0),
@@ -259,12 +264,12 @@ def check_data(spec: TaskSpec, task: str, cfg: Any, world_size: int | None = Non
             raise ConfigError.invalid(
                 f"task {task!r}: batch_size", "full", f"an integer for a training {kind} without a length"
             )
-    elif not is_tensors(spec.train):  # the labels that stratify needs (tensors: y)
+    elif not streamed and not is_tensors(spec.train):  # the labels that stratify needs (tensors: y)
         train_subset(spec, task, cfg)
     if workers > 1:
         for name in ("val", "test"):
             part = getattr(spec, name)
-            if part is not None and not sized(part):
+            if part is not None and not is_ray_dataset(part) and not sized(part):
                 raise ConfigError.invalid(
                     f"task {task!r}: num_workers",
                     workers,
@@ -283,6 +288,27 @@ def _loader(dataset: Dataset, batch_size: int, data: Any, device: torch.device, 
     return DataLoader(
         dataset, batch_size=batch_size, num_workers=data.num_workers, pin_memory=pin, **extra, **kw
     )
+
+
+def _read(loader: DataLoader) -> Iterator[Any]:
+    """The loader's batches; a loader worker that died while handing over a batch (torch receives
+    it through the worker's file-descriptor server: an ``EOFError`` / ``ConnectionError`` before
+    torch's own check sees the worker gone) is a RuntimeError that says so. Errors the worker
+    caught and forwarded (a Dataset's own exception) pass unchanged."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except (EOFError, ConnectionError) as e:
+            if loader.num_workers == 0 or "in DataLoader worker process" in str(e):
+                raise
+            raise RuntimeError(
+                f"DataLoader worker exited unexpectedly: the batch it was sending was lost "
+                f"({type(e).__name__}: {e})"
+            ) from e
+        yield batch
 
 
 def _to(t: Tensor, device: torch.device) -> Tensor:
@@ -306,6 +332,29 @@ class TrainData:
         full = cfg.batch_size == "full" or cfg.kind == "second-order"
         part = spec.train
         self.tensors: tuple[Tensor, Tensor] | None = None
+        self._ray: RayBatches | None = None
+        if is_ray_dataset(part):  # check_data refused a full batch
+            self.sampler = None
+            self.local_batch = max(cfg.batch_size // self.world_size, 1)
+            self._ray = RayBatches(
+                sample(part, cfg.data_fraction, cfg.data_seed, spec.columns),
+                spec.columns,
+                self.local_batch,
+                device,
+                shard=session.dataset_shard("train"),
+                train=True,
+                seed=cfg.seed,
+                world_size=self.world_size,
+                drop_last=self.drop_last,
+                pin_memory=cfg.data.pin_memory,
+                count=cfg.schedule != "constant",  # the steps of an epoch: one pass to count
+            )
+            self.num_samples = self._ray.num_rows
+            self.steps_per_epoch = None
+            if self.num_samples is not None:
+                steps, rest = divmod(self.num_samples, self.local_batch)
+                self.steps_per_epoch = steps + (rest > 0 and not self.drop_last)
+            return
         if not sized(part):  # an IterableDataset read as it comes (check_data allowed it)
             self.sampler = None
             self.num_samples, self.steps_per_epoch = None, None
@@ -348,6 +397,9 @@ class TrainData:
 
     def epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         """The batches ``(x, y)`` of epoch ``epoch`` (0-based) on the device."""
+        if self._ray is not None:
+            yield from self._ray.epoch(epoch)
+            return
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
         if self.tensors is not None:
@@ -360,18 +412,34 @@ class TrainData:
             return
         if self.sampler is not None:
             self._generator.manual_seed(self.seed + 1_000_003 * self.rank + 7_919 * epoch)
-        for xb, yb in self._loader:
+        for xb, yb in _read(self._loader):
             yield _to(xb, self.device), _to(yb, self.device)
 
 
 class EvalData:
-    """One worker's share of a split for evaluation (positions rank, rank + W, …), in device batches."""
+    """One worker's share of a split for evaluation (positions rank, rank + W, …), in device batches
+    (a Ray Dataset: all of split ``name``, on every worker; ``columns``: its feature and label)."""
 
-    def __init__(self, part: Any, batch_size: int, data: Any, session: Any) -> None:
+    def __init__(
+        self,
+        part: Any,
+        batch_size: int,
+        data: Any,
+        session: Any,
+        columns: tuple[str, str] = ("x", "y"),
+        name: str = "val",
+    ) -> None:
         self.device = session.device
         self.batch_size = batch_size
         rank, world = session.rank, session.world_size
         self.tensors: tuple[Tensor, Tensor] | None = None
+        self._ray: RayBatches | None = None
+        if is_ray_dataset(part):
+            shard = session.dataset_shard(name)
+            self._ray = RayBatches(
+                part, columns, batch_size, self.device, shard=shard, pin_memory=data.pin_memory
+            )
+            return
         if is_tensors(part):
             x, y = part
             if self.device.type == "cuda":
@@ -385,12 +453,15 @@ class EvalData:
 
     def batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         """Every batch ``(x, y)`` of this worker's share, on the device."""
+        if self._ray is not None:
+            yield from self._ray.epoch()
+            return
         if self.tensors is not None:
             x, y = self.tensors
             for chunk in self._idx.split(self.batch_size):
                 yield _to(x[chunk], self.device), _to(y[chunk], self.device)
             return
-        for xb, yb in self._loader:
+        for xb, yb in _read(self._loader):
             yield _to(xb, self.device), _to(yb, self.device)
 
 

@@ -59,7 +59,11 @@ def evaluate_checkpoint(
     model = session.prepare_model(spec.model)
     model.load_state_dict(load_state(checkpoint)["model"])
     loss, metric = _evaluate(
-        model, spec, EvalData(part, cfg.eval_batch_size, cfg.data, session), cfg, session
+        model,
+        spec,
+        EvalData(part, cfg.eval_batch_size, cfg.data, session, columns=spec.columns, name=split),
+        cfg,
+        session,
     )
     return {f"{split}_loss": loss, f"{split}_{spec.metric.name}": metric}
 

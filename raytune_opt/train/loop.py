@@ -126,7 +126,7 @@ def _train_loop(config: Mapping[str, Any], session: Session) -> dict[str, Any]:
     spec = task.build(**cfg.task_args)
     check_data(spec, cfg.task, cfg, session.world_size)
     train_data = TrainData(spec, cfg.task, cfg, session)
-    val_data = EvalData(spec.val, cfg.eval_batch_size, cfg.data, session)
+    val_data = EvalData(spec.val, cfg.eval_batch_size, cfg.data, session, columns=spec.columns)
     _seed(cfg.seed + 1_000_003 * session.rank, device)  # augmentation/dropout streams differ per worker
 
     module = spec.model

@@ -56,6 +56,11 @@ class Session:
         """Every worker's ``obj``, in rank order."""
         return [obj]
 
+    def dataset_shard(self, name: str) -> Any:
+        """This worker's ``ray.data.DataIterator`` of the trial's Ray Dataset ``name`` (handed to
+        ``TorchTrainer(datasets=...)``), or ``None`` where there is none (the Dataset is read itself)."""
+        return None
+
     def prepare_model(self, model: nn.Module) -> nn.Module:
         """Move the model to the device (and wrap it for data-parallel training when distributed)."""
         return model.to(self.device)
@@ -166,6 +171,14 @@ class TrainSession(Session):
         out: list[Any] = [None] * self.world_size
         torch.distributed.all_gather_object(out, obj)
         return out
+
+    def dataset_shard(self, name: str) -> Any:
+        import ray.train
+
+        try:
+            return ray.train.get_dataset_shard(name)
+        except KeyError:  # not handed to the TorchTrainer (a task without Ray Datasets)
+            return None
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         import ray.train.torch

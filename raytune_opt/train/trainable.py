@@ -20,6 +20,8 @@
     ``reuse_actors=False`` so a stopped trial takes its Train run down with it (the controller
     is owned by the trial's process), and cap concurrent trials with
     ``TuneConfig(max_concurrent_trials)`` so the workers of running trials fit the cluster.
+    A task's ``ray.data.Dataset`` splits go to the TorchTrainer's ``datasets`` (the training
+    split's ``data_fraction`` sample, split among the workers: :mod:`raytune_opt.train.ray_data`).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from typing import Any
 
 from raytune_opt._compat.ray_train import trial_storage
 from raytune_opt.capabilities import declare
-from raytune_opt.tasks import restore_user_tasks, user_tasks
+from raytune_opt.tasks import get_task, restore_user_tasks, user_tasks
 from raytune_opt.train.config import task_names, validate, validate_space
 from raytune_opt.train.loop import train_loop
+from raytune_opt.train.ray_data import trainer_datasets
 from raytune_opt.train.session import LocalSession, TrainSession, TuneSession
 
 __all__ = ["run_local", "trainable", "DRIVER_RESOURCES"]
@@ -115,11 +118,14 @@ def _run_torch_trainer(config: dict[str, Any], tasks: dict[str, Any]) -> None:
     restore_user_tasks(tasks)
     cfg = validate(config)
     resume = ray.tune.get_checkpoint()
+    datasets = trainer_datasets(get_task(cfg.task).build(**cfg.task_args), cfg)  # Ray Data splits, if any
     relay = ray.remote(num_cpus=0)(_Relay).remote()
     trial_fs_path, storage_filesystem = trial_storage()
     trainer = TorchTrainer(
         lambda c: _train_worker(c, resume, tasks),
         train_loop_config=dict(config),
+        datasets=datasets or None,
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]) if datasets else None,
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=cfg.worker_resources()
         ),

@@ -84,8 +84,11 @@ def test_a_split_may_be_a_dataset() -> None:
             loss=F.cross_entropy,
         )
     with pytest.raises(
-        TypeError, match=r"TaskSpec.val must be a tuple \(X, y\) of tensors or a torch.utils.data.Dataset"
+        TypeError,
+        match=r"TaskSpec.val must be a tuple \(X, y\) of tensors, a torch.utils.data.Dataset or a ray.data",
     ):
         TaskSpec(train=ds, val=[x, y], model=nn.Linear(2, 4), loss=F.cross_entropy)
     with pytest.raises(TypeError, match=r"TaskSpec.train_targets = 'list' is not allowed"):
         TaskSpec(train=ds, val=(x, y), model=nn.Linear(2, 4), loss=F.cross_entropy, train_targets=[0, 1])
+    with pytest.raises(TypeError, match=r"TaskSpec.columns = 'x' is not allowed: expected a pair"):
+        TaskSpec(train=ds, val=(x, y), model=nn.Linear(2, 4), loss=F.cross_entropy, columns="x")
