@@ -21,7 +21,7 @@ at which each method's median regret first reaches GP-BO's final median regret, 
 Fabolas' fraction histogram, and Fabolas' recommendation beside the best configuration it
 evaluated at ``s = 1``.
 
-    nice -n 10 python benchmarks/fabolas_cost.py                 # 3 seeds, budget 20: minutes
+    nice -n 10 python benchmarks/fabolas_cost.py                 # 3 seeds, budget 15, 40 Fabolas trials
     nice -n 10 python benchmarks/fabolas_cost.py --quick         # 1 seed, budget 4
 """
 
@@ -210,13 +210,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, budget 4, 12 Fabolas trials")
     ap.add_argument("--seeds", type=int, default=None, help="default 3 (1 with --quick)")
-    ap.add_argument("--budget", type=float, default=None, help="full-data-equivalents (20; 4 quick)")
-    ap.add_argument("--fabolas-trials", type=int, default=None, help="Fabolas' trial cap (60; 12 quick)")
+    ap.add_argument("--budget", type=float, default=None, help="full-data-equivalents (15; 4 quick)")
+    ap.add_argument("--fabolas-trials", type=int, default=None, help="Fabolas' trial cap (40; 12 quick)")
     ap.add_argument("--out", default=None, help="write the table to OUT/fabolas_cost.md")
     args = ap.parse_args(argv)
     seeds = args.seeds or (1 if args.quick else 3)
-    budget = args.budget or (4.0 if args.quick else 20.0)
-    cap = args.fabolas_trials or (12 if args.quick else 60)
+    budget = args.budget or (4.0 if args.quick else 15.0)
+    cap = args.fabolas_trials or (12 if args.quick else 40)
     import ray
 
     if not ray.is_initialized():

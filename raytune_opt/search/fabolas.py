@@ -320,9 +320,12 @@ class FabolasSearcher(ModelSearcher):
         return room
 
     def _propose(self) -> dict[str, Any] | str | None:
-        if self.phase == "search" and self._room() < self.s_min and self.observations:
+        if self.phase == "search" and self._room() < self.s_min:
             if self.live:
                 return None  # the recommendation waits for every other trial
+            if not self.observations:  # nothing learnt (num_samples = 1): one full-data trial
+                self.phase, self._recommending = "verify", True
+                return {**self.initial._propose(), self.fidelity: 1.0}
             incumbent = self.recommend()
             if incumbent in [self._config(o[1]) for o in self.observations if o[1][self.fidelity] >= 1.0]:
                 self.phase = "done"
@@ -330,7 +333,7 @@ class FabolasSearcher(ModelSearcher):
             self.phase = "verify"
             self._recommending = True
             return {**incumbent, self.fidelity: 1.0}
-        if self.phase != "search" or self._room() < self.s_min:
+        if self.phase != "search":
             return Searcher.FINISHED
         n = self.n_suggested
         room = self._room()

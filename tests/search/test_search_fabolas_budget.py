@@ -129,3 +129,13 @@ def test_a_tuner_run_stops_at_its_cost_budget_and_reports_the_fraction_histogram
     counts = collections.Counter(round(s, 6) for s in fractions)
     for s, n in counts.items():
         assert f"| {s:.4g} | {n} |" in text
+
+
+def test_a_single_trial_is_a_full_data_one():
+    f = FabolasSearcher(space(), seed=0, num_samples=1)
+    f.set_search_properties("loss", "min", {})
+    c = f.suggest("only")
+    assert c["data_fraction"] == 1.0 and f.recommended == ["only"]
+    f.on_trial_complete("only", {"loss": objective(c)})
+    assert f.suggest("next") == Searcher.FINISHED
+    assert f.recommend() == {k: v for k, v in c.items() if k != "data_fraction"}
