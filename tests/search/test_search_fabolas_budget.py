@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from ray import tune
 from ray.tune.search import Searcher
-from synthetic import objective, space
+from synthetic import objective, space, trainable
 
 from raytune_opt import report
 from raytune_opt.errors import ConfigError
-from raytune_opt.search import FabolasSearcher, capabilities, make_tune_config
+from raytune_opt.search import FabolasSearcher, make_tune_config
 
 
 def biased(config: dict, rng: np.random.Generator) -> float:
@@ -92,12 +92,6 @@ def test_the_cost_budget_is_checked():
     assert cfg.search_alg.cost_budget == 4.0
 
 
-@capabilities(data_fraction=True)
-def fraction_trainable(config: dict) -> None:
-    s = config["data_fraction"]
-    tune.report({"loss": objective(config) + 0.3 * (1 - s) ** 2, "cost": s})
-
-
 def test_a_tuner_run_stops_at_its_cost_budget_and_reports_the_fraction_histogram(ray_local, tmp_path):
     cfg = make_tune_config(
         "fabolas",
@@ -107,7 +101,7 @@ def test_a_tuner_run_stops_at_its_cost_budget_and_reports_the_fraction_histogram
         num_samples=60,
         seed=0,
         max_concurrent=1,
-        trainable=fraction_trainable,
+        trainable=trainable,
         cost_attr="cost",
         cost_budget=1.5,
         n_initial=4,
@@ -115,8 +109,9 @@ def test_a_tuner_run_stops_at_its_cost_budget_and_reports_the_fraction_histogram
         reuse_actors=True,
     )
     grid = tune.Tuner(
-        fraction_trainable,
+        trainable,  # one report: loss = f(x) + 0.3 (1 − s)² + 0.5, cost = s
         tune_config=cfg,
+        param_space={"max_t": 1},
         run_config=tune.RunConfig(name="fabolas", storage_path=str(tmp_path), verbose=0),
     ).fit()
     assert grid.num_errors == 0 and len(grid) < 60  # the budget, not num_samples, ended it
