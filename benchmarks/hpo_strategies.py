@@ -87,11 +87,10 @@ MULTI_FIDELITY = {"hyperband", "asha", "bohb", "pbt", "pb2"}
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 #: extra rows: label → (strategy, its options)
 VARIANTS = {"hyperband-ray-order": ("hyperband", {"bracket_order": "ray"})}
-#: Fabolas' trials: 10 per unit of budget, at most this many. Its trials are nearly all at the
-#: smallest data fraction (1/64 on hartmann), so the budget would take ~1 300 of them and a GP
-#: over ~1 300 points per suggestion; the cap ends its run instead, at ~1/5 of the budget
-#: (200 trials ≈ 4 evaluations of 20; 25–50 CPU s a run since its GP refits its hyperparameters
-#: only when the data grew by 20 %)
+#: Fabolas' trials: 10 per unit of budget, at most this many (besides its ``cost_budget``, the
+#: budget). Most of its trials are at the smallest data fraction (1/64 on hartmann), so the budget
+#: could take hundreds of them and a GP over as many points per suggestion; the cap may end its
+#: run first (then it evaluates its incumbent at s = 1 and stops)
 FABOLAS_TRIALS = 200
 
 
@@ -295,6 +294,8 @@ def tune_config(label: str, problem: str, seed: int, budget: float) -> Any:
         spec["data_fraction"] = {"uniform": [prob.s_min, 1.0]}
         n = min(FABOLAS_TRIALS, max(10, int(10 * budget)))
         opts.update(cost_attr="spent", n_candidates=128)
+        if budget >= 1 + prob.s_min:  # its own end: the incumbent evaluated at s = 1 within the budget
+            opts["cost_budget"] = budget
     elif strategy in ("pbt", "pb2"):
         n, opts["perturbation_interval"] = max(4, int(budget)), 9  # a population as large as random's
     return make_tune_config(

@@ -258,7 +258,7 @@ def run_experiment(
         tuner = tune.Tuner(plan.trainable, param_space=fixed, tune_config=tune_config, run_config=run_config)
     with _compat.tune_run_environment():
         grid = tuner.fit()
-    interrupted = _interrupted(grid, exp, plan)
+    interrupted = _interrupted(grid, exp, plan, _finished(tune_config.search_alg) if tune_config else False)
     state = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")
     wall = (state.get("wall_s") or 0.0) + time.time() - started
     extra = {}
@@ -332,14 +332,28 @@ def _fallbacks(search_alg: Any) -> list[str] | None:
     return None
 
 
-def _interrupted(grid: Any, exp: Experiment, plan: Plan) -> bool:
+def _finished(search_alg: Any) -> bool:
+    """Whether the searcher ended the search itself (Fabolas' ``cost_budget`` spent: ``finished``),
+    through Tune's wrappers."""
+    seen = search_alg
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(getattr(seen, "finished", None), bool):
+            return seen.finished
+        seen = getattr(seen, "searcher", None)
+    return False
+
+
+def _interrupted(grid: Any, exp: Experiment, plan: Plan, searcher_finished: bool = False) -> bool:
     """Whether ``Tuner.fit`` returned early (Ctrl-C / SIGINT: Tune saves its state and returns): a trial
-    still running or pending, or fewer trials than the budget (unless a time budget ended the run)."""
+    still running or pending, or fewer trials than the budget (unless a time budget ended the run or
+    the searcher ended the search)."""
     trials = _compat.result_grid_trials(grid)
     if any(t.status in ("RUNNING", "PENDING") for t in trials):
         return True
     budget = exp.search.time_budget_s if exp.search else None
-    return budget is None and len(trials) < plan.trials
+    return budget is None and not searcher_finished and len(trials) < plan.trials
 
 
 def _print_best(

@@ -11,6 +11,8 @@
   best so far.
 - :func:`importances` — parameter importances (:func:`raytune_opt.report.analysis.importances`).
 - :func:`parallel_coordinates` — every trial as a line across its parameters, coloured by its value.
+- :func:`fractions` — only for trials with a ``data_fraction`` (Fabolas): how many trials ran at
+  each fraction, and the share of the training spent there (``Σ`` fraction).
 
 Matplotlib is imported inside each function and drawn with the Agg canvas (no pyplot, no global
 backend change). Trials without a finite value (diverged, failed before reporting) are drawn as
@@ -39,7 +41,12 @@ __all__ = [
     "history",
     "importances",
     "parallel_coordinates",
+    "fractions",
+    "FRACTION",
 ]
+
+#: the trials' column of the data fraction (Fabolas' fidelity)
+FRACTION = "config/data_fraction"
 
 DPI = 110
 
@@ -408,4 +415,35 @@ def parallel_coordinates(results: Results, path: Path) -> Path:
     ax.set_xlim(-0.3, len(params) + 0.3)
     fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=f"best {results.metric}")
     ax.set_title(f"{results.exp_dir.name}: parallel coordinates (axes: the parameters' domains)", fontsize=11)
+    return _save(fig, path)
+
+
+def fractions(results: Results, path: Path) -> Path:
+    """Two bar charts over the distinct data fractions of the trials (``config/data_fraction``):
+    the number of trials at each, and the training spent at each in full-data-equivalents
+    (``Σ`` fraction: a trial on the share ``s`` of the data costs ``s`` full-data trainings)."""
+    s = pd.to_numeric(results.trials.get(FRACTION, pd.Series(dtype=float)), errors="coerce").dropna()
+    fig = _figure(10, 3.8)
+    axes = fig.subplots(1, 2)
+    if s.empty:
+        for ax in axes:
+            _note(ax, "no trial with a data_fraction")
+        return _save(fig, path)
+    counts = s.round(6).value_counts().sort_index()
+    labels = [f"{v:.4g}" for v in counts.index]
+    spent = counts.index.to_numpy(float) * counts.to_numpy(float)
+    for ax, values, ylabel in (
+        (axes[0], counts.to_numpy(float), "trials"),
+        (axes[1], spent, "training spent [full-data-equivalents]"),
+    ):
+        bars = ax.bar(labels, values, color="C0")
+        ax.bar_label(bars, labels=[f"{v:.3g}" for v in values], fontsize=8)
+        ax.set_xlabel("data fraction s")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(
+        f"{results.exp_dir.name}: {len(s)} trials over {len(counts)} data fractions, "
+        f"{spent.sum():.3g} full-data-equivalents",
+        fontsize=11,
+    )
     return _save(fig, path)

@@ -14,6 +14,8 @@ Files written into ``out`` (default: the experiment directory itself, beside Ray
 ``history.png``            optimization history: each trial's best in start order, best so far
 ``importances.png``        parameter importances (permutation importance of a random forest)
 ``parallel_coordinates.png`` every trial across its parameters' domains, coloured by its value
+``fractions.png``          only when trials ran on a ``data_fraction`` (Fabolas): trials and
+                           training spent per fraction (the fraction histogram)
 ``report.md``              ties them together with the top-10 and per-optimizer tables, the
                            searched parameters at their range's edge (``edge_params``) and,
                            once ``raytune-opt evaluate`` wrote ``test.json``, the test result
@@ -73,9 +75,13 @@ def write_results(results: Results, out: str | os.PathLike[str] | None = None) -
     if with_optimizers:
         figures.append(plots.optimizers)
     figures += _OPTUNA_VIEWS
+    with_fractions = plots.FRACTION in results.trials.columns
+    if with_fractions:
+        figures.append(plots.fractions)
     for draw in figures:
         draw(results, out / f"{draw.__name__}.png")
-    _atomic(out / "report.md", _markdown(results, summary, with_optimizers) + _optuna_markdown(results))
+    text = _markdown(results, summary, with_optimizers) + _optuna_markdown(results)
+    _atomic(out / "report.md", text + (_fraction_markdown(results) if with_fractions else ""))
     names = ["summary.json", "trials.csv", *(f"{d.__name__}.png" for d in figures), "report.md"]
     files = {name: out / name for name in names}
     files.update(_interactive(results, out))
@@ -98,6 +104,29 @@ def _interactive(results: Results, out: Path) -> dict[str, Path]:
     from raytune_opt.report.html import write_html
 
     return {"report.html": write_html(results, out / "report.html")}
+
+
+def _fraction_markdown(results: Results) -> str:
+    """The fraction histogram's section: trials and training spent per data fraction."""
+    import pandas as pd
+
+    s = pd.to_numeric(results.trials[plots.FRACTION], errors="coerce").dropna().round(6)
+    rows = [f"| {v:.4g} | {n} | {v * n:.3g} |" for v, n in s.value_counts().sort_index().items()]
+    return "\n".join(
+        [
+            "## Data fractions",
+            "",
+            "Trials per training-set fraction and the training spent there (full-data-equivalents: "
+            "a trial on the share s of the data costs s full-data trainings).",
+            "",
+            "| data fraction | trials | full-data-equivalents |",
+            "|---|---|---|",
+            *rows,
+            "",
+            "![data fractions](fractions.png)",
+            "",
+        ]
+    )
 
 
 def _optuna_markdown(results: Results) -> str:

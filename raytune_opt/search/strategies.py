@@ -188,6 +188,7 @@ def _bohb(r: _Request) -> tuple[Any, Any, int]:
 
 
 _FABOLAS_OPTIONS = (
+    "cost_budget",
     "s_min",
     "fidelity",
     "cost_attr",

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ray.tune.search import Searcher
 
 from raytune_opt.errors import ConfigError
 from raytune_opt.search import Choice, Float, Int, SearchSpace, available_strategies, make_tune_config
@@ -159,6 +160,8 @@ def first_suggestions(strategy: str, space: SearchSpace, seed: int, n: int = 5) 
     out = []
     for i in range(n):
         c = alg.suggest(f"t{i}")
+        if c == Searcher.FINISHED:  # Fabolas ends early when its incumbent was evaluated at s = 1
+            break
         out.append(c)
         # a finished trial each: the model-based strategies then suggest from their model
         alg.on_trial_complete(f"t{i}", {"loss": float(i % 3), "time_total_s": 1.0, "training_iteration": 9})

@@ -98,7 +98,8 @@ def test_strategy_runs_resumes_and_finds_the_optimum(strategy, ray_local, tmp_pa
     sp = space() if strategy not in POPULATION else SearchSpace(FLAT)
 
     # the first run was interrupted; the restored one holds every trial, none failed
-    assert len(grid) == total and grid.num_errors == 0
+    # (Fabolas says FINISHED at its last slot when its incumbent was already evaluated at s = 1)
+    assert len(grid) in ((total - 1, total) if strategy == "fabolas" else (total,)) and grid.num_errors == 0
     first_configs = {r.path.split("/")[-1]: r.config for r in first or [] if r.config}
     if first is not None:
         assert sum(finished(r, max_t) or (r.metrics or {}).get("done", False) for r in first) < total
@@ -126,8 +127,9 @@ def test_strategy_runs_resumes_and_finds_the_optimum(strategy, ray_local, tmp_pa
         by_index = sorted(grid, key=trial_index)
         fractions = [r.config["data_fraction"] for r in by_index]
         assert max(fractions[:6]) <= 0.125 and np.median(fractions) <= 0.125  # mostly small s
-        assert fractions[-1] == 1.0  # the last trial evaluates the recommendation on all data
-        assert fractions.count(1.0) == 1
+        # the incumbent is evaluated on all of the data: by the last trial unless it already was
+        assert fractions[-1] == 1.0 or len(grid) == total - 1
+        assert 1.0 in fractions
 
 
 def trial_index(result: tune.Result) -> int:
