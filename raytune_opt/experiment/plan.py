@@ -142,6 +142,11 @@ def build_plan(exp: Experiment) -> Plan:
 
     with exp.at("run.callbacks"):
         check_callbacks(exp.run_.callbacks)
+    if exp.run_.optuna_journal:
+        from raytune_opt.experiment.optuna_journal import check_optuna
+
+        with exp.at("run.optuna_journal"):
+            check_optuna()
     if config.num_samples > MAX_TRIALS:
         raise exp.error(
             "search.num_samples",

@@ -275,3 +275,9 @@ def test_set_last_lr_is_what_get_last_lr_returns():
     opt.step()
     sched.step()  # the schedule goes on from the step count, on the base lr
     assert sched.get_last_lr() == pytest.approx([0.1 * 0.25])
+
+
+def test_token_auth_mode_is_where_the_shim_reads_it(monkeypatch):
+    from raytune_opt._compat.ray_core import token_auth_enabled
+
+    assert isinstance(token_auth_enabled(), bool)
