@@ -252,11 +252,17 @@ def run_experiment(
     _write_state(folder, exp, plan, name)
     started = time.time()
     callbacks = []
+    board = None
     if progress:
         from raytune_opt.progress import LiveStatus
 
         searched = [p.name for p in plan.space] if plan.space is not None else ["optimizer"]
-        callbacks.append(LiveStatus(plan.metric, plan.mode, total=plan.trials, searched=searched))
+        waiting = None
+        if exp.resources.distributed:  # its trials may be started and still wait for their workers
+            board, waiting = _waiting_board(name)
+        callbacks.append(
+            LiveStatus(plan.metric, plan.mode, total=plan.trials, searched=searched, waiting=waiting)
+        )
     callbacks += trial_logs.loggers(exp.run_.tensorboard) + tracking
     local = None if folder.remote else folder.path
     if journal:
@@ -293,7 +299,13 @@ def run_experiment(
         tune_config = plan.tune_config()
         tuner = tune.Tuner(plan.trainable, param_space=fixed, tune_config=tune_config, run_config=run_config)
     with _compat.tune_run_environment():
-        grid = tuner.fit()
+        try:
+            grid = tuner.fit()
+        finally:
+            if board is not None:
+                import ray
+
+                ray.kill(board)
     interrupted = _interrupted(grid, exp, plan)
     state = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")
     wall = (state.get("wall_s") or 0.0) + time.time() - started
@@ -325,6 +337,24 @@ def run_experiment(
         if interrupted:
             print(f"interrupted: `raytune-opt resume {folder.path}` continues where it stopped", flush=True)
     return ExperimentResult(path, grid, summary, files, interrupted, name)
+
+
+def _waiting_board(name: str) -> tuple[Any, Any]:
+    """Opens the experiment's board of distributed trials waiting for their workers
+    (:mod:`raytune_opt.train.resource_wait`): the board's handle and what the status line asks it."""
+    import ray
+
+    from raytune_opt.train.resource_wait import open_board
+
+    board = open_board(name)
+
+    def waiting() -> list[str]:
+        try:
+            return ray.get(board.ids.remote(), timeout=5)
+        except ray.exceptions.GetTimeoutError:
+            return []
+
+    return board, waiting
 
 
 def _tune_state_saved(folder: ExperimentFolder) -> bool:
