@@ -242,9 +242,9 @@ def named_function_trainable(fn: Any, name: str) -> type:
 
     base = wrap_function(fn, name=name)
 
-    def __repr__(self: Any) -> str:  # computed once, when Ray starts the actor
+    def actor_repr(self: Any) -> str:  # computed once, when Ray starts the actor
         storage = getattr(self, "_storage", None)
         experiment = getattr(storage, "experiment_dir_name", None)
         return f"{name}[{experiment}]" if experiment else name
 
-    return type(name, (base,), {"__repr__": __repr__, "__qualname__": name, "__doc__": fn.__doc__})
+    return type(name, (base,), {"__repr__": actor_repr, "__qualname__": name, "__doc__": fn.__doc__})
