@@ -5,8 +5,14 @@ The experiment directory is ``<run.storage_path>/<name>``: Ray Tune's own layout
 the report) and, at the end, the report of :mod:`raytune_opt.report` (``summary.json``,
 ``trials.csv``, plots).
 
-    >>> result = run_experiment(Experiment.from_yaml("examples/quickstart.yaml"))
-    >>> resume_experiment(result.path)          # after a crash, Ctrl-C or a cluster restart
+    >>> tiny = ["search.num_samples=2", "train.epochs=1"]   # --set overrides
+    >>> exp = Experiment.from_yaml("examples/strategies/random.yaml", overrides=tiny)
+    >>> result = run_experiment(exp, progress=False)     # Ray Tune prints its experiment's box
+    ╭─────...
+    >>> (result.path / EXPERIMENT_FILE).is_file(), result.summary["trials"]["total"]
+    (True, 2)
+    >>> result = resume_experiment(result.path, progress=False)  # after a crash, Ctrl-C or a cluster restart
+    ╭─────...
 """
 
 from __future__ import annotations
