@@ -188,7 +188,9 @@ def _run_torch_trainer(config: dict[str, Any], tasks: dict[str, Any]) -> None:
 
 
 def trainable(param_space: Mapping[str, Any]) -> Callable[..., Any]:
-    """The Tune trainable for trials drawn from ``param_space``, with its resource request.
+    """The Tune trainable for trials drawn from ``param_space``, with its resource request: a
+    function-trainable class named ``raytune_opt_trial`` (``raytune_opt_ddp_trial`` for distributed
+    trials), so that Ray's dashboard lists its actors by that name.
 
     Validates ``param_space`` first (names, fixed and categorical values: a ``ConfigError``
     before Ray starts anything). User-registered tasks travel with the trainable to the workers.

@@ -281,3 +281,17 @@ def test_token_auth_mode_is_where_the_shim_reads_it(monkeypatch):
     from raytune_opt._compat.ray_core import token_auth_enabled
 
     assert isinstance(token_auth_enabled(), bool)
+
+
+def test_a_named_function_trainable_keeps_tunes_resources_and_name():
+    from ray import tune
+    from ray.tune import Trainable
+
+    from raytune_opt._compat.ray_tune import named_function_trainable
+
+    def my_trial(config):
+        return None
+
+    cls = named_function_trainable(tune.with_resources(my_trial, {"CPU": 0.5}), "my_trial")
+    assert issubclass(cls, Trainable) and cls.__name__ == cls.__qualname__ == "my_trial"
+    assert cls.default_resource_request({}).required_resources == {"CPU": 0.5}
