@@ -4,7 +4,9 @@ Every message names the field, the bad value and what is allowed, so that a user
 the input without reading a traceback:
 
     >>> raise ConfigError.invalid("adam.lr", -1.0, "a number >= 0")
-    ConfigError: adam.lr = -1.0 is not allowed: expected a number >= 0
+    Traceback (most recent call last):
+    ...
+    raytune_opt.errors.ConfigError: adam.lr = -1.0 is not allowed: expected a number >= 0
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """The live status of a running experiment: one compact line, as trials start, finish, fail or improve.
 
-    [ 0:00:42] 24 trials: 2 running, 5 finished, 1 failed, 1 diverged, 15 to go
+    [ 0:00:42] 24 trials: 2 running, 1 pending, 5 finished, 1 failed, 1 diverged, 14 to go
                | best val_accuracy 0.912 (lion, lr=3.10e-04)   (on one line)
 
 A ``ray.tune.Callback`` (it runs in the driver, beside Ray Tune's own loop): the line is printed when
 the counts or the best value change, and at least every ``interval`` seconds while trials run.
+*Pending* trials wait for resources: Tune's ``PENDING`` ones, and the distributed trials that Tune
+started but whose workers still wait (``waiting``: :mod:`raytune_opt.train.resource_wait`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from ray.tune import Callback
@@ -45,6 +48,8 @@ class LiveStatus(Callback):
         total: the number of trials the strategy will run (``TuneConfig.num_samples``), if known.
         interval: at most this many seconds between two lines while nothing changes.
         searched: the config keys shown with the best value (default: the optimizer and its keys).
+        waiting: returns the ids of the started trials whose workers wait for resources (asked at
+            most every ``poll`` seconds while trials run).
     """
 
     def __init__(
@@ -56,6 +61,8 @@ class LiveStatus(Callback):
         interval: float = 15.0,
         searched: list[str] | None = None,
         stream: TextIO | None = None,
+        waiting: Callable[[], Iterable[str]] | None = None,
+        poll: float = 1.0,
     ) -> None:
         self.metric, self.mode, self.total, self.interval = metric, mode, total, interval
         self.searched = searched
@@ -66,6 +73,9 @@ class LiveStatus(Callback):
         self.best: float | None = None
         self.best_config: dict[str, Any] = {}
         self.diverged: set[str] = set()
+        self.waiting, self.poll = waiting, poll
+        self.waiting_ids: set[str] = set()
+        self.last_poll = -math.inf
 
     # ------------------------------------------------------------------ Tune hooks
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
@@ -92,18 +102,21 @@ class LiveStatus(Callback):
     # ------------------------------------------------------------------ the line
     def line(self, trials: list) -> str:
         """The status line for ``trials`` (Ray's ``Trial`` objects)."""
-        counts = {"RUNNING": 0, "TERMINATED": 0, "ERROR": 0}
+        counts = {"RUNNING": 0, "PENDING": 0, "TERMINATED": 0, "ERROR": 0}
+        waiting = self._waiting(trials)
         for t in trials:
-            counts[t.status] = counts.get(t.status, 0) + 1
+            status = "PENDING" if t.status == "RUNNING" and t.trial_id in waiting else t.status
+            counts[status] = counts.get(status, 0) + 1
         diverged = sum(1 for t in trials if t.trial_id in self.diverged)
         finished = counts["TERMINATED"] - sum(
             1 for t in trials if t.trial_id in self.diverged and t.status == "TERMINATED"
         )
         total = max(self.total or 0, len(trials))
-        to_go = total - counts["TERMINATED"] - counts["ERROR"] - counts["RUNNING"]
+        to_go = total - counts["TERMINATED"] - counts["ERROR"] - counts["RUNNING"] - counts["PENDING"]
         elapsed = int(time.monotonic() - self.start)
         parts = [
             f"{counts['RUNNING']} running",
+            *([f"{counts['PENDING']} pending"] if counts["PENDING"] else []),
             f"{finished} finished",
             f"{counts['ERROR']} failed",
             f"{diverged} diverged",
@@ -120,6 +133,16 @@ class LiveStatus(Callback):
                 config = {k: config[k] for k in self.searched if k in config}
             text += f" | best {self.metric} {self.best:.4g} ({format_config(config)})"
         return text
+
+    def _waiting(self, trials: list) -> set[str]:
+        """The started trials whose workers wait for resources (refreshed at most every ``poll`` s)."""
+        if self.waiting is None:
+            return set()
+        if not any(t.status == "RUNNING" for t in trials):
+            self.waiting_ids = set()
+        elif time.monotonic() - self.last_poll >= self.poll:
+            self.waiting_ids, self.last_poll = set(self.waiting()), time.monotonic()
+        return self.waiting_ids
 
     def _maybe_print(self, trials: list) -> None:
         text = self.line(trials)

@@ -30,6 +30,7 @@ __all__ = [
     "convert_to_experiment_list",
     "STATE_PERIOD_S",
     "kill_trial_actor",
+    "named_function_trainable",
     "result_grid_trials",
     "tune_run_environment",
     "latest_checkpoint_result",
@@ -229,3 +230,21 @@ def kill_trial_actor(trial: Any) -> bool:
         return False
     ray.kill(actor, no_restart=True)
     return True
+
+
+def named_function_trainable(fn: Any, name: str) -> type:
+    """``fn`` as the class Tune builds from a function trainable (``wrap_function``: its resource
+    request and ``default_resource_request`` kept), named ``name``: Ray's dashboard lists actors by
+    class ``__qualname__`` (Tune's own class is the anonymous ``ImplicitFunc`` for every function) and
+    by ``repr``, here ``name[<experiment>]``. Trial folders keep Tune's ``<name>_<trial id>`` names."""
+    # no upstream issue found: wrap_function is a DeveloperAPI, and Tune names no trial actor
+    from ray.tune.trainable.function_trainable import wrap_function
+
+    base = wrap_function(fn, name=name)
+
+    def actor_repr(self: Any) -> str:  # computed once, when Ray starts the actor
+        storage = getattr(self, "_storage", None)
+        experiment = getattr(storage, "experiment_dir_name", None)
+        return f"{name}[{experiment}]" if experiment else name
+
+    return type(name, (base,), {"__repr__": actor_repr, "__qualname__": name, "__doc__": fn.__doc__})

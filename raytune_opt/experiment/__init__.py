@@ -1,10 +1,19 @@
 """An experiment, described once (YAML or Python), validated up front, run on a local Ray or a cluster.
 
     >>> from raytune_opt import Experiment
-    >>> exp = Experiment.from_yaml("examples/quickstart.yaml", overrides=["search.num_samples=8"])
+    >>> from raytune_opt.experiment import resume_experiment
+    >>> tiny = ["search.num_samples=2", "train.epochs=1"]   # --set overrides
+    >>> exp = Experiment.from_yaml("examples/strategies/random.yaml", overrides=tiny)
     >>> print(exp.plan())                       # what would run; starts nothing
-    >>> result = exp.run()                      # Tuner.fit on the local Ray (or run.address)
-    >>> resume_experiment(result.path)          # after a crash, Ctrl-C or a cluster restart
+    experiment 'random' on task 'digits-mlp'
+      strategy random: 2 trials, val_accuracy (max), max_t 1 epochs, seed 0
+    ...
+    >>> result = exp.run(progress=False)        # Tuner.fit on the local Ray (or run.address)
+    ╭─────...
+    >>> len(result.grid), sorted(result.files)[:2]
+    (2, ['best_so_far.png', 'contours.png'])
+    >>> result = resume_experiment(result.path, progress=False)  # after a crash, Ctrl-C or a cluster restart
+    ╭─────...
 
 One module a concept:
 

@@ -22,7 +22,8 @@
     resources: {num_workers: 1, use_gpu: false, cpus_per_worker: 1, gpus_per_worker: null,
                 max_concurrent_trials: null, strategy: ddp}   # fsdp: parameters sharded over workers
     run: {storage_path: results, max_failures: 1, address: null, tensorboard: false, keep_checkpoints: null,
-          callbacks: []}              # e.g. [{mlflow: {}}, {wandb: {mode: offline}}]: Ray's logger callbacks
+          callbacks: [],              # e.g. [{mlflow: {}}, {wandb: {mode: offline}}]: Ray's logger callbacks
+          optuna_journal: false}      # true: <folder>/optuna.journal for optuna-dashboard, updated live
 
 ``search.compare: optimizers`` makes the experiment a comparison (the protocol of Schmidt et al. 2021,
 "Descending through a crowded valley", and DeepOBS, Schneider et al. 2019: tune each optimizer with
@@ -186,6 +187,9 @@ class RunSection(_Section):
     #: tracking callbacks, ``[{mlflow: {...}}, {wandb: {mode: offline}}]``: Ray's own logger callbacks
     #: (``raytune_opt.experiment.callbacks``), checked before Ray starts
     callbacks: list[Any] = Field(default_factory=list)
+    #: keep ``<experiment folder>/optuna.journal`` (an Optuna JournalStorage) up to date while trials
+    #: run, for ``optuna-dashboard`` (``raytune_opt.experiment.optuna_journal``; needs optuna)
+    optuna_journal: bool = False
 
 
 class Experiment(_Section):
@@ -295,13 +299,22 @@ class Experiment(_Section):
         return self._plan[1]
 
     def run(
-        self, *, progress: bool = True, report: bool = True, callbacks: Sequence[Any] = ()
+        self,
+        *,
+        progress: bool = True,
+        report: bool = True,
+        callbacks: Sequence[Any] = (),
+        optuna_journal: bool | None = None,
     ) -> ExperimentResult:
         """Run it: :func:`raytune_opt.experiment.run.run_experiment`. ``callbacks``: more tracking
-        callbacks for this run (``{"mlflow": {...}}`` entries or ``ray.tune.Callback`` instances)."""
+        callbacks for this run (``{"mlflow": {...}}`` entries or ``ray.tune.Callback`` instances);
+        ``optuna_journal``: write ``optuna.journal`` for optuna-dashboard (default:
+        ``run.optuna_journal``)."""
         from raytune_opt.experiment.run import run_experiment
 
-        return run_experiment(self, progress=progress, report=report, callbacks=callbacks)
+        return run_experiment(
+            self, progress=progress, report=report, callbacks=callbacks, optuna_journal=optuna_journal
+        )
 
     # ------------------------------------------------------------------ located errors
     def error(self, path: str, error: ConfigError) -> ConfigError:

@@ -1,7 +1,10 @@
 """The final, held-out evaluation of an experiment: its best configuration on the task's test split.
 
-    >>> test = evaluate("results/quickstart", seeds=5)      # raytune-opt evaluate results/quickstart
-    >>> test["mean"], test["ci"], test["values"]
+    >>> test = evaluate("results/random", seeds=2)      # raytune-opt evaluate results/random --seeds 2
+    evaluate: retraining trial ...'s configuration over 2 seed(s), 1 epochs each, then testing on ...
+    test test_accuracy over 2 seed(s): ...
+    >>> len(test["values"]), test["mean"] == sum(test["values"]) / 2, len(test["ci"])
+    (2, True, 2)
 
 The search tuned on the validation split; the test split was held out from every trial
 (``TaskSpec.test``). :func:`evaluate` takes the best trial's configuration (the report's best: its best

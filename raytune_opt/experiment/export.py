@@ -1,8 +1,9 @@
 """The best model out of an experiment folder: its ``state_dict`` and the config that rebuilds it.
 
-    >>> model, config = export_model("results/quickstart")                 # the best trial, best epoch
-    >>> model, config = export_model("results/quickstart", epoch="last")   # ... its final model
-    >>> config["epoch"], config["value"], config["best"], config["last"]
+    >>> model, config = export_model("results/random")                 # the best trial, best epoch
+    >>> model, config = export_model("results/random", epoch="last")   # ... its final model
+    >>> sorted(config["best"]), config["epoch"] == config["last"]["epoch"]
+    (['epoch', 'value'], True)
 
 "Best" is honest about which model it is: the best trial is the one whose best report is best (as the
 report ranks trials); that trial's *best epoch* (``epoch="best"``, the default) and its *final model*

@@ -8,9 +8,13 @@ the ``ray.tune.TuneConfig``. The result is a frozen :class:`Plan`; ``Experiment.
 the description stays the same, so a check, a dry run and a run build the task, the trainable and the
 searcher once.
 
+    >>> from raytune_opt import Experiment
     >>> plan = Experiment.from_yaml("examples/quickstart.yaml").plan()
-    >>> plan.metric, plan.mode, [p.name for p in plan.space]
+    >>> plan.metric, plan.mode, [p.name for p in plan.space][:3]
+    ('val_accuracy', 'max', ['optimizer', 'adamw.lr', 'adamw.betas'])
     >>> print(plan)                     # what would run
+    experiment 'quickstart' on task 'mnist1d-mlp'
+    ...
 """
 
 from __future__ import annotations
@@ -143,6 +147,11 @@ def build_plan(exp: Experiment) -> Plan:
 
     with exp.at("run.callbacks"):
         check_callbacks(exp.run_.callbacks)
+    if exp.run_.optuna_journal:
+        from raytune_opt.experiment.optuna_journal import check_optuna
+
+        with exp.at("run.optuna_journal"):
+            check_optuna()
     if config.num_samples > MAX_TRIALS:
         raise exp.error(
             "search.num_samples",

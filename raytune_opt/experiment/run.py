@@ -5,8 +5,14 @@ The experiment directory is ``<run.storage_path>/<name>``: Ray Tune's own layout
 the report) and, at the end, the report of :mod:`raytune_opt.report` (``summary.json``,
 ``trials.csv``, plots).
 
-    >>> result = run_experiment(Experiment.from_yaml("examples/quickstart.yaml"))
-    >>> resume_experiment(result.path)          # after a crash, Ctrl-C or a cluster restart
+    >>> tiny = ["search.num_samples=2", "train.epochs=1"]   # --set overrides
+    >>> exp = Experiment.from_yaml("examples/strategies/random.yaml", overrides=tiny)
+    >>> result = run_experiment(exp, progress=False)     # Ray Tune prints its experiment's box
+    ╭─────...
+    >>> (result.path / EXPERIMENT_FILE).is_file(), result.summary["trials"]["total"]
+    (True, 2)
+    >>> result = resume_experiment(result.path, progress=False)  # after a crash, Ctrl-C or a cluster restart
+    ╭─────...
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ __all__ = [
     "ExperimentResult",
     "check_resources",
     "connect",
+    "dashboard_line",
     "run_experiment",
     "resume_experiment",
     "load_experiment",
@@ -126,7 +133,26 @@ def connect(address: str | None = None, progress: bool = True) -> None:
         )
     url = getattr(ctx, "dashboard_url", None)
     if progress and url:
-        print(f"Ray dashboard: http://{url}", flush=True)
+        print(dashboard_line(url), flush=True)
+
+
+def dashboard_line(url: str, token_auth: bool | None = None) -> str:
+    """``Ray dashboard: http://URL``, and with token authentication (Ray 2.60's default; ``None``: as
+    this process's Ray says) how to open it: the dashboard asks for the token that
+    ``ray get-auth-token`` prints, read from ``$RAY_AUTH_TOKEN``, the file ``$RAY_AUTH_TOKEN_PATH``
+    or ``~/.ray/auth_token``. Names where the token is, never the token itself."""
+    line = f"Ray dashboard: http://{url.removeprefix('http://')}"
+    if token_auth is None:
+        from raytune_opt._compat.ray_core import token_auth_enabled
+
+        token_auth = token_auth_enabled()
+    if not token_auth:
+        return line
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        where_ = "the value of $RAY_AUTH_TOKEN"
+    else:
+        where_ = f"the file {os.environ.get('RAY_AUTH_TOKEN_PATH') or '~/.ray/auth_token'}"
+    return f"{line} (it asks for Ray's authentication token: {where_}; `ray get-auth-token` prints it)"
 
 
 def check_resources(exp: Experiment) -> None:
@@ -180,6 +206,7 @@ def run_experiment(
     progress: bool = True,
     report: bool = True,
     callbacks: Sequence[Any] = (),
+    optuna_journal: bool | None = None,
     _restore: bool = False,
 ) -> ExperimentResult:
     """Run ``exp`` with ``ray.tune.Tuner`` on ``run.address`` (default: a local Ray, or the one this
@@ -191,7 +218,9 @@ def run_experiment(
     checkpoint, then recorded as failed; a diverged one (NaN loss) is recorded as such; either way
     the experiment goes on. ``exp`` is not changed. ``callbacks``: tracking callbacks for this run on
     top of ``run.callbacks`` (``{"mlflow": {...}}`` entries, checked before Ray starts, or
-    ``ray.tune.Callback`` instances; :mod:`raytune_opt.experiment.callbacks`). With
+    ``ray.tune.Callback`` instances; :mod:`raytune_opt.experiment.callbacks`). ``optuna_journal``
+    (default ``run.optuna_journal``): keep ``optuna.journal`` in the experiment folder, an Optuna
+    study of the trials updated as they report (:mod:`raytune_opt.experiment.optuna_journal`). With
     ``search.compare`` the experiment is a comparison: :func:`raytune_opt.experiment.compare.run_comparison`.
     """
     if exp.search is not None and exp.search.compare is not None:
@@ -207,6 +236,11 @@ def run_experiment(
     # checked (a ConfigError) before anything is written; named after the experiment, so that repeated
     # runs (``<name>-2`` folders) log into one MLflow experiment / W&B project
     tracking = make_callbacks([*exp.run_.callbacks, *callbacks], exp.name)
+    journal = exp.run_.optuna_journal if optuna_journal is None else optuna_journal
+    if journal:
+        from raytune_opt.experiment.optuna_journal import check_optuna
+
+        check_optuna("optuna_journal" if optuna_journal else "run.optuna_journal")
     if _restore:
         name, folder = exp.name, ExperimentFolder(exp.run_.storage_path, exp.name)
         if not _tune_state_saved(folder):
@@ -214,19 +248,33 @@ def run_experiment(
             _restore = False
     else:
         name, folder = _fresh_name(exp, progress)
+    if journal and folder.remote:
+        raise ConfigError.invalid(
+            "run.optuna_journal", True, f"a local run.storage_path (the journal is a file): {folder.path}"
+        )
     folder.check_writable()
     connect(exp.run_.address, progress)
     check_resources(exp)
     _write_state(folder, exp, plan, name)
     started = time.time()
     callbacks = []
+    board = None
     if progress:
         from raytune_opt.progress import LiveStatus
 
         searched = [p.name for p in plan.space] if plan.space is not None else ["optimizer"]
-        callbacks.append(LiveStatus(plan.metric, plan.mode, total=plan.trials, searched=searched))
+        waiting = None
+        if exp.resources.distributed:  # its trials may be started and still wait for their workers
+            board, waiting = _waiting_board(name)
+        callbacks.append(
+            LiveStatus(plan.metric, plan.mode, total=plan.trials, searched=searched, waiting=waiting)
+        )
     callbacks += trial_logs.loggers(exp.run_.tensorboard) + tracking
     local = None if folder.remote else folder.path
+    if journal:
+        from raytune_opt.experiment.optuna_journal import JOURNAL_FILE, OptunaJournal
+
+        callbacks.append(OptunaJournal(Path(local) / JOURNAL_FILE, plan.space, plan.metric, plan.mode, name))
     if exp.run_.trial_timeout_s is not None or exp.run_.stall_factor is not None:
         from raytune_opt.experiment.watchdog import TrialWatchdog
 
@@ -257,7 +305,13 @@ def run_experiment(
         tune_config = plan.tune_config()
         tuner = tune.Tuner(plan.trainable, param_space=fixed, tune_config=tune_config, run_config=run_config)
     with _compat.tune_run_environment():
-        grid = tuner.fit()
+        try:
+            grid = tuner.fit()
+        finally:
+            if board is not None:
+                import ray
+
+                ray.kill(board)
     interrupted = _interrupted(grid, exp, plan, _finished(tune_config.search_alg) if tune_config else False)
     state = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")
     wall = (state.get("wall_s") or 0.0) + time.time() - started
@@ -289,6 +343,24 @@ def run_experiment(
         if interrupted:
             print(f"interrupted: `raytune-opt resume {folder.path}` continues where it stopped", flush=True)
     return ExperimentResult(path, grid, summary, files, interrupted, name)
+
+
+def _waiting_board(name: str) -> tuple[Any, Any]:
+    """Opens the experiment's board of distributed trials waiting for their workers
+    (:mod:`raytune_opt.train.resource_wait`): the board's handle and what the status line asks it."""
+    import ray
+
+    from raytune_opt.train.resource_wait import open_board
+
+    board = open_board(name)
+
+    def waiting() -> list[str]:
+        try:
+            return ray.get(board.ids.remote(), timeout=5)
+        except ray.exceptions.GetTimeoutError:
+            return []
+
+    return board, waiting
 
 
 def _tune_state_saved(folder: ExperimentFolder) -> bool:

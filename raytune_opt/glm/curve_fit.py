@@ -1,10 +1,17 @@
 """Non-linear least squares with the model written in torch: ``curve_fit(f, x, y, p0)``.
 
+    >>> import torch
+    >>> from raytune_opt.glm import curve_fit
+    >>> x = torch.linspace(0, 4, 50)
+    >>> y = 2.0 * torch.exp(-1.3 * x) + 0.5 + 0.01 * torch.sin(7 * x)
     >>> def f(x, p):                      # any torch expression of the parameter vector p
     ...     return p[0] * torch.exp(-p[1] * x) + p[2]
     >>> res = curve_fit(f, x, y, p0=[1.0, 0.5, 0.0])      # Levenberg–Marquardt (MINPACK's trust region)
-    >>> res.popt, res.perr, res.nfev, res.converged, res.message
+    >>> res.popt.round(2), res.converged                  # also res.perr, res.nfev, res.message
+    (array([2.  , 1.31, 0.5 ]), True)
     >>> popt, pcov = curve_fit(lambda x, a, b, c: a * torch.exp(-b * x) + c, x, y)  # SciPy's form
+    >>> pcov.shape
+    (3, 3)
 
 Minimises ½||r||^2 with r = (f(x, p) - y) / sigma (prediction minus observed, the residual of the
 seed's LM equation Delta a = (J^T J + lambda D)^{-1} J^T r) by ``raytune_opt.optim.LM`` (``method="lm"``),

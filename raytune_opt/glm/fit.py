@@ -1,11 +1,21 @@
 """``fit``: generalized and robust linear regression, validated up front, by the seed's second-order methods.
 
+    >>> import numpy as np
     >>> from raytune_opt import glm
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.column_stack([np.ones(200), rng.normal(size=(200, 2))])
+    >>> y = (rng.random(200) < 1 / (1 + np.exp(-X @ [0.5, 1.0, -1.0]))).astype(float)
     >>> res = glm.fit(X, y, family="binomial")              # logistic regression by IRLS
-    >>> res.coef, res.bse, res.deviance, res.n_iter
-    >>> glm.fit(X, y, family="poisson", method="newton", num_workers=4)   # rows sharded over 4 Ray actors
-    >>> glm.fit(X, y, robust="huber")                       # M-estimation with a MAD scale
+    >>> res.converged, res.n_iter, np.round(res.coef, 2)    # also res.bse, res.deviance ...
+    (True, 5, array([ 0.44,  1.16, -1.07]))
+    >>> counts = rng.poisson(np.exp(X @ [0.2, 0.3, -0.2]))
+    >>> glm.fit(X, counts, family="poisson", method="newton", num_workers=2).converged  # rows on 2 Ray actors
+    True
+    >>> glm.fit(X, X @ [1.0, 2.0, 0] + rng.standard_t(2, 200), robust="huber").converged  # M-estimation
+    True
     >>> print(res.summary())
+    GLM fit: family=binomial, link=logit, method=irls, alpha=0, workers=1
+    ...
 
 X is the design matrix as given (no hidden intercept, as statsmodels). Every bad input raises a
 ``ConfigError`` before the first iteration: unknown names (listing the allowed ones), NaN/inf, y outside the

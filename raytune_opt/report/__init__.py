@@ -1,9 +1,12 @@
 """Results and reports of an experiment directory written by Ray Tune (and the raytune-opt runner).
 
     >>> from raytune_opt import report
-    >>> results = report.load("~/ray_results/quickstart")      # metric/mode from experiment.json
-    >>> print(report.table(results, top=10))                  # the best trials, as markdown
-    >>> report.write("~/ray_results/quickstart")              # summary.json, trials.csv, PNGs, report.md
+    >>> results = report.load("results/random")       # metric/mode from experiment.json
+    >>> print(report.table(results, top=10))          # the best trials, as markdown
+    | # | trial ...
+    >>> files = report.write("results/random")        # summary.json, trials.csv, PNGs, report.md
+    >>> sorted(files)[-3:]
+    ['slices.png', 'summary.json', 'trials.csv']
 
 - :func:`load` → :class:`Results` (``.trials``, ``.history``, ``.best``, ``.summary()``)
 - :func:`write` → ``{name: path}`` of the files written

@@ -116,6 +116,10 @@ def figures(results: Results) -> dict[str, Any]:
         fig.update_layout(height=320 * nrows, yaxis_title=f"best {results.metric}")
         out["Slice plots (best value per trial vs each parameter)"] = fig
 
+    from raytune_opt.report import landscape
+
+    out.update(landscape.plotly_figures(results, hover))
+
     h = results.history
     if not h.empty and results.metric in h:
         fig = go.Figure()

@@ -16,6 +16,9 @@ Files written into ``out`` (default: the experiment directory itself, beside Ray
 ``parallel_coordinates.png`` every trial across its parameters' domains, coloured by its value
 ``fractions.png``          only when trials ran on a ``data_fraction`` (Fabolas): trials and
                            training spent per fraction (the fraction histogram)
+``slices.png``             per optimizer at equal fidelity (trials at max_t): best metric vs each
+                           of its parameters (:mod:`raytune_opt.report.landscape`)
+``contours.png``           ... and over each pair of its numeric parameters (interpolated)
 ``report.md``              ties them together with the top-10 and per-optimizer tables, the
                            searched parameters at their range's edge (``edge_params``) and,
                            once ``raytune-opt evaluate`` wrote ``test.json``, the test result
@@ -36,7 +39,7 @@ import json
 import os
 from pathlib import Path
 
-from raytune_opt.report import plots
+from raytune_opt.report import landscape, plots
 from raytune_opt.report.edges import EDGE_MARGIN, widen_cell
 from raytune_opt.report.results import Results, load
 from raytune_opt.report.tables import fmt, markdown, optimizer_table, table
@@ -89,7 +92,13 @@ def write_results(results: Results, out: str | os.PathLike[str] | None = None) -
 
 
 #: the Optuna-style views, one PNG each
-_OPTUNA_VIEWS = [plots.history, plots.importances, plots.parallel_coordinates]
+_OPTUNA_VIEWS = [
+    plots.history,
+    plots.importances,
+    plots.parallel_coordinates,
+    landscape.slices,
+    landscape.contours,
+]
 
 
 def _interactive(results: Results, out: Path) -> dict[str, Path]:
@@ -156,6 +165,16 @@ def _optuna_markdown(results: Results) -> str:
             f"Searched parameters {source}. Interactive views: [report.html](report.html).",
             "",
             "![parallel coordinates](parallel_coordinates.png)",
+            "",
+            "## Slice and contour plots",
+            "",
+            f"Per optimizer, its trials that ran max_t = {results.max_t} epochs: the best value vs each "
+            "of its parameters, and interpolated over each pair of its numeric ones (log axes for log "
+            "domains).",
+            "",
+            "![slices](slices.png)",
+            "",
+            "![contours](contours.png)",
             "",
         ]
     )

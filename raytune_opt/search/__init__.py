@@ -3,6 +3,8 @@
     >>> from raytune_opt.search import SearchSpace, available_strategies, make_tune_config
     >>> space = SearchSpace.for_optimizers(["adamw", "lion"])
     >>> tune_config = make_tune_config("bohb", space, metric="val_loss", mode="min", num_samples=40, max_t=27)
+    >>> tune_config.num_samples, type(tune_config.scheduler).__name__
+    (40, 'ResumableHyperBandForBOHB')
 
 ``available_strategies()`` lists the names: grid, random, sobol, halton, bo, tpe, hyperband, asha,
 bohb, fabolas, pbt, pb2. Our own searchers: :class:`SequenceSearcher` (random/Sobol/Halton),

@@ -400,6 +400,56 @@ class SearchSpace:
                 out[p.name] = _clamp(p.domain, out[p.name])
         return out
 
+    def with_params(
+        self, spec: Mapping[str, Any] | SearchSpace | None = None, /, **params: Any
+    ) -> SearchSpace:
+        """A new space: this one plus the parameters of ``spec`` and ``params`` (the dict form of the
+        module docstring, :class:`Param` s or domains), e.g. an extra hyperparameter of the training::
+
+            >>> space = SearchSpace.for_optimizers(["adamw"]).with_params(
+            ...     {"adamw.amsgrad": {"choice": [False, True], "when": {"optimizer": "adamw"}}},
+            ...     batch_size={"choice": [64, 128]},
+            ... )
+            >>> [p.name for p in space][-2:]
+            ['adamw.amsgrad', 'batch_size']
+
+        Use the mapping for dotted names (``"lion.lr"``). A name already in the space is a
+        ``ConfigError`` (to change a range, ``space.without(name).with_params(...)``, or give the
+        experiment's ``search.space`` entry, which overrides); new conditions may refer to this
+        space's choices. ``space | {...}`` is the same (:meth:`__or__`)."""
+        if spec is not None and not isinstance(spec, (Mapping, SearchSpace)):
+            raise ConfigTypeError.invalid(
+                "with_params", type(spec).__name__, "a dict of parameter: domain, or a SearchSpace"
+            )
+        first = (
+            list(spec)
+            if isinstance(spec, SearchSpace)
+            else [_parse_param(str(k), v) for k, v in (spec or {}).items()]
+        )
+        new = [*first, *(_parse_param(k, v) for k, v in params.items())]
+        clash = [p.name for p in new if p.name in self.params]
+        if clash:
+            raise ConfigError.invalid(
+                "with_params",
+                clash,
+                f"names not already in the space (to change a range: space.without({clash[0]!r})"
+                ".with_params(...))",
+            )
+        return SearchSpace([*self, *new])
+
+    def __or__(self, other: Any) -> SearchSpace:
+        """``space | {"batch_size": {"choice": [64, 128]}}``: :meth:`with_params` (a name in both is
+        a ``ConfigError``, not an override as in ``dict | dict``)."""
+        if not isinstance(other, (Mapping, SearchSpace)):
+            return NotImplemented
+        return self.with_params(other)
+
+    def __ror__(self, other: Any) -> SearchSpace:
+        """``{...} | space``: the dict's parameters first, then this space's."""
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return SearchSpace(other).with_params(self)
+
     def without(self, *names: str) -> SearchSpace:
         """The space less ``names`` (and less any parameter conditioned on them)."""
         keep = [p for p in self if p.name not in names and (p.when is None or p.when[0] not in names)]

@@ -1,8 +1,17 @@
 """Every search strategy of the seed's section 4 as a name → a ``ray.tune.TuneConfig``.
 
+    >>> import os
+    >>> from ray import tune
     >>> space = SearchSpace({"lr": {"loguniform": [1e-4, 1e-1]}, "momentum": {"uniform": [0.9, 0.99]}})
-    >>> cfg = make_tune_config("asha", space, metric="loss", mode="min", num_samples=27, max_t=9, seed=0)
-    >>> tune.Tuner(trainable, tune_config=cfg, param_space={"epochs": 9}).fit()
+    >>> cfg = make_tune_config("asha", space, metric="loss", mode="min", num_samples=4, max_t=3, seed=0)
+    >>> def trainable(config):
+    ...     for epoch in range(config["epochs"]):
+    ...         tune.report({"loss": (config["lr"] - 0.01) ** 2 + (1 - config["momentum"]) / (epoch + 1)})
+    >>> run = tune.RunConfig(storage_path=os.path.abspath("results"), verbose=0)
+    >>> grid = tune.Tuner(trainable, tune_config=cfg, param_space={"epochs": 3}, run_config=run).fit()
+    ╭─────...
+    >>> len(grid), grid.errors
+    (4, [])
 
 The space lives in the ``search_alg`` of every strategy: the Tuner's ``param_space`` holds
 constants only (a ``ConfigError`` says so otherwise). Each trial's config holds the space's

@@ -1,8 +1,12 @@
 """The training loop on Ray Train: one trial from its config, on 1 worker or N (DDP).
 
+    >>> import ray.tune
     >>> from raytune_opt import train
-    >>> session = train.run_local({"task": "mnist1d-mlp", "optimizer": "adam", "lr": 1e-2, "epochs": 5})
-    >>> tuner = ray.tune.Tuner(train.trainable(space), param_space=space, tune_config=...)
+    >>> session = train.run_local({"task": "digits-mlp", "optimizer": "adam", "lr": 1e-2, "epochs": 2})
+    >>> [r["epoch"] for r in session.results]
+    [1, 2]
+    >>> space = {"task": "digits-mlp", "optimizer": "adam", "lr": ray.tune.loguniform(1e-3, 0.1), "epochs": 2}
+    >>> tuner = ray.tune.Tuner(train.trainable(space), param_space=space)  # tune_config=..., run_config=...
 
 Config keys: :class:`TrainSettings` (the loop's settings), the task, optimizer and scaling keys
 (:data:`DEFAULTS`), plus the optimizer's hyperparameters.

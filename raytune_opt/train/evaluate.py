@@ -6,8 +6,9 @@ The loop itself only ever reports the validation split (what the search tunes on
 with the loop's own evaluation (``loop._evaluate``: the mean loss and metric over the split, in
 ``eval_batch_size`` chunks, under the trial's precision).
 
-    >>> out = retrain_and_evaluate({"task": "digits-mlp", "optimizer": "adamw", "lr": 3e-3, "epochs": 5})
-    >>> out["test_accuracy"], out["val_accuracy"]
+    >>> out = retrain_and_evaluate({"task": "digits-mlp", "optimizer": "adamw", "lr": 3e-3, "epochs": 2})
+    >>> 0 <= out["test_accuracy"] <= 1 and 0 <= out["val_accuracy"] <= 1
+    True
 """
 
 from __future__ import annotations

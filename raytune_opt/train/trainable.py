@@ -27,11 +27,13 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from raytune_opt._compat.ray_train import trial_storage
+from raytune_opt._compat.ray_tune import named_function_trainable
 from raytune_opt.capabilities import declare
 from raytune_opt.tasks import get_task, restore_user_tasks, user_tasks
 from raytune_opt.train.config import task_names, validate, validate_space
@@ -63,8 +65,18 @@ def run_local(
     return session
 
 
-def _train_worker(config: dict[str, Any], resume: Any, tasks: dict[str, Any]) -> None:
-    """``train_loop_per_worker`` of the TorchTrainer: the loop with a Train session."""
+#: what rank 0 hands the relay when the workers start training (their resources were granted)
+_STARTED = "workers started"
+
+
+def _train_worker(config: dict[str, Any], resume: Any, tasks: dict[str, Any], relay: Any = None) -> None:
+    """``train_loop_per_worker`` of the TorchTrainer: the loop with a Train session. Rank 0 first
+    tells the trial's driver (through ``relay``) that the workers started."""
+    import ray
+    import ray.train
+
+    if relay is not None and ray.train.get_context().get_world_rank() == 0:
+        ray.get(relay.put.remote(_STARTED))
     restore_user_tasks(tasks)
     train_loop(config, TrainSession(resume=resume))
 
@@ -109,20 +121,29 @@ def _forward_to_tune_callback(relay: Any) -> Any:
 
 
 def _run_torch_trainer(config: dict[str, Any], tasks: dict[str, Any]) -> None:
-    """The per-trial driver: launch a TorchTrainer and re-report its results to Tune."""
+    """The per-trial driver: launch a TorchTrainer and re-report its results to Tune, each with its
+    ``time_this_iter_s`` counted from when the workers started (not while they waited for resources:
+    :mod:`raytune_opt.train.resource_wait`); until then the trial is on the experiment's waiting board."""
     import ray
     import ray.train
     import ray.tune
     from ray.train.torch import TorchTrainer
 
+    from raytune_opt.train.resource_wait import find_board
+
     restore_user_tasks(tasks)
     cfg = validate(config)
+    context = ray.tune.get_context()
+    trial_id = context.get_trial_id()
+    board = find_board(context.get_experiment_name())
+    if board is not None:
+        ray.get(board.wait.remote(trial_id))
     resume = ray.tune.get_checkpoint()
     datasets = trainer_datasets(get_task(cfg.task).build(**cfg.task_args), cfg)  # Ray Data splits, if any
     relay = ray.remote(num_cpus=0)(_Relay).remote()
     trial_fs_path, storage_filesystem = trial_storage()
     trainer = TorchTrainer(
-        lambda c: _train_worker(c, resume, tasks),
+        lambda c: _train_worker(c, resume, tasks, relay),
         train_loop_config=dict(config),
         datasets=datasets or None,
         dataset_config=ray.train.DataConfig(datasets_to_split=["train"]) if datasets else None,
@@ -149,17 +170,34 @@ def _run_torch_trainer(config: dict[str, Any], tasks: dict[str, Any]) -> None:
 
     thread = threading.Thread(target=fit, daemon=True, name="raytune_opt-torch-trainer")
     thread.start()
-    while (item := ray.get(relay.get.remote())) is not None:
-        metrics, checkpoint = item
-        ray.tune.report(metrics, checkpoint=checkpoint)
-        relay.ack.remote()
+    last: float | None = None  # when the workers started, then when the last report came
+    try:
+        while (item := ray.get(relay.get.remote())) is not None:
+            if item == _STARTED:
+                last = time.time()
+                if board is not None:
+                    board.started.remote(trial_id)
+                relay.ack.remote()
+                continue
+            metrics, checkpoint = item
+            if last is not None:
+                now = time.time()
+                metrics = {**metrics, "time_this_iter_s": now - last}
+                last = now
+            ray.tune.report(metrics, checkpoint=checkpoint)
+            relay.ack.remote()
+    finally:
+        if board is not None:
+            board.started.remote(trial_id)
     thread.join()
     if error:
         raise error[0]
 
 
 def trainable(param_space: Mapping[str, Any]) -> Callable[..., Any]:
-    """The Tune trainable for trials drawn from ``param_space``, with its resource request.
+    """The Tune trainable for trials drawn from ``param_space``, with its resource request: a
+    function-trainable class named ``raytune_opt_trial`` (``raytune_opt_ddp_trial`` for distributed
+    trials), so that Ray's dashboard lists its actors by that name.
 
     Validates ``param_space`` first (names, fixed and categorical values: a ``ConfigError``
     before Ray starts anything). User-registered tasks travel with the trainable to the workers.
@@ -180,10 +218,15 @@ def trainable(param_space: Mapping[str, Any]) -> Callable[..., Any]:
             train_loop(config, TuneSession())
 
         fn = ray.tune.with_resources(raytune_opt_trial, cfg.worker_resources())
+        name = "raytune_opt_trial"
     else:
 
         def raytune_opt_ddp_trial(config: dict[str, Any]) -> None:
             _run_torch_trainer(config, tasks)
 
         fn = ray.tune.with_resources(raytune_opt_ddp_trial, DRIVER_RESOURCES)
-    return declare(fn, checkpoints=checkpoints, data_fraction=True)
+        name = "raytune_opt_ddp_trial"
+    # a class named after the trial function: Ray's dashboard shows its trial actors by that name
+    # (and ``name[<experiment>]``) instead of Tune's anonymous ``ImplicitFunc``
+    cls = named_function_trainable(fn, name)
+    return declare(cls, checkpoints=checkpoints, data_fraction=True)

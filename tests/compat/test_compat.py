@@ -275,3 +275,23 @@ def test_set_last_lr_is_what_get_last_lr_returns():
     opt.step()
     sched.step()  # the schedule goes on from the step count, on the base lr
     assert sched.get_last_lr() == pytest.approx([0.1 * 0.25])
+
+
+def test_token_auth_mode_is_where_the_shim_reads_it(monkeypatch):
+    from raytune_opt._compat.ray_core import token_auth_enabled
+
+    assert isinstance(token_auth_enabled(), bool)
+
+
+def test_a_named_function_trainable_keeps_tunes_resources_and_name():
+    from ray import tune
+    from ray.tune import Trainable
+
+    from raytune_opt._compat.ray_tune import named_function_trainable
+
+    def my_trial(config):
+        return None
+
+    cls = named_function_trainable(tune.with_resources(my_trial, {"CPU": 0.5}), "my_trial")
+    assert issubclass(cls, Trainable) and cls.__name__ == cls.__qualname__ == "my_trial"
+    assert cls.default_resource_request({}).required_resources == {"CPU": 0.5}

@@ -194,3 +194,45 @@ def test_for_optimizers_ranges_follow_the_seed():
         assert c["epochs"] == 3
     with pytest.raises(ConfigError, match="did you mean 'lion'"):
         SearchSpace.for_optimizers(["lino"])
+
+
+def test_a_space_is_extended_with_params_or_the_union_operator():
+    base = SearchSpace.for_optimizers(["adamw", "lion"])
+    extra = {
+        "batch_size": {"choice": [64, 128]},
+        "lion.amsgrad": {"choice": [False, True], "when": {"optimizer": "lion"}},
+    }
+    wider = base | extra
+    assert (
+        wider
+        == base.with_params(extra)
+        == base.with_params(batch_size={"choice": [64, 128]}).with_params(
+            {"lion.amsgrad": extra["lion.amsgrad"]}
+        )
+    )
+    assert [p.name for p in wider] == [*(p.name for p in base), "batch_size", "lion.amsgrad"]
+    assert wider.params["lion.amsgrad"].when == ("optimizer", ("lion",))
+    assert wider.params["batch_size"].domain == Choice((64, 128))
+    assert list(base) == list(SearchSpace.for_optimizers(["adamw", "lion"]))  # base is unchanged
+    config = wider.sample(0)
+    assert config["batch_size"] in (64, 128) and ("lion.amsgrad" in config) == (config["optimizer"] == "lion")
+    assert [p.name for p in {"depth": {"int": [1, 3]}} | base][:2] == ["depth", "optimizer"]
+    assert (base | SearchSpace({"depth": Int(1, 3)})).params["depth"].domain == Int(1, 3)
+
+
+@pytest.mark.parametrize(
+    ("extend", "match"),
+    [
+        (lambda s: s | {"adamw.lr": {"loguniform": [1e-5, 1e-1]}},
+         r"with_params = \['adamw.lr'\].*space.without\('adamw.lr'\)"),
+        (lambda s: s.with_params({"depth": 1}, depth=2), "each parameter named once"),
+        (lambda s: s | {"x": {"uniform": [0, 1], "when": {"optimizer": "sgd"}}},
+         r"values of optimizer: \['adamw'\]"),
+        (lambda s: s.with_params([1, 2]), "a dict of parameter: domain, or a SearchSpace"),
+    ],
+)  # fmt: skip
+def test_extending_a_space_with_a_conflict_is_a_config_error(extend, match):
+    with pytest.raises(ConfigError, match=match):
+        extend(SearchSpace.for_optimizers(["adamw"]))
+    with pytest.raises(TypeError):
+        SearchSpace.for_optimizers(["adamw"]) | 3
