@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         text = f"{kind} {with_bse / sm_t:.2f}x statsmodels (with bse)"
         if sk_equal:
             text += f", {ours / min(sk_equal):.2f}x sklearn-best at equal coefficients"
-        text += f", {ours / min(sk.values()):.2f}x sklearn-best"
+        if sk:
+            text += f", {ours / min(sk.values()):.2f}x sklearn-best"
         own = {
             name: t
             for name, t in med.items()
