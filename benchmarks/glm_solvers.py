@@ -6,19 +6,26 @@ problem run interleaved, round after round (``--repeats`` rounds, the order rota
 so that load from other processes hits them alike, each after a pause of ``PAUSE_S`` (the thread pools of
 OpenBLAS, which scikit-learn and statsmodels use, spin for up to ~0.1 s after their last call, on the cores
 the next solver needs: without the pause whichever solver follows them pays for it); the table gives each
-one's median and best wall time. ``iters`` is the solver's own count;
+one's median and best wall time, and its median CPU time (``time.process_time``: all of the process's
+threads, which a loaded machine distorts less than wall time; spinning BLAS threads count) with the
+CPU-time ratios beside the wall-time ones. ``iters`` is the solver's own count;
 ``max|dcoef|`` is against statsmodels (GLM IRLS or RLM HuberT), the reference. scikit-learn's solvers stop
 at ``tol=1e-4`` by default, short of the statsmodels coefficients, so the lbfgs ones also run at a ``tol``
 that reaches them to 1e-6 ("equal coefficients"). scikit-learn's ``HuberRegressor`` estimates its scale
 jointly with the coefficients (a different M-estimator than RLM's MAD scale), so its coefficients differ.
 
-    python benchmarks/glm_solvers.py [--quick] [--repeats 3] [--problems poisson,huber]
+    python benchmarks/glm_solvers.py [--quick] [--repeats 3] [--problems poisson,huber] [--skip newton,lm]
+                                     [--reference-once]
+
+``--skip``: leave out the solvers whose names contain one of these words (never the reference);
+``--reference-once``: fit the reference (statsmodels, ~40x raytune_opt's time) in the first round only.
 
 The last line is the headline: raytune_opt IRLS median time over statsmodels' (including the standard errors,
 which statsmodels computes in its fit and ``glm.fit`` when they are first asked for: the "+ bse" rows), over
 scikit-learn's fastest at equal coefficients (max|dcoef| <= 1e-6) and over scikit-learn's fastest whatever
 its coefficients (both without standard errors, which scikit-learn does not compute); in parentheses, the
-fastest raytune_opt solver at equal coefficients over scikit-learn's fastest at equal coefficients.
+fastest raytune_opt solver at equal coefficients over scikit-learn's fastest at equal coefficients; then
+the same ratios of median CPU times.
 """
 
 from __future__ import annotations
@@ -157,11 +164,28 @@ def _peers(kind: str, X: np.ndarray, y: np.ndarray):
 PAUSE_S = 0.3
 
 
+def _cpu_head(kind: str, ours: str, cpu: dict[str, float], dcoef: dict[str, float]) -> str:
+    """The headline's CPU-time ratios: raytune_opt IRLS (and with standard errors) over statsmodels and
+    scikit-learn's fastest at equal coefficients."""
+    ref = next(t for name, t in cpu.items() if name.startswith("statsmodels"))
+    bse = cpu.get(ours + " + bse", cpu.get("raytune_opt irls + bse", cpu[ours]))
+    text = f"; CPU: {bse / ref:.2f}x statsmodels (with bse)"
+    sk_equal = [t for name, t in cpu.items() if name.startswith("sklearn") and dcoef[name] <= EQUAL]
+    if sk_equal:
+        best = min(sk_equal)
+        text += f", {cpu[ours] / best:.2f}x sklearn-best at equal coefficients"
+        if kind != "huber":
+            text += f" ({bse / best:.2f}x with bse)"
+    return text
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="n = 1 000 and p / 5: a smoke run")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median and best reported)")
     ap.add_argument("--problems", default="logistic,poisson,huber", help="comma-separated subset")
+    ap.add_argument("--skip", default="", help="comma-separated words: leave out solvers naming one")
+    ap.add_argument("--reference-once", action="store_true", help="fit the reference in round 1 only")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     try:
@@ -177,32 +201,41 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     print(f"load average (1 min) on {os.cpu_count()} cores at start: {os.getloadavg()[0]:.1f}")
     print(
         "| problem | solver | iters | max abs dcoef vs statsmodels | median s | best s "
-        "| median / raytune_opt irls |"
+        "| median / raytune_opt irls | median CPU s | CPU / raytune_opt irls |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    skip = [w.strip() for w in args.skip.split(",") if w.strip()]
     medians: dict[str, dict[str, float]] = {}
     heads = []
     for kind in kinds:
         p = sizes[kind] // shrink
         X, y = _data(kind, n, p)
         peers = _peers(kind, X, y)
+        peers = peers[:1] + [(name, run) for name, run in peers[1:] if not any(w in name for w in skip)]
         times: dict[str, list[float]] = {name: [] for name, _ in peers}
+        cpu: dict[str, list[float]] = {name: [] for name, _ in peers}
         results: dict[str, tuple] = {}
         for r in range(args.repeats):
             for name, run in peers[r % len(peers) :] + peers[: r % len(peers)]:  # each round a new order
+                if r > 0 and args.reference_once and name == peers[0][0]:
+                    continue
                 time.sleep(pause)  # let the previous solver's BLAS/OpenMP threads stop spinning
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 results[name] = run()
                 times[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
         ref = results[peers[0][0]][0]
         dcoef = {name: float(np.abs(coef - ref).max()) for name, (coef, _) in results.items()}
         med = {name: statistics.median(t) for name, t in times.items()}
+        med_cpu = {name: statistics.median(t) for name, t in cpu.items()}
         medians[kind] = med
-        ours = med["raytune_opt irls" if kind != "huber" else "raytune_opt irls huber"]
+        ours_name = "raytune_opt irls" if kind != "huber" else "raytune_opt irls huber"
+        ours, ours_cpu = med[ours_name], med_cpu[ours_name]
         for name, _ in peers:
             print(
                 f"| {kind} n={n} p={p} | {name} | {results[name][1]} | {dcoef[name]:.1e} "
-                f"| {med[name]:.3f} | {min(times[name]):.3f} | {med[name] / ours:.2f} |",
+                f"| {med[name]:.3f} | {min(times[name]):.3f} | {med[name] / ours:.2f} "
+                f"| {med_cpu[name]:.3f} | {med_cpu[name] / ours_cpu:.2f} |",
                 flush=True,
             )
         sm_t = next(t for name, t in med.items() if name.startswith("statsmodels"))
@@ -212,7 +245,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         text = f"{kind} {with_bse / sm_t:.2f}x statsmodels (with bse)"
         if sk_equal:
             text += f", {ours / min(sk_equal):.2f}x sklearn-best at equal coefficients"
-        text += f", {ours / min(sk.values()):.2f}x sklearn-best"
+        if sk:
+            text += f", {ours / min(sk.values()):.2f}x sklearn-best"
         own = {
             name: t
             for name, t in med.items()
@@ -221,6 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         if sk_equal and own:
             fastest = min(own, key=own.get)
             text += f" (fastest raytune_opt solver, {fastest}: {own[fastest] / min(sk_equal):.2f}x)"
+        text += _cpu_head(kind, ours_name, med_cpu, dcoef)
         heads.append(text)
     print(f"load average (1 min) at end: {os.getloadavg()[0]:.1f}")
     print("headline (raytune_opt irls median time ratio): " + "; ".join(heads))
