@@ -50,6 +50,9 @@ SCALES = ("X2", "dev")
 NB_ALPHA_STEP = (
     1e-7  # the ML estimate of the negative binomial's alpha stops at a Newton step in log alpha this small
 )
+NB_ALPHA_FLOOR = (
+    1e-6  # alpha's lower bound: below it lgamma(y + 1/alpha) - lgamma(1/alpha) cancels to noise in l_p
+)
 ROBUST_METHODS = ("irls", "irls-lm")
 SEPARATION_LP_LIMIT = 200_000  # n * p up to which the separation LP runs before every binomial fit
 RUNAWAY_ITERS = 15  # a binomial fit this long (on data too big for the LP up front) gets the separation LP
@@ -612,7 +615,10 @@ def _fit_nb_alpha(backend, fam, solver, start, alpha, max_iter, tol, kw):
     log-likelihood l_p(alpha) = l(a(alpha), alpha), a(alpha) the GLM fit at fixed alpha, with its exact
     derivatives dl_p/dalpha = dl/dalpha (the score in a is 0) and
     -d2l_p/dalpha2 = J_aa - J_ab^T J_bb^-1 J_ab (J the joint observed information); a step that lowers
-    l_p is halved. Returns (the last fit, the family at the estimate, J at the estimate, (p+1) x (p+1))."""
+    l_p is halved. Steps stop at ``NB_ALPHA_FLOOR``: where dl_p/dalpha <= 0 there (no overdispersion:
+    the maximum is on the boundary alpha -> 0, the Poisson model) the estimate is the floor, a KKT
+    point, with a warning. Returns (the last fit, the family at the estimate, J at the estimate,
+    (p+1) x (p+1))."""
     fam = NegativeBinomial(fam.link.name, alpha=fam.alpha)
 
     def at(a: float):
@@ -635,8 +641,16 @@ def _fit_nb_alpha(backend, fam, solver, start, alpha, max_iter, tol, kw):
         curv = float(J[-1, -1] - J[-1, :-1] @ torch.linalg.solve(J[:-1, :-1], J[:-1, -1]))
         h = a * a * curv - a * g_a  # -d2 l_p / d(log alpha)^2
         step = a * g_a / h if h > 0 else math.copysign(1.0, g_a)
-        step = max(-2.0, min(2.0, step))
+        step = max(-2.0, min(2.0, step), math.log(NB_ALPHA_FLOOR / a))
         if abs(step) <= NB_ALPHA_STEP:
+            if a <= NB_ALPHA_FLOOR * (1.0 + NB_ALPHA_STEP) and g_a <= 0:
+                warnings.warn(
+                    f"negative binomial: the ML estimate of alpha is at its lower bound {NB_ALPHA_FLOOR:g} "
+                    "(the log-likelihood still rises toward alpha = 0): the data show no overdispersion, "
+                    "a Poisson model fits them as well",
+                    GLMConvergenceWarning,
+                    stacklevel=4,
+                )
             break
         t = 1.0
         while True:

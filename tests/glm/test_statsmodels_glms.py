@@ -224,6 +224,25 @@ def test_negative_binomial_ml_alpha_equals_statsmodels_discrete():
     np.testing.assert_allclose(res.deviance, glm_ref.deviance, rtol=1e-8)
 
 
+def test_negative_binomial_ml_alpha_on_equidispersed_counts_stops_at_its_floor_with_a_warning():
+    # Poisson counts: l_p rises toward alpha = 0, so the maximum is on the boundary. Newton on log alpha
+    # used to halve alpha without end (an n = 120 fit ran for minutes); now it stops at NB_ALPHA_FLOOR,
+    # says so, and the coefficients are statsmodels' discrete NegativeBinomial's (alpha ~ 0: Poisson's).
+    from raytune_opt.glm.fit import NB_ALPHA_FLOOR, GLMConvergenceWarning
+
+    rng = np.random.default_rng(1)
+    X = np.column_stack([np.ones(120), rng.normal(size=(120, 2))])
+    y = rng.poisson(np.exp(X @ [1.2, 0.5, -0.4])).astype(float)
+    with pytest.warns(GLMConvergenceWarning, match="no overdispersion"):
+        res = glm.fit(X, y, family=glm.NegativeBinomial(alpha="ml"))
+    assert res.converged and res.family_params["alpha"] == NB_ALPHA_FLOOR
+    ref = sm.NegativeBinomial(y, X).fit(disp=0)
+    assert ref.params[-1] < 1e-4  # statsmodels also finds no overdispersion
+    poisson = glm.fit(X, y, family="poisson", tol=1e-12)
+    np.testing.assert_allclose(res.coef, poisson.coef, rtol=1e-5)
+    np.testing.assert_allclose(res.coef, ref.params[:-1], rtol=1e-5)
+
+
 def test_new_families_on_two_ray_workers(ray_local):
     X, y = make("negative_binomial", "log", (("alpha", 0.5),), n=600, seed=9)
     for family in (glm.NegativeBinomial(alpha="ml"), glm.Tweedie(var_power=1.5), glm.InverseGaussian("log")):
