@@ -33,7 +33,7 @@ from raytune_opt.capabilities import declare
 from raytune_opt.tasks import restore_user_tasks, user_tasks
 from raytune_opt.train.config import task_names, validate, validate_space
 from raytune_opt.train.loop import train_loop
-from raytune_opt.train.session import LocalSession, TrainSession, TuneSession
+from raytune_opt.train.session import LocalSession, TrainSession, TuneSession, resume_checkpoint, tune_metrics
 
 __all__ = ["run_local", "trainable", "DRIVER_RESOURCES"]
 
@@ -62,7 +62,7 @@ def run_local(
 def _train_worker(config: dict[str, Any], resume: Any, tasks: dict[str, Any]) -> None:
     """``train_loop_per_worker`` of the TorchTrainer: the loop with a Train session."""
     restore_user_tasks(tasks)
-    train_loop(config, TrainSession(resume=resume))
+    train_loop(config, TrainSession(resume=resume, config=config))
 
 
 class _Relay:
@@ -113,7 +113,7 @@ def _run_torch_trainer(config: dict[str, Any], tasks: dict[str, Any]) -> None:
 
     restore_user_tasks(tasks)
     cfg = validate(config)
-    resume = ray.tune.get_checkpoint()
+    resume = resume_checkpoint(config)
     relay = ray.remote(num_cpus=0)(_Relay).remote()
     trial_fs_path, storage_filesystem = trial_storage()
     trainer = TorchTrainer(
@@ -144,7 +144,7 @@ def _run_torch_trainer(config: dict[str, Any], tasks: dict[str, Any]) -> None:
     thread.start()
     while (item := ray.get(relay.get.remote())) is not None:
         metrics, checkpoint = item
-        ray.tune.report(metrics, checkpoint=checkpoint)
+        ray.tune.report(tune_metrics(metrics), checkpoint=checkpoint)
         relay.ack.remote()
     thread.join()
     if error:
@@ -170,7 +170,7 @@ def trainable(param_space: Mapping[str, Any]) -> Callable[..., Any]:
 
         def raytune_opt_trial(config: dict[str, Any]) -> None:
             restore_user_tasks(tasks)
-            train_loop(config, TuneSession())
+            train_loop(config, TuneSession(config))
 
         fn = ray.tune.with_resources(raytune_opt_trial, cfg.worker_resources())
     else:
