@@ -6,6 +6,7 @@ report, find the checkpoint to resume from and combine numbers across workers.
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import shutil
@@ -109,7 +110,8 @@ def resume_checkpoint(config: Mapping[str, Any]) -> Any:
     name an older checkpoint after the driver was killed: the trial then re-reports, marked
     ``replayed``, the epochs from that one to the newest that the saved ``result.json`` lacks (their
     reports are kept in the checkpoints' ``meta.json``), continues from the newest, and numbers its
-    next checkpoints after it. Each epoch is trained and reported once."""
+    next checkpoints after it. Each epoch is trained and reported once. A trial resumed at its last
+    epoch re-reports that epoch's report (Tune needs a result of every trial it runs)."""
     import ray.tune
 
     from raytune_opt._compat.ray_train import set_checkpoint_index, trial_storage
@@ -118,15 +120,39 @@ def resume_checkpoint(config: Mapping[str, Any]) -> Any:
     handed = ray.tune.get_checkpoint()
     path, filesystem = trial_storage()
     newer = newest_checkpoint(path, filesystem, config, handed)
-    if newer is None:
-        return handed
-    checkpoint, index, reports = newer
-    saved = saved_iterations(path, filesystem)
-    for report in reports:
-        if report.get("training_iteration") not in saved:
-            ray.tune.report({**report, "replayed": True})
-    set_checkpoint_index(index)
+    checkpoint, replay = handed, []
+    if newer is not None:
+        checkpoint, index, reports = newer
+        set_checkpoint_index(index)
+        saved = saved_iterations(path, filesystem)
+        replay = [r for r in reports if r.get("training_iteration") not in saved]
+    if not replay and checkpoint is not None:
+        # a trial resumed at its last epoch trains nothing: Tune needs one report of it all the same
+        replay = final_report(checkpoint, path, config)
+    for report in replay:
+        ray.tune.report({**report, "replayed": True})
     return checkpoint
+
+
+def final_report(checkpoint: Any, trial_path: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``[the last report]`` kept in ``checkpoint`` 's ``meta.json`` when it is a checkpoint of this
+    trial (in ``trial_path``) at the config's last epoch; else ``[]``."""
+    import json
+    import os
+
+    from raytune_opt.train.checkpoint import META_FILE
+
+    parent = str(checkpoint.path).rstrip("/").rpartition("/")[0]
+    if os.path.normpath(parent) != os.path.normpath(trial_path.rstrip("/")):
+        return []
+    try:
+        with checkpoint.filesystem.open_input_stream(f"{str(checkpoint.path).rstrip('/')}/{META_FILE}") as f:
+            meta = json.loads(f.read())
+        reports = meta["reports"]
+        final = int(meta["epoch"]) >= int(config.get("epochs", 0) or 0) > 0
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [reports[-1]] if final and reports and isinstance(reports[-1], dict) else []
 
 
 def saved_iterations(trial_path: str, filesystem: Any) -> set[int]:
@@ -157,12 +183,17 @@ def tune_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: the most reports kept for the next checkpoint's ``meta.json`` (the latest ones; a trial that
+#: checkpoints rarely or never keeps no more in memory)
+MAX_UNSAVED_REPORTS = 1000
+
+
 class _Meta:
     """The reports since the last checkpoint, for the next checkpoint's ``meta.json``."""
 
     def __init__(self, config: Mapping[str, Any] | None) -> None:
         self.config = config
-        self.unsaved: list[dict[str, Any]] = []
+        self.unsaved: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_UNSAVED_REPORTS)
 
     def add(self, reported: dict[str, Any], checkpoint_dir: str | None) -> None:
         from raytune_opt.train.checkpoint import write_meta
@@ -171,8 +202,8 @@ class _Meta:
             return
         self.unsaved.append(reported)
         if checkpoint_dir:
-            write_meta(checkpoint_dir, reported["epoch"], self.config, self.unsaved)
-            self.unsaved = []
+            write_meta(checkpoint_dir, reported["epoch"], self.config, list(self.unsaved))
+            self.unsaved.clear()
 
 
 class TuneSession(Session):
