@@ -110,8 +110,9 @@ def resume_checkpoint(config: Mapping[str, Any]) -> Any:
     name an older checkpoint after the driver was killed: the trial then re-reports, marked
     ``replayed``, the epochs from that one to the newest that the saved ``result.json`` lacks (their
     reports are kept in the checkpoints' ``meta.json``), continues from the newest, and numbers its
-    next checkpoints after it. Each epoch is trained and reported once. A trial resumed at its last
-    epoch re-reports that epoch's report (Tune needs a result of every trial it runs)."""
+    next checkpoints after it. Each epoch is trained and reported once. A trial resumed so at its last
+    epoch re-reports that epoch's report (Tune needs a result of it). A handed checkpoint Tune knows
+    (a PBT pause, a retry) is resumed as it is: Tune has its result."""
     import ray.tune
 
     from raytune_opt._compat.ray_train import set_checkpoint_index, trial_storage
@@ -120,14 +121,15 @@ def resume_checkpoint(config: Mapping[str, Any]) -> Any:
     handed = ray.tune.get_checkpoint()
     path, filesystem = trial_storage()
     newer = newest_checkpoint(path, filesystem, config, handed)
-    checkpoint, replay = handed, []
-    if newer is not None:
-        checkpoint, index, reports = newer
-        set_checkpoint_index(index)
-        saved = saved_iterations(path, filesystem)
-        replay = [r for r in reports if r.get("training_iteration") not in saved]
-    if not replay and checkpoint is not None:
-        # a trial resumed at its last epoch trains nothing: Tune needs one report of it all the same
+    if newer is None:
+        return handed
+    checkpoint, index, reports = newer
+    set_checkpoint_index(index)
+    saved = saved_iterations(path, filesystem)
+    replay = [r for r in reports if r.get("training_iteration") not in saved]
+    if not replay:
+        # resumed at its last epoch, the trial trains nothing, and Tune's last result of it is the
+        # handed checkpoint's (or none): Tune needs the last epoch's report all the same
         replay = final_report(checkpoint, path, config)
     for report in replay:
         ray.tune.report({**report, "replayed": True})
