@@ -9,8 +9,11 @@
     raytune-opt export DIR [--trial ID] [--epoch best|last] [--out FILE]
 
 Bad input (a wrong key, value or name in CONFIG or ``--set``) prints one ``error:`` line that names the
-file, line and key, and exits with status 2, before Ray starts. A run prints the Ray dashboard's URL,
-a live status line, and at the end the best configuration, its metric and the files written.
+file, line and key, and exits with status 2, before Ray starts. A run whose storage fills up (a full
+disk, a spent quota, the file size limit) prints one ``error:`` line saying how to resume and exits
+with status 75 (:data:`EXIT_STORAGE_FULL`); an interrupted one exits with 130. A run prints the Ray
+dashboard's URL, a live status line, and at the end the best configuration, its metric and the files
+written.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from raytune_opt.errors import ConfigError
+from raytune_opt.errors import ConfigError, StorageFullError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_STORAGE_FULL"]
+
+#: the exit status of a run or resume stopped by a full storage (``EX_TEMPFAIL``: free space, resume)
+EXIT_STORAGE_FULL = 75
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,6 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
+    except StorageFullError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return EXIT_STORAGE_FULL
     except KeyboardInterrupt:
         print(
             "interrupted: `raytune-opt resume <experiment folder>` continues where it stopped",

@@ -15,7 +15,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["ConfigError", "ConfigTypeError", "did_you_mean", "expected"]
+__all__ = ["ConfigError", "ConfigTypeError", "StorageFullError", "did_you_mean", "expected"]
 
 
 def did_you_mean(value: object, choices: Iterable[str]) -> str:
@@ -44,6 +44,24 @@ class ConfigError(ValueError):
 
 class ConfigTypeError(ConfigError, TypeError):
     """Bad user input of the wrong type (a ``ConfigError`` that is also a ``TypeError``)."""
+
+
+class StorageFullError(OSError):
+    """A write of the run failed for want of space: the disk is full (``ENOSPC``), a quota is spent
+    (``EDQUOT``) or a file hit the file size limit (``EFBIG``). The experiment folder keeps what was
+    written, Tune's last saved state included: the message says how to resume."""
+
+    def __init__(self, folder: str, cause: OSError) -> None:
+        super().__init__(
+            cause.errno,
+            f"the storage of {folder} is full: {cause}. Free space (or raise the quota or file size "
+            f"limit), then `raytune-opt resume {folder}` continues from Tune's last saved state",
+        )
+        self.folder = folder
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def expected(err: dict[str, Any]) -> str:

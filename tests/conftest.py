@@ -1,12 +1,19 @@
-"""Shared fixtures: one session-scoped local Ray for the whole suite."""
+"""Shared fixtures: one session-scoped local Ray for the whole suite, and the check that every test
+module gives its CPUs back."""
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 
 import pytest
 
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+
+#: how long a module's trials, tasks and actors may take to hand their CPUs back after its last test
+#: (a bound for a broken run only: released resources show within a second or two)
+RELEASE_TIMEOUT_S = 120.0
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +25,31 @@ def ray_local():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+def _held(ray) -> str | None:
+    """What the suite's Ray still holds (``"CPU 1 of 2 …"``), or ``None`` when every CPU is free."""
+    total = ray.cluster_resources()
+    free = ray.available_resources()
+    held = {
+        k: total[k] - free.get(k, 0.0) for k in ("CPU", "GPU") if total.get(k, 0.0) - free.get(k, 0.0) > 1e-9
+    }
+    return ", ".join(f"{k} {v:g} of {total[k]:g}" for k, v in held.items()) or None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_resources_released():
+    """After each test module that used the suite's Ray: its CPUs (and GPUs) all come back, within
+    :data:`RELEASE_TIMEOUT_S` (a trial, task or actor of the module that keeps one would make later
+    modules' requests wait forever)."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return
+    deadline = time.monotonic() + RELEASE_TIMEOUT_S
+    while (held := _held(ray)) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if held is not None:
+        pytest.fail(
+            f"after this module the suite's Ray still holds {held} (waited {RELEASE_TIMEOUT_S:.0f} s)"
+        )

@@ -6,7 +6,7 @@ from typing import Any
 
 import raytune_opt._compat  # noqa: F401 - the tested-version check
 
-__all__ = ["trial_storage"]
+__all__ = ["trial_storage", "set_checkpoint_index"]
 
 
 def trial_storage() -> tuple[str, Any]:
@@ -23,3 +23,18 @@ def trial_storage() -> tuple[str, Any]:
     # developer API added in https://github.com/ray-project/ray/pull/39281 (TrainContext.get_storage)
     storage = ray.tune.get_context().get_storage()
     return storage.trial_fs_path, storage.storage_filesystem
+
+
+def set_checkpoint_index(index: int) -> None:
+    """Number the running Tune trial's next checkpoint ``checkpoint_<index + 1>``: after a trial
+    resumed from a checkpoint on its storage newer than the one Tune handed it (Tune's saved state
+    named an older one), its next checkpoints follow that one instead of overwriting it.
+
+    The trial's ``StorageContext.current_checkpoint_index`` is incremented before each checkpoint is
+    persisted (``_TrainSession.report``) and has no public setter; ``get_storage`` is the developer
+    API of :func:`trial_storage`.
+    """
+    import ray.tune
+
+    # no upstream issue found: Tune restores a trial from its saved state's latest checkpoint only
+    ray.tune.get_context().get_storage().current_checkpoint_index = index

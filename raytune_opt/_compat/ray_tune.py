@@ -31,6 +31,8 @@ __all__ = [
     "STATE_PERIOD_S",
     "kill_trial_actor",
     "named_function_trainable",
+    "job_placement_groups",
+    "remove_placement_groups",
     "result_grid_trials",
     "tune_run_environment",
     "latest_checkpoint_result",
@@ -248,3 +250,30 @@ def named_function_trainable(fn: Any, name: str) -> type:
         return f"{name}[{experiment}]" if experiment else name
 
     return type(name, (base,), {"__repr__": actor_repr, "__qualname__": name, "__doc__": fn.__doc__})
+
+
+def job_placement_groups() -> set[str]:
+    """The ids (hex) of the placement groups this driver's job created that are not removed: Tune's
+    trials hold their resources in them (and a trial's Ray Train workers in theirs)."""
+    import ray
+
+    # no upstream issue found: placement_group_table() names no creator; a PlacementGroupID ends
+    # with the JobID of the job that created it (PlacementGroupID::Of in Ray's id.h)
+    job = ray.get_runtime_context().get_job_id()
+    return {
+        pg_id
+        for pg_id, info in ray.util.placement_group_table().items()
+        if pg_id.endswith(job) and info.get("state") != "REMOVED"
+    }
+
+
+def remove_placement_groups(pg_ids: set[str]) -> None:
+    """Remove the placement groups ``pg_ids`` (hex), which stops every actor and task in them."""
+    import ray
+    from ray.util.placement_group import PlacementGroup
+
+    for pg_id in pg_ids:
+        # workaround: Tune removes its trials' placement groups only when its loop ends or raises an
+        # Exception; a KeyboardInterrupt (a second Ctrl-C) or another BaseException leaves them
+        # reserved, with the trials' actors, until the driver exits (no upstream issue found)
+        ray.util.remove_placement_group(PlacementGroup(ray.PlacementGroupID(bytes.fromhex(pg_id))))

@@ -17,19 +17,21 @@ the report) and, at the end, the report of :mod:`raytune_opt.report` (``summary.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from raytune_opt import keys
 from raytune_opt._compat import ray_tune as _compat
-from raytune_opt.errors import ConfigError
+from raytune_opt.errors import ConfigError, StorageFullError
 from raytune_opt.experiment.config import Experiment
 from raytune_opt.experiment.plan import Plan
 from raytune_opt.storage import ExperimentFolder
@@ -48,6 +50,9 @@ __all__ = [
 
 #: the runner's own file in the experiment directory
 EXPERIMENT_FILE = "experiment.json"
+
+#: the errors of a write that failed for want of space: a full disk, a spent quota, the file size limit
+STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 #: what every worker process of a local Ray imports while it waits for work: a trial's first step then
 #: does not pay torch's import (seconds) on the critical path
@@ -227,9 +232,6 @@ def run_experiment(
         from raytune_opt.experiment.compare import run_comparison
 
         return run_comparison(exp, progress=progress, report=report, _restore=_restore)
-    from ray import tune
-
-    from raytune_opt import trial_logs
     from raytune_opt.experiment.callbacks import make_callbacks
 
     plan = exp.plan()
@@ -255,6 +257,26 @@ def run_experiment(
     folder.check_writable()
     connect(exp.run_.address, progress)
     check_resources(exp)
+    with _storage_full_named(folder):
+        return _run(exp, plan, name, folder, tracking, progress, report, _restore, bool(journal))
+
+
+def _run(
+    exp: Experiment,
+    plan: Plan,
+    name: str,
+    folder: ExperimentFolder,
+    tracking: list[Any],
+    progress: bool,
+    report: bool,
+    _restore: bool,
+    journal: bool,
+) -> ExperimentResult:
+    """:func:`run_experiment` once the folder is chosen and Ray joined."""
+    from ray import tune
+
+    from raytune_opt import trial_logs
+
     _write_state(folder, exp, plan, name)
     started = time.time()
     callbacks = []
@@ -306,7 +328,7 @@ def run_experiment(
         tuner = tune.Tuner(plan.trainable, param_space=fixed, tune_config=tune_config, run_config=run_config)
     with _compat.tune_run_environment():
         try:
-            grid = tuner.fit()
+            grid = _fit(tuner)
         finally:
             if board is not None:
                 import ray
@@ -363,28 +385,82 @@ def _waiting_board(name: str) -> tuple[Any, Any]:
     return board, waiting
 
 
+def _fit(tuner: Any) -> Any:
+    """``tuner.fit()``; when a ``KeyboardInterrupt`` (a second Ctrl-C: the first one Tune handles) or
+    another ``BaseException`` that is no ``Exception`` ends it, the placement groups the fit created,
+    and with them its trials' actors, are removed. Tune cleans up only after an ``Exception``: its
+    trials would hold their CPUs until this process exits (a notebook, a test session)."""
+    before = _compat.job_placement_groups()
+    try:
+        return tuner.fit()
+    except Exception:
+        raise
+    except BaseException:
+        _compat.remove_placement_groups(_compat.job_placement_groups() - before)
+        raise
+
+
+@contextlib.contextmanager
+def _storage_full_named(folder: ExperimentFolder) -> Iterator[None]:
+    """A write that fails for want of space (:data:`STORAGE_FULL`, anywhere in the chain of the error
+    Tune or the report raised) becomes a :class:`StorageFullError` naming the folder and how to
+    resume. What was written stays: ``experiment.json`` says the run has not finished, Tune keeps its
+    last saved state (a save cut short raises before Tune copies it to the folder)."""
+    try:
+        yield
+    except StorageFullError:
+        raise
+    except Exception as e:
+        cause = _storage_full_cause(e)
+        if cause is None:
+            raise
+        raise StorageFullError(folder.path, cause) from e
+
+
+def _storage_full_cause(error: BaseException) -> OSError | None:
+    seen: set[int] = set()
+    at: BaseException | None = error
+    while at is not None and id(at) not in seen:
+        if isinstance(at, OSError) and at.errno in STORAGE_FULL:
+            return at
+        seen.add(id(at))
+        at = at.__cause__ or at.__context__
+    return None
+
+
 def _tune_state_saved(folder: ExperimentFolder) -> bool:
-    """Whether Tune saved its state in ``folder`` (``tuner.pkl`` and an ``experiment_state-*.json``):
-    a driver killed before Tune's first save leaves neither, and ``Tuner.restore`` cannot continue."""
+    """Whether Tune saved its state in ``folder`` (``tuner.pkl`` and an ``experiment_state-*.json``
+    that reads whole): a driver killed before Tune's first save leaves neither, a disk that filled
+    while Tune copied it a cut one, and ``Tuner.restore`` cannot continue from either."""
     if folder.remote:
         return True  # Tune's own restore reports a missing state on remote storage
     path = Path(folder.path)
-    return (path / "tuner.pkl").is_file() and any(path.glob("experiment_state-*.json"))
+    states = sorted(path.glob("experiment_state-*.json"))
+    if not (path / "tuner.pkl").is_file() or not states:
+        return False
+    try:  # the newest is what Tune restores: a copy cut short by a full disk cannot be
+        json.loads(states[-1].read_text())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _set_aside_unsaved(folder: ExperimentFolder, progress: bool) -> None:
-    """Before a run starts over in ``folder``: the trial folders of the run that died before Tune's
-    first state save move to ``unsaved-<time>/`` (kept, not mixed with the new trials)."""
+    """Before a run starts over in ``folder``: the trial folders of the run that left no state Tune can
+    restore (it died before Tune's first save, or a full disk cut the state's copy short), and Tune's
+    unreadable state files, move to ``unsaved-<time>/`` (kept, not mixed with the new trials)."""
     path = Path(folder.path)
     trials = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith("unsaved-")]
-    if trials:
+    moved = trials + sorted(path.glob("experiment_state-*.json"))
+    if moved:
         aside = path / f"unsaved-{time.strftime('%Y%m%d-%H%M%S')}"
         aside.mkdir()
-        for p in trials:
+        for p in moved:
             p.rename(aside / p.name)
     if progress:
         print(
-            f"{folder.path}: the run stopped before Ray Tune first saved its state; it starts over"
+            f"{folder.path}: the run left no state Ray Tune can restore (it stopped before Tune first "
+            "saved one, or the copy was cut short); it starts over"
             + (f" ({len(trials)} trial folder(s) kept in {aside.name}/)" if trials else ""),
             flush=True,
         )

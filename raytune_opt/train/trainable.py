@@ -39,7 +39,7 @@ from raytune_opt.tasks import get_task, restore_user_tasks, user_tasks
 from raytune_opt.train.config import task_names, validate, validate_space
 from raytune_opt.train.loop import train_loop
 from raytune_opt.train.ray_data import trainer_datasets
-from raytune_opt.train.session import LocalSession, TrainSession, TuneSession
+from raytune_opt.train.session import LocalSession, TrainSession, TuneSession, resume_checkpoint, tune_metrics
 
 __all__ = ["run_local", "trainable", "DRIVER_RESOURCES"]
 
@@ -78,7 +78,7 @@ def _train_worker(config: dict[str, Any], resume: Any, tasks: dict[str, Any], re
     if relay is not None and ray.train.get_context().get_world_rank() == 0:
         ray.get(relay.put.remote(_STARTED))
     restore_user_tasks(tasks)
-    train_loop(config, TrainSession(resume=resume))
+    train_loop(config, TrainSession(resume=resume, config=config))
 
 
 class _Relay:
@@ -138,7 +138,7 @@ def _run_torch_trainer(config: dict[str, Any], tasks: dict[str, Any]) -> None:
     board = find_board(context.get_experiment_name())
     if board is not None:
         ray.get(board.wait.remote(trial_id))
-    resume = ray.tune.get_checkpoint()
+    resume = resume_checkpoint(config)
     datasets = trainer_datasets(get_task(cfg.task).build(**cfg.task_args), cfg)  # Ray Data splits, if any
     relay = ray.remote(num_cpus=0)(_Relay).remote()
     trial_fs_path, storage_filesystem = trial_storage()
@@ -184,7 +184,7 @@ def _run_torch_trainer(config: dict[str, Any], tasks: dict[str, Any]) -> None:
                 now = time.time()
                 metrics = {**metrics, "time_this_iter_s": now - last}
                 last = now
-            ray.tune.report(metrics, checkpoint=checkpoint)
+            ray.tune.report(tune_metrics(metrics), checkpoint=checkpoint)
             relay.ack.remote()
     finally:
         if board is not None:
@@ -215,7 +215,7 @@ def trainable(param_space: Mapping[str, Any]) -> Callable[..., Any]:
 
         def raytune_opt_trial(config: dict[str, Any]) -> None:
             restore_user_tasks(tasks)
-            train_loop(config, TuneSession())
+            train_loop(config, TuneSession(config))
 
         fn = ray.tune.with_resources(raytune_opt_trial, cfg.worker_resources())
         name = "raytune_opt_trial"

@@ -96,7 +96,7 @@ class Trial:
         self.data_fraction = check_fraction(self.config.get("data_fraction", 1.0))
         self.data_seed = _int(self.config, "data_seed", 0)
         self.checkpoint_every = _int(self.config, "checkpoint_every", 0)
-        self.session = session if session is not None else TuneSession()
+        self.session = session if session is not None else TuneSession(config)
         self.start_epoch = self.epoch = 0
 
     def optimizer(self, model: nn.Module | Any) -> torch.optim.Optimizer:

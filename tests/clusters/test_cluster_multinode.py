@@ -5,13 +5,14 @@ HTTP API lists the job.
 One run (the module fixture ``faulted_run``) carries every check, to keep the cluster tests short:
 
 * the head (1 CPU) and the worker (1 CPU) are separate ``ray start`` nodes with token authentication;
-* the job is ``python examples/run_experiment.py <yaml> --address auto``: three grid trials of a paced
-  ``digits-mlp`` (registered by the experiment's ``imports``; each training batch sleeps, so that an
-  epoch lasts long enough on an idle machine for the test to act between epochs) with 3, 12 and 13
-  epochs, a checkpoint every epoch and ``run.max_failures: 3``;
-* the test holds (SIGSTOP) each long trial once it has reported two epochs; when the 3-epoch trial has
-  finished and both long trials are held, one on each node, it SIGKILLs the worker node (its process
-  group and every process it started) and the process of the trial on the head;
+* the job is ``python examples/run_experiment.py <yaml> --address auto``: three grid trials of a gated
+  ``digits-mlp`` (registered by the experiment's ``imports``; trained full-batch, one batch an epoch)
+  with 3, 12 and 13 epochs, a checkpoint every epoch and ``run.max_failures: 3``;
+* paced by a gate, not by the machine's speed: a trial's first process waits at the start of its 4th
+  epoch (after reporting and checkpointing 3) until the test opens the gate, so the short trial
+  finishes and each long one is held; when both long trials wait, one on each node, the test SIGKILLs
+  the worker node (its process group and every process it started) and the process of the trial on
+  the head, then opens the gate;
 * both interrupted trials must resume from their last checkpoint (the first epoch their new process
   reports is the one after the last epoch reported before the kill), every epoch appears exactly once,
   and the finished trial is never run again.
@@ -38,29 +39,38 @@ from cluster_harness import VENV_BIN, LocalCluster, start_time, trial_results, w
 
 #: the grid's trials: a short one that finishes first, then two that the faults interrupt
 EPOCHS = (3, 12, 13)
-HOLD_AT = 2  # a long trial is held once it has reported this many epochs
+HOLD_AT = EPOCHS[0]  # a trial's first process waits after reporting this many epochs: only the long ones
 
-#: the experiment's ``imports``: digits-mlp whose every training batch sleeps ``pace_s``
-PACED_TASK = """
+#: the experiment's ``imports``: digits-mlp (full-batch: one augment call an epoch) whose trial, in a
+#: process that has trained ``hold`` epochs, waits until ``gate/release`` exists, saying so with
+#: ``gate/waiting_<pid>``
+GATED_TASK = """
 import dataclasses
+import os
 import time
 
 from raytune_opt.tasks import get_task, register_task
 
 
-def _pace(pace_s):
+def _hold_at(gate, hold):
+    seen = []
+
     def augment(x):
-        time.sleep(pace_s)
+        release = os.path.join(gate, "release")
+        if len(seen) == hold and not os.path.exists(release):
+            open(os.path.join(gate, f"waiting_{os.getpid()}"), "w").close()
+            while not os.path.exists(release):
+                time.sleep(0.05)
+        seen.append(1)
         return x
 
     return augment
 
 
-@register_task("paced-digits", overwrite=True)
-def paced_digits(pace_s: float = 0.03):
-    # digits-mlp, each training batch at least pace_s long
+@register_task("gated-digits", overwrite=True)
+def gated_digits(gate: str = "", hold: int = 0):
     spec = get_task("digits-mlp").build()
-    return dataclasses.replace(spec, augment=_pace(pace_s))
+    return dataclasses.replace(spec, augment=_hold_at(gate, hold))
 """
 
 
@@ -108,12 +118,14 @@ def _segments(lines: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def faulted_run(cluster: LocalCluster) -> FaultedRun:
     head_id = cluster.head.node_id
     worker = cluster.workers[0]
-    (cluster.root / "paced_task.py").write_text(PACED_TASK)
+    (cluster.root / "gated_task.py").write_text(GATED_TASK)
+    gate = cluster.root / "gate"
+    gate.mkdir()
     config = cluster.experiment_yaml(
         "faults",
-        imports=["paced_task.py"],
-        task={"name": "paced-digits", "args": {"pace_s": 0.1}},  # slow enough to hold on a fast machine
-        train={"batch_size": 128, "checkpoint_every": 1, "seed": 0},
+        imports=["gated_task.py"],
+        task={"name": "gated-digits", "args": {"gate": str(gate), "hold": HOLD_AT}},
+        train={"batch_size": "full", "checkpoint_every": 1, "seed": 0},
         optimizer={"name": "sgd", "lr": 0.1},
         search={
             "strategy": "grid",
@@ -127,23 +139,21 @@ def faulted_run(cluster: LocalCluster) -> FaultedRun:
     job_id = cluster.run_experiment(config, "--no-report")
     cluster.wait_joined(worker)
     exp_dir = cluster.results / "faults"
-    held: dict[str, tuple[int, str]] = {}  # trial → (pid, start time) of its stopped process
+    held: dict[str, tuple[int, str]] = {}  # trial → (pid, start time) of its process at the gate
 
     def trial_nodes() -> dict[int, str]:
         return {a["pid"]: a["node_id"] for a in cluster.actors() if a["class_name"] == "ImplicitFunc"}
 
     def ready() -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]] | None:
-        """The short trial finished; both long ones held after two epochs, one on each node."""
+        """The short trial finished; both long ones at the gate after HOLD_AT epochs, one on each node."""
         if cluster.job_status(job_id) in ("FAILED", "STOPPED"):
             raise AssertionError(f"job ended early:\n{cluster.job_logs(job_id)[-5000:]}")
-        res = trial_results(exp_dir)
+        res = trial_results(exp_dir)  # Tune's copy on storage, saved every few seconds
         for trial, lines in res.items():
             if lines and lines[0]["config"]["epochs"] > EPOCHS[0] and trial not in held:
-                if lines[-1]["epoch"] >= lines[0]["config"]["epochs"]:
-                    raise AssertionError(f"{trial} finished before the test could hold it")
                 pid = lines[-1]["pid"]
-                if lines[-1]["epoch"] >= HOLD_AT and (started := start_time(pid)) and cluster.owns(pid):
-                    cluster.signal(pid, started, signal.SIGSTOP)
+                at_gate = lines[-1]["epoch"] == HOLD_AT and (gate / f"waiting_{pid}").exists()
+                if at_gate and (started := start_time(pid)) and cluster.owns(pid):
                     held[trial] = (pid, started)
         short = [lines for lines in res.values() if lines and lines[0]["config"]["epochs"] == EPOCHS[0]]
         if len(held) < 2 or not short or short[0][-1]["epoch"] < EPOCHS[0]:
@@ -156,18 +166,15 @@ def faulted_run(cluster: LocalCluster) -> FaultedRun:
         return res, nodes
 
     try:
-        res, nodes = wait_for("two trials held, one on each node", ready, timeout=240, interval=0.1)
-    except BaseException:
-        for pid, started in held.values():  # never leave a stopped process behind
-            cluster.signal(pid, started, signal.SIGCONT)
-        raise
-    on_head = next(t for t, n in nodes.items() if n == head_id)
-    on_worker = next(t for t, n in nodes.items() if n == worker.node_id)
-    finished = next(t for t, lines in res.items() if lines[0]["config"]["epochs"] == EPOCHS[0])
-
-    killed_at = time.time()
-    cluster.signal(*held[on_head], signal.SIGKILL)  # one trial's process on the surviving node
-    cluster.kill_worker(worker)  # the whole node: raylet, agents, the other trial's process
+        res, nodes = wait_for("two trials at the gate, one on each node", ready, timeout=240, interval=0.2)
+        on_head = next(t for t, n in nodes.items() if n == head_id)
+        on_worker = next(t for t, n in nodes.items() if n == worker.node_id)
+        finished = next(t for t, lines in res.items() if lines[0]["config"]["epochs"] == EPOCHS[0])
+        killed_at = time.time()
+        cluster.signal(*held[on_head], signal.SIGKILL)  # one trial's process on the surviving node
+        cluster.kill_worker(worker)  # the whole node: raylet, agents, the other trial's process
+    finally:
+        (gate / "release").touch()  # the resumed trials (and any left waiting) run on
     status = cluster.wait_job(job_id, timeout=300)
     return FaultedRun(
         cluster=cluster,

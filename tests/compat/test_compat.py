@@ -7,6 +7,7 @@ import inspect
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
 
 import pytest
@@ -214,7 +215,30 @@ def test_trial_has_the_actor_handle_the_watchdog_kills():
     assert ray_tune.kill_trial_actor(trial) is False  # no actor: nothing to stop
 
 
+def test_job_placement_groups_are_this_jobs_and_removing_frees_them(ray_local):
+    pg = ray_local.util.placement_group([{"CPU": 0.01}])
+    ray_local.get(pg.ready(), timeout=120)
+    mine = ray_tune.job_placement_groups()
+    assert pg.id.hex() in mine  # a PlacementGroupID ends with its creator's JobID
+    ray_tune.remove_placement_groups({pg.id.hex()})
+    assert pg.id.hex() not in ray_tune.job_placement_groups()
+
+
 # ------------------------------------------------------------------ ray.train
+def test_set_checkpoint_index_numbers_the_next_checkpoint(ray_local, tmp_path):
+    from ray import tune
+
+    def probe(config):
+        ray_train.set_checkpoint_index(6)
+        with tempfile.TemporaryDirectory() as d:
+            tune.report({"x": 1}, checkpoint=tune.Checkpoint.from_directory(d))
+
+    grid = tune.Tuner(probe, run_config=tune.RunConfig(storage_path=str(tmp_path), name="index")).fit()
+    (result,) = list(grid)
+    assert result.error is None, result.error
+    assert os.path.basename(result.checkpoint.path) == "checkpoint_000007"
+
+
 def test_trial_storage_inside_a_tune_trial(ray_local, tmp_path):
     from ray import tune
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -321,3 +322,181 @@ def test_storage_uri_goes_through_pyarrow_and_the_report_is_uploaded(ray_local, 
 
     exp = load_experiment(f"{uri}/random")
     assert exp.run_.storage_path == uri and exp.name == "random"
+
+
+#: the experiment's ``imports``: digits-mlp trained full-batch (one batch an epoch) whose trial, in the
+#: process that first runs it, waits at the first batch of epoch ``hold + 1`` (after reporting and
+#: checkpointing ``hold`` epochs) until ``gate/release`` exists, saying so with ``gate/waiting``
+EPOCH_GATED_TASK = """
+import dataclasses
+import os
+import time
+
+from raytune_opt.tasks import get_task, register_task
+
+
+def _hold_at(gate, hold):
+    seen = []
+
+    def augment(x):
+        release = os.path.join(gate, "release")
+        if len(seen) == hold and not os.path.exists(release):
+            open(os.path.join(gate, "waiting"), "w").close()
+            while not os.path.exists(release):
+                time.sleep(0.05)
+        seen.append(1)
+        return x
+
+    return augment
+
+
+@register_task("epoch-gated-digits", overwrite=True)
+def epoch_gated_digits(gate: str = "", hold: int = 0):
+    spec = get_task("digits-mlp").build(hidden=16)
+    return dataclasses.replace(spec, augment=_hold_at(gate, hold))
+"""
+
+
+def _saved_iterations(folder: Path) -> dict[str, int]:
+    """Trial id → the last training_iteration Tune's saved experiment state has for it."""
+    out: dict[str, int] = {}
+    for path in sorted(folder.glob("experiment_state-*.json")):
+        try:
+            items = json.loads(path.read_text())["trial_data"]
+        except (ValueError, KeyError):  # being written
+            continue
+        for trial_json, meta_json in items:
+            trial_id = json.loads(trial_json)["trial_id"]
+            out[trial_id] = json.loads(meta_json).get("last_result", {}).get("training_iteration", 0)
+    return out
+
+
+def _result_lines(folder: Path) -> list[dict]:
+    (result,) = folder.glob("*/result.json")
+    return [json.loads(x) for x in result.read_text().splitlines() if x.strip()]
+
+
+def _newest_checkpoint_index(folder: Path) -> int:
+    """The highest ``checkpoint_<index>`` of the experiment's trial (epoch ``index + 1`` when every
+    epoch checkpoints); -1 when none."""
+    return max((int(p.name.split("_")[1]) for p in folder.glob("*/checkpoint_*")), default=-1)
+
+
+@pytest.mark.parametrize("staged", ["kept", "lost"])
+def test_resume_continues_from_the_newest_checkpoint_on_disk(ray_local, tmp_path, staged):
+    """The driver SIGKILLed after a trial checkpointed epoch 3 while Tune's saved state (and its copy
+    of result.json) stops at epoch 2 (state saves: forced after every ``keep_checkpoints`` = 2
+    checkpoints, the periodic ones put off by ``TUNE_GLOBAL_CHECKPOINT_S``): ``resume`` trains on from
+    epoch 3's checkpoint (re-reporting epoch 3 from its checkpoint's record if the stored result.json
+    lacks it); result.json has every epoch once.
+
+    The driver writes result.json in a staging folder that Tune copies to storage at its state saves.
+    ``kept``: the resumed run (on the same Ray session) continues the dead driver's staged copy;
+    ``lost``: that copy is gone (a resume on another machine, after a reboot), and the resumed trial
+    re-reports the epochs the stored result.json lacks.
+
+    Paced by a gate: the trial waits at its 4th epoch until the test opens the gate, after the kill."""
+    epochs, hold = 6, 3
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (tmp_path / "epoch_gated_task.py").write_text(EPOCH_GATED_TASK)
+    config = {
+        "name": "newest",
+        "imports": [str(tmp_path / "epoch_gated_task.py")],
+        "task": {"name": "epoch-gated-digits", "args": {"gate": str(gate), "hold": hold}},
+        "train": {"epochs": epochs, "batch_size": "full", "checkpoint_every": 1},
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "run": {"storage_path": str(tmp_path), "max_failures": 1, "keep_checkpoints": 2},
+    }
+    path = tmp_path / "newest.yaml"
+    path.write_text(yaml.safe_dump(config))
+    gcs = ray_local.get_runtime_context().gcs_address
+    log = tmp_path / "driver.log"
+    folder = tmp_path / "newest"
+
+    def held() -> bool:
+        # at the gate, epoch 3's report (and the copy of its checkpoint to storage) has returned
+        saved = list(_saved_iterations(folder).values())
+        newest = _newest_checkpoint_index(folder)
+        return (gate / "waiting").exists() and saved == [hold - 1] and newest == hold - 1
+
+    with open(log, "w") as fh:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "raytune_opt", "run", str(path), "--address", gcs],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "100000"},
+        )
+    try:
+        wait_until(
+            f"epoch {hold} checkpointed, Tune's state saved at epoch {hold - 1}, the trial at the gate",
+            held,
+            timeout=300,
+            driver=driver,
+            log=log,
+        )
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        (gate / "release").touch()  # never leave a trial waiting
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=30)
+    # what Tune's last save copied to storage: epoch 2's line, and epoch 3's if the driver wrote it
+    # before that save's (background) copy read the file
+    before = [r["epoch"] for r in _result_lines(folder)]
+    assert before in (list(range(1, hold)), list(range(1, hold + 1)))
+    if staged == "lost":
+        (trial,) = folder.glob("raytune_opt_trial_*")
+        (copy,) = Path("/tmp/ray").glob(f"session_*/artifacts/*/newest/driver_artifacts/{trial.name}")
+        shutil.rmtree(copy)
+
+    assert cli("resume", folder) == 0
+    lines = _result_lines(folder)
+    assert [r["training_iteration"] for r in lines] == list(range(1, epochs + 1))  # each epoch once
+    assert [r["epoch"] for r in lines] == list(range(1, epochs + 1))
+    # re-reported from their checkpoints' records: the epochs the stored result.json lacked when the
+    # trial resumed (none when the resumed driver continued the dead one's staged copy)
+    replayed = {r["epoch"] for r in lines if r.get("replayed")}
+    lacked = set(range(len(before) + 1, hold + 1))
+    assert replayed == lacked if staged == "lost" else replayed <= lacked
+    trained = [r for r in lines if r["pid"] != lines[0]["pid"] and not r.get("replayed")]
+    assert trained[0]["epoch"] == hold + 1  # trained on from epoch 3's checkpoint, not epoch 2's
+    trials = pd.read_csv(folder / "trials.csv", dtype={"trial_id": str})
+    assert list(trials["status"]) == ["finished"] and list(trials["iterations"]) == [epochs]
+
+
+def test_a_full_storage_stops_the_run_with_one_error_line_and_resume_completes(ray_local, tmp_path):
+    """The driver's writes fail with EFBIG past 16 KiB (``ulimit -f``: a file size limit, what a full
+    disk does to the next write without needing root for a small file system): a save of Tune's
+    state while trials run, or the report's plots once they finished, whichever comes first on this
+    machine. The run exits with status 75 and an ``error:`` line that says how to resume; ``resume``
+    (no limit) completes every trial and writes the report."""
+    epochs = 3
+    config = {
+        "name": "full",
+        "task": {"name": "digits-mlp", "args": {"hidden": 16}},
+        "train": {"epochs": epochs, "batch_size": 128, "checkpoint_every": 1},
+        "optimizer": {"name": "adam"},
+        "search": {"strategy": "grid", "space": {"lr": {"grid": [1e-3, 1e-2]}}},
+        "run": {"storage_path": str(tmp_path), "max_failures": 0},
+    }
+    path = tmp_path / "full.yaml"
+    path.write_text(yaml.safe_dump(config))
+    gcs = ray_local.get_runtime_context().gcs_address
+    # Python ignores SIGXFSZ: a write past the limit fails with EFBIG instead of killing the process
+    command = f"ulimit -f 16 && exec {sys.executable} -m raytune_opt run {path} --address {gcs}"
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 75, out.stdout[-3000:] + out.stderr[-3000:]
+    folder = tmp_path / "full"
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"the storage of {folder} is full" in errors[0], out.stderr[-3000:]
+    assert "File too large" in errors[0] and f"`raytune-opt resume {folder}`" in errors[0]
+    assert "Traceback" not in out.stderr.split(errors[0])[-1]  # the error line is the last word
+
+    assert cli("resume", folder) == 0
+    trials = pd.read_csv(folder / "trials.csv", dtype={"trial_id": str})
+    assert list(trials["status"]) == ["finished", "finished"] and set(trials["iterations"]) == {epochs}
+    assert json.loads((folder / "experiment.json").read_text())["finished_at"] is not None
+    assert (folder / "report.md").stat().st_size > 0

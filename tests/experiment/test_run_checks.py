@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from ray.tune import Callback
 
 from raytune_opt.errors import ConfigError
 from raytune_opt.experiment import Experiment, run_experiment
@@ -100,3 +102,34 @@ def test_surrogate_failures_are_counted_in_the_state_and_the_report(ray_local, t
     assert len(state["surrogate_fallbacks"]) == 2 and "ModelFittingError" in state["surrogate_fallbacks"][0]
     assert result.summary["surrogate_fallbacks"] == 2 and result.summary["trials"]["finished"] == 4
     assert "surrogate model failed 2 time(s)" in (result.path / "report.md").read_text()
+
+
+class _InterruptAtFirstReport(Callback):
+    """A KeyboardInterrupt in the driver while trials run (a second Ctrl-C: Tune handles the first)."""
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        raise KeyboardInterrupt
+
+
+def test_an_interrupt_tune_does_not_handle_gives_the_trials_cpus_back(ray_local, tmp_path: Path) -> None:
+    """Tune cleans up its trials only after an Exception: a KeyboardInterrupt left their placement
+    groups (and actors) holding the suite's CPUs until the driver exited. A trial reports each epoch
+    only once the driver took the last report, so both trials are still running at the interrupt."""
+    exp = Experiment.from_dict(
+        {
+            "name": "interrupted",
+            "task": {"name": "digits-mlp", "args": {"hidden": 8}},
+            "train": {"epochs": 1000, "checkpoint_every": 0, "checkpoint_at_end": False},
+            "optimizer": {"name": "adam"},
+            "search": {"strategy": "grid", "space": {"lr": {"grid": [1e-3, 1e-2]}}},
+            "resources": {"cpus_per_worker": 0.5},
+            "run": {"storage_path": str(tmp_path)},
+        }
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(exp, progress=False, callbacks=[_InterruptAtFirstReport()])
+    total = ray_local.cluster_resources()["CPU"]
+    deadline = time.monotonic() + 120  # only ends a broken run: released resources show within seconds
+    while ray_local.available_resources().get("CPU", 0.0) < total and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray_local.available_resources().get("CPU", 0.0) == total

@@ -18,9 +18,11 @@ from raytune_opt.train.checkpoint import (
     STATE_FILE,
     CheckpointError,
     load_state,
+    newest_checkpoint,
     rng_state,
     save_state,
     set_rng_state,
+    write_meta,
 )
 
 
@@ -82,3 +84,37 @@ def test_a_forged_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> N
     with pytest.raises(CheckpointError):
         run_local(config, checkpoint=str(forged))
     assert not marker.exists()
+
+
+def _checkpoint(trial: Path, index: int, epoch: int, config: dict, reports: list[dict]) -> Path:
+    d = trial / f"checkpoint_{index:06d}"
+    save_state(str(d), {"epoch": epoch})
+    write_meta(str(d), epoch, config, reports)
+    return d
+
+
+def test_the_newest_complete_checkpoint_of_this_config_wins_over_an_older_handed_one(tmp_path: Path) -> None:
+    import pyarrow.fs
+    from ray.tune import Checkpoint
+
+    fs = pyarrow.fs.LocalFileSystem()
+    config, other = {"lr": 0.1, "epochs": 9}, {"lr": 0.2, "epochs": 9}
+    trial = tmp_path / "trial"
+    for i in range(4):
+        _checkpoint(trial, i, i + 1, config, [{"training_iteration": i + 1}])
+    _checkpoint(trial, 4, 5, other, [{"training_iteration": 5}])  # another config's (a PBT exploit)
+    cut = _checkpoint(trial, 5, 6, config, [{"training_iteration": 6}])
+    with open(cut / STATE_FILE, "r+b") as f:  # a copy to storage cut short
+        f.truncate(10)
+    handed = Checkpoint(str(trial / "checkpoint_000001"), fs)
+
+    found, index, reports = newest_checkpoint(str(trial), fs, config, handed)
+    assert index == 3 and found.path == str(trial / "checkpoint_000003")
+    assert reports == [{"training_iteration": 3}, {"training_iteration": 4}]  # after the handed one
+    assert newest_checkpoint(str(trial), fs, config, None)[2] == [
+        {"training_iteration": i} for i in (1, 2, 3, 4)
+    ]
+    assert newest_checkpoint(str(trial), fs, config, Checkpoint(str(trial / "checkpoint_000003"), fs)) is None
+    donor = Checkpoint(str(tmp_path / "donor" / "checkpoint_000000"), fs)  # another trial's: PBT's clone
+    assert newest_checkpoint(str(trial), fs, config, donor) is None
+    assert newest_checkpoint(str(tmp_path / "none"), fs, config, None) is None
