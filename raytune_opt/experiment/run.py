@@ -181,6 +181,7 @@ def run_experiment(
     report: bool = True,
     callbacks: Sequence[Any] = (),
     _restore: bool = False,
+    _append: bool = False,
 ) -> ExperimentResult:
     """Run ``exp`` with ``ray.tune.Tuner`` on ``run.address`` (default: a local Ray, or the one this
     process already joined), write the report, and return where everything is.
@@ -193,6 +194,9 @@ def run_experiment(
     top of ``run.callbacks`` (``{"mlflow": {...}}`` entries, checked before Ray starts, or
     ``ray.tune.Callback`` instances; :mod:`raytune_opt.experiment.callbacks`). With
     ``search.compare`` the experiment is a comparison: :func:`raytune_opt.experiment.compare.run_comparison`.
+    ``_append`` (a comparison's widened search): a new search into the existing folder of
+    ``exp.name``, its trials beside the earlier ones (Tune's new ``experiment_state-*.json`` beside the
+    old; the report reads them all).
     """
     if exp.search is not None and exp.search.compare is not None:
         from raytune_opt.experiment.compare import run_comparison
@@ -212,12 +216,14 @@ def run_experiment(
         if not _tune_state_saved(folder):
             _set_aside_unsaved(folder, progress)
             _restore = False
+    elif _append:
+        name, folder = exp.name, ExperimentFolder(exp.run_.storage_path, exp.name)
     else:
         name, folder = _fresh_name(exp, progress)
     folder.check_writable()
     connect(exp.run_.address, progress)
     check_resources(exp)
-    _write_state(folder, exp, plan, name)
+    _write_state(folder, exp, plan, name, **({"finished_at": None} if _append else {}))
     started = time.time()
     callbacks = []
     if progress:
