@@ -4,6 +4,7 @@
                            [--storage DIR] [--dry-run]
     raytune-opt resume DIR [--address ...]
     raytune-opt evaluate DIR [--seeds k] [--confidence 0.95 | --no-interval] [--address ...]
+    raytune-opt widen DIR [--rounds n] [--address ...]
     raytune-opt report DIR [--out DIR]
     raytune-opt list optimizers|strategies|tasks
     raytune-opt export DIR [--trial ID] [--epoch best|last] [--out FILE]
@@ -79,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     level.add_argument("--no-interval", action="store_true", help="report no interval")
     ev.add_argument("--address", help="Ray cluster to join (default: the experiment's run.address)")
+
+    widen = sub.add_parser(
+        "widen",
+        help="a comparison: widen the ranges whose best value sits at their edge and search on",
+    )
+    widen.add_argument("dir", type=Path, help="the comparison's folder (search.compare: optimizers)")
+    widen.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="widening rounds (default 1): each widens every flagged range 10x (log) within the "
+        "registry's hard bounds, runs num_samples more trials of that optimizer and retests it",
+    )
+    widen.add_argument("--address", help="Ray cluster to join (default: the experiment's run.address)")
 
     report = sub.add_parser("report", help="write summary.json, trials.csv, plots and report.md of a folder")
     report.add_argument("dir", type=Path, help="the experiment folder")
@@ -160,6 +175,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _widen(args: argparse.Namespace) -> int:
+    from raytune_opt.experiment.compare import widen_comparison
+
+    result = widen_comparison(args.dir, args.rounds, address=args.address)
+    return 130 if result.interrupted else 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from raytune_opt import report
 
@@ -215,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "resume": _resume,
         "evaluate": _evaluate,
+        "widen": _widen,
         "report": _report,
         "list": _list,
         "export": _export,

@@ -17,10 +17,24 @@ optimizers are compared on held-out data, with the spread over seeds.
 3. **The report** (:mod:`raytune_opt.report.comparison`, in the comparison's folder): optimizers
    ranked by mean test metric with 95 % Student's t intervals, Welch's t-test between every pair
    (Holm-corrected), the tuning curves of all optimizers on one figure.
+4. **Widening** (``search.compare_widen: n`` rounds, default 0; or ``raytune-opt widen DIR`` on a
+   finished comparison, :func:`widen_comparison`). After the searches, every optimizer whose best
+   value sits at the edge of a range (:func:`raytune_opt.report.edges.edge_params`: within 5 % of the
+   log-range) has that range widened (:func:`raytune_opt.report.edges.widen`: the bound moved 10×
+   in log space, or one width for a uniform range, clamped to the registry's hard bounds) and its
+   search continued into the same folder: ``num_samples`` more trials of the same strategy over the
+   space with the widened ranges, search seed ``search.seed + round``. Its seed retraining and test
+   run again when its best trial changed (the earlier ``test.json`` kept as
+   ``test-<trial>.json``). A range that cannot be widened (a momentum at 0.99: its hard bound is 1,
+   which no momentum may be) is printed with the reason and left as it is; nothing in the folder
+   changes for it. Rounds stop early when nothing more can be widened. A widened optimizer has had
+   more trials than the others: the report's table shows each one's trials and its "Widened ranges"
+   section what was widened when.
 
 The comparison's folder holds ``experiment.json`` (the description, ``compare`` in its ``search``),
-``comparison.json`` (the optimizers and their folders) and the report. ``raytune-opt resume`` on it
-skips the finished sub-experiments and evaluations, resumes an interrupted one and runs the rest.
+``comparison.json`` (the optimizers and their folders, the widening rounds) and the report.
+``raytune-opt resume`` on it skips the finished sub-experiments and evaluations, resumes an
+interrupted one (a widened search included) and runs the rest.
 """
 
 from __future__ import annotations
@@ -33,12 +47,21 @@ from raytune_opt import keys
 from raytune_opt.experiment.config import Experiment
 from raytune_opt.storage import ExperimentFolder
 
-__all__ = ["COMPARISON_FILE", "sub_experiment", "run_comparison"]
+__all__ = [
+    "COMPARISON_FILE",
+    "MAX_WIDEN_ROUNDS",
+    "sub_experiment",
+    "run_comparison",
+    "widen_comparison",
+    "widened_experiment",
+]
 
 #: the comparison's own file (``raytune_opt.report.results.COMPARISON_FILE``)
 COMPARISON_FILE = "comparison.json"
 #: the confidence level of the comparison's intervals and tests
 CONFIDENCE = 0.95
+#: the most widening rounds one comparison may run (``search.compare_widen``)
+MAX_WIDEN_ROUNDS = 10
 
 
 def sub_experiment(exp: Experiment, optimizer: str, storage_path: str) -> Experiment:
@@ -65,11 +88,115 @@ def _finished(folder: ExperimentFolder) -> bool | None:
     return json.loads(text).get("finished_at") is not None
 
 
+def _state(folder: ExperimentFolder) -> dict[str, Any]:
+    from raytune_opt.experiment.run import EXPERIMENT_FILE
+
+    return json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")
+
+
+def _best_trial(folder: ExperimentFolder) -> str | None:
+    """The best trial of a finished search (its report's summary.json)."""
+    return json.loads(folder.read_text("summary.json") or "{}").get("best_trial_id")
+
+
 def _evaluated(folder: ExperimentFolder, seeds: int) -> bool:
+    """Whether ``test.json`` holds ``seeds`` seeds of the search's current best trial."""
     from raytune_opt.experiment.evaluate import TEST_FILE
 
     text = folder.read_text(TEST_FILE)
-    return text is not None and len(json.loads(text).get("values") or []) == seeds
+    if text is None:
+        return False
+    test = json.loads(text)
+    return len(test.get("values") or []) == seeds and test.get("trial_id") == _best_trial(folder)
+
+
+def _set_aside_test(folder: ExperimentFolder) -> None:
+    """An earlier ``test.json`` (of another best trial, before a widening) kept as ``test-<trial>.json``."""
+    from raytune_opt.experiment.evaluate import TEST_FILE
+
+    text = folder.read_text(TEST_FILE)
+    if text is not None:
+        folder.write_text(f"test-{json.loads(text).get('trial_id')}.json", text)
+
+
+def _search_and_test(
+    sub: Experiment, folder: ExperimentFolder, seeds: int, progress: bool, *, append: bool = False
+) -> bool:
+    """Run (``append``: a widened search into the folder), resume or skip one optimizer's search,
+    then its seed retraining and test unless done for its current best; ``False`` if interrupted."""
+    from raytune_opt.experiment.evaluate import evaluate
+    from raytune_opt.experiment.run import run_experiment
+
+    done = _finished(folder)
+    if append or not done:
+        result = run_experiment(
+            sub, progress=progress, report=True, _restore=done is False and not append, _append=append
+        )
+        if result.interrupted:
+            return False
+    if not _evaluated(folder, seeds):
+        _set_aside_test(folder)
+        evaluate(folder.path, seeds, confidence=CONFIDENCE, progress=progress)
+    return True
+
+
+def widened_experiment(sub: Experiment, edges: list[dict[str, Any]], seed: int | None) -> Experiment:
+    """``sub`` (one optimizer's search) with the flagged ``edges``' widened ranges in its
+    ``search.space`` and search seed ``seed``."""
+    from raytune_opt.report.edges import space_entry
+
+    raw = sub.to_dict()
+    search = raw["search"]
+    search["space"] = {**search["space"], **{e["name"]: space_entry(e) for e in edges}}
+    search["seed"] = seed
+    return Experiment.from_dict(raw, source=f"{sub._source} (widened: {', '.join(e['name'] for e in edges)})")
+
+
+def _edges(folder: ExperimentFolder) -> list[dict[str, Any]]:
+    """The flagged ranges of a finished search (:func:`raytune_opt.report.edges.edge_params`)."""
+    return json.loads(folder.read_text("summary.json") or "{}").get("edge_params") or []
+
+
+def _widen_round(
+    exp: Experiment, folder: ExperimentFolder, info: dict[str, Any], r: int, progress: bool
+) -> dict[str, Any] | None:
+    """Round ``r``'s decision, from every optimizer's flagged ranges: ``{"round", "widened": {opt:
+    [edge, ...]}, "bounded": {opt: [edge, ...]}}``; ``None`` when no range can be widened (none at
+    its edge, or each one flagged at a hard bound: printed with the reason)."""
+    widened: dict[str, list[dict[str, Any]]] = {}
+    bounded: dict[str, list[dict[str, Any]]] = {}
+    for opt in info["optimizers"]:
+        for e in _edges(ExperimentFolder(folder.path, info["folders"][opt])):
+            (widened if e.get("widened") else bounded).setdefault(opt, []).append(e)
+    if not widened and not bounded:
+        if progress:
+            print(f"widen round {r}: no best value at its range's edge; nothing to widen", flush=True)
+        return None
+    if progress:
+        for opt, edges in bounded.items():
+            for e in edges:
+                print(
+                    f"widen round {r}: {opt}: {e['name']} = {e['value']:.4g} at the {e['side']} edge of "
+                    f"[{e['low']:.4g}, {e['high']:.4g}] cannot be widened: {e['bounded']}; "
+                    "that range stays as it is",
+                    flush=True,
+                )
+        for opt, edges in widened.items():
+            shown = ", ".join(
+                f"{e['name']} [{e['low']:.4g}, {e['high']:.4g}] -> [{lo:.4g}, {hi:.4g}]"
+                for e in edges
+                for lo, hi in [e["widened"]]
+            )
+            print(f"widen round {r}: {opt}: {shown}; {exp.search.num_samples} more trials", flush=True)
+        if not widened:
+            print(
+                f"widen round {r}: no flagged range can be widened; the searches stay as they are", flush=True
+            )
+    return {"round": r, "widened": widened, "bounded": bounded} if widened else None
+
+
+def _write_info(folder: ExperimentFolder, info: dict[str, Any]) -> None:
+    folder.write_text(COMPARISON_FILE, json.dumps(info, indent=2, default=str) + "\n")
 
 
 def run_comparison(
@@ -78,7 +205,7 @@ def run_comparison(
     """Run the comparison ``exp`` (see the module docstring); an
     :class:`~raytune_opt.experiment.run.ExperimentResult` whose ``grid`` is ``None`` and whose
     ``summary`` is the comparison's (``ranking``, ``pairs``)."""
-    from raytune_opt.experiment.evaluate import check_test_split, evaluate
+    from raytune_opt.experiment.evaluate import check_test_split
     from raytune_opt.experiment.run import (
         EXPERIMENT_FILE,
         ExperimentResult,
@@ -86,7 +213,7 @@ def run_comparison(
         _write_state,
         check_resources,
         connect,
-        run_experiment,
+        load_experiment,
     )
 
     plan = exp.plan()
@@ -97,38 +224,61 @@ def run_comparison(
     else:
         name, folder = _fresh_name(exp, progress)
     folder.check_writable()
-    subs = {opt: sub_experiment(exp, opt, folder.path) for opt in s.optimizers}
     connect(exp.run_.address, progress)
     check_resources(exp)
     _write_state(folder, exp, plan, name)
-    folder.write_text(
-        COMPARISON_FILE,
-        json.dumps(
-            {
-                "compare": "optimizers",
-                "optimizers": list(s.optimizers),
-                "folders": {opt: opt for opt in s.optimizers},
-                "seeds": s.compare_seeds,
-                "confidence": CONFIDENCE,
-            },
-            indent=2,
-        )
-        + "\n",
-    )
+    before = json.loads(folder.read_text(COMPARISON_FILE) or "{}")
+    info = {
+        "compare": "optimizers",
+        "optimizers": list(s.optimizers),
+        "folders": {opt: opt for opt in s.optimizers},
+        "seeds": s.compare_seeds,
+        "confidence": CONFIDENCE,
+        "widen_rounds": s.compare_widen,
+        "widened": before.get("widened", []),
+    }
+    _write_info(folder, info)
+
+    def sub_of(opt: str) -> tuple[Experiment, ExperimentFolder]:
+        """The optimizer's search as it stands: once started, its folder's own description (with
+        any widened ranges), else :func:`sub_experiment`."""
+        sub_folder = ExperimentFolder(folder.path, opt)
+        if _finished(sub_folder) is None:
+            return sub_experiment(exp, opt, folder.path), sub_folder
+        return load_experiment(sub_folder.path, address=exp.run_.address), sub_folder
+
     started = time.time()
     interrupted = False
-    for i, (opt, sub) in enumerate(subs.items(), start=1):
-        sub_folder = ExperimentFolder(folder.path, opt)
-        done = _finished(sub_folder)
+    for i, opt in enumerate(s.optimizers, start=1):
         if progress:
-            print(f"comparison {name}: {opt} ({i}/{len(subs)})", flush=True)
-        if not done:
-            result = run_experiment(sub, progress=progress, report=True, _restore=done is False)
-            if result.interrupted:
+            print(f"comparison {name}: {opt} ({i}/{len(s.optimizers)})", flush=True)
+        if not _search_and_test(*sub_of(opt), s.compare_seeds, progress):
+            interrupted = True
+            break
+    r = 1
+    while not interrupted and r <= s.compare_widen:
+        logged = info["widened"][r - 1] if r <= len(info["widened"]) else None
+        entry = logged or _widen_round(exp, folder, info, r, progress)
+        if entry is None:
+            break
+        if logged is None:
+            info["widened"].append(entry)
+            _write_info(folder, info)
+        for opt, edges in entry["widened"].items():
+            sub, sub_folder = sub_of(opt)
+            append = int(_state(sub_folder).get("widen_round") or 0) < r  # not yet started this round
+            if append:
+                seed = None if s.seed is None else s.seed + r
+                sub = widened_experiment(sub, edges, seed)
+                state = _state(sub_folder)
+                state["widen_round"] = r
+                sub_folder.write_text(EXPERIMENT_FILE, json.dumps(state, indent=2, default=str))
+            if progress:
+                print(f"comparison {name}: {opt}, widened (round {r})", flush=True)
+            if not _search_and_test(sub, sub_folder, s.compare_seeds, progress, append=append):
                 interrupted = True
                 break
-        if not _evaluated(sub_folder, s.compare_seeds):
-            evaluate(sub_folder.path, s.compare_seeds, confidence=CONFIDENCE, progress=progress)
+        r += 1
     state = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")
     wall = (state.get("wall_s") or 0.0) + time.time() - started
     _write_state(folder, exp, plan, name, finished_at=None if interrupted else time.time(), wall_s=wall)
@@ -151,3 +301,33 @@ def run_comparison(
         if interrupted:
             print(f"interrupted: `raytune-opt resume {folder.path}` continues where it stopped", flush=True)
     return ExperimentResult(path, None, summary, files, interrupted, name)
+
+
+def widen_comparison(
+    path: str | Any, rounds: int = 1, *, address: str | None = None, progress: bool = True
+) -> Any:
+    """``raytune-opt widen DIR``: ``rounds`` more widening rounds of the finished comparison in
+    ``path`` (see the module docstring): ``search.compare_widen`` raised to the rounds done plus
+    ``rounds`` in its description, then the comparison resumed. A ``ConfigError`` before anything
+    runs for a folder that is not a comparison, or a round count outside [1, 10]."""
+    from raytune_opt.errors import ConfigError
+    from raytune_opt.experiment.run import load_experiment
+
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_WIDEN_ROUNDS:
+        raise ConfigError.invalid("rounds", rounds, f"an integer in [1, {MAX_WIDEN_ROUNDS}]")
+    folder = ExperimentFolder.at(path)
+    text = folder.read_text(COMPARISON_FILE)
+    exp = load_experiment(path, address=address)
+    if text is None or exp.search is None or exp.search.compare is None:
+        raise ConfigError.invalid(
+            "experiment directory",
+            folder.path,
+            f"a comparison's folder (search.compare: optimizers, with {COMPARISON_FILE}); to widen one "
+            "search's range, run it again with the range in search.space",
+        )
+    done = len(json.loads(text).get("widened") or [])
+    raw = exp.to_dict()
+    raw["search"]["compare_widen"] = min(done + rounds, MAX_WIDEN_ROUNDS)
+    raw["name"] = exp.name
+    widened = Experiment.from_dict(raw, source=f"{folder.path} (raytune-opt widen)")
+    return run_comparison(widened, progress=progress, _restore=True)

@@ -19,6 +19,7 @@
       time_budget_s: null
       compare: null                   # optimizers: one search per optimizer, then a test over seeds
       compare_seeds: 5                # ... each one's best configuration retrained over 5 seeds
+      compare_widen: 0                # rounds: a range whose best sits at its edge widened, searched on
     resources: {num_workers: 1, use_gpu: false, cpus_per_worker: 1, gpus_per_worker: null,
                 max_concurrent_trials: null, strategy: ddp}   # fsdp: parameters sharded over workers
     run: {storage_path: results, max_failures: 1, address: null, tensorboard: false, keep_checkpoints: null,
@@ -36,6 +37,9 @@ epochs and evaluated once on the task's test split (:mod:`raytune_opt.experiment
 report ranks the optimizers by mean test metric with 95 % Student's t intervals, marks the pairs
 whose difference is significant (Welch's t-test, Holm-corrected) and draws every optimizer's tuning
 curve (best validation value so far vs trials) on one figure (:mod:`raytune_opt.report.comparison`).
+With ``compare_widen: n`` it then widens, up to n times, every range whose best value sits at its
+edge (10× in log space, clamped to the registry's hard bounds), runs ``num_samples`` more trials of
+that optimizer's search into its folder and retests it (:mod:`raytune_opt.experiment.compare`).
 
 Every key is optional except ``name`` and ``task``; unknown keys are errors. Without a ``search``
 section the experiment is one trial of the fixed configuration. This module checks the description as
@@ -137,6 +141,9 @@ class SearchSection(_Section):
     compare: Literal["optimizers"] | None = None
     #: the train seeds each optimizer's best configuration is retrained over (a comparison only)
     compare_seeds: int = Field(5, ge=2, le=1000)
+    #: rounds of widening a range whose best value sits at its edge, each followed by num_samples
+    #: more trials of that optimizer's search (a comparison only; 0: flag the edges only)
+    compare_widen: int = Field(0, ge=0, le=10)
 
     @field_validator("space", mode="before")
     @classmethod

@@ -396,6 +396,11 @@ def _describe(exp: Experiment, plan: Mapping[str, Any]) -> str:
                 f"  comparison: that search once per optimizer ({', '.join(s.optimizers or ())}; "
                 f"each in {exp.name}/<optimizer>/), then each one's best retrained over "
                 f"{s.compare_seeds} seeds and tested on the test split"
+                + (
+                    f"; up to {s.compare_widen} round(s) widening a range whose best sits at its edge"
+                    if s.compare_widen
+                    else ""
+                )
             )
         lines.append("  space (searched):")
         lines += [f"    {p.name}: {_domain(p)}" for p in plan["space"] if p.searched]

@@ -213,6 +213,7 @@ def run_experiment(
     callbacks: Sequence[Any] = (),
     optuna_journal: bool | None = None,
     _restore: bool = False,
+    _append: bool = False,
 ) -> ExperimentResult:
     """Run ``exp`` with ``ray.tune.Tuner`` on ``run.address`` (default: a local Ray, or the one this
     process already joined), write the report, and return where everything is.
@@ -227,6 +228,9 @@ def run_experiment(
     (default ``run.optuna_journal``): keep ``optuna.journal`` in the experiment folder, an Optuna
     study of the trials updated as they report (:mod:`raytune_opt.experiment.optuna_journal`). With
     ``search.compare`` the experiment is a comparison: :func:`raytune_opt.experiment.compare.run_comparison`.
+    ``_append`` (a comparison's widened search): a new search into the existing folder of
+    ``exp.name``, its trials beside the earlier ones (Tune's new ``experiment_state-*.json`` beside the
+    old; the report reads them all).
     """
     if exp.search is not None and exp.search.compare is not None:
         from raytune_opt.experiment.compare import run_comparison
@@ -248,6 +252,8 @@ def run_experiment(
         if not _tune_state_saved(folder):
             _set_aside_unsaved(folder, progress)
             _restore = False
+    elif _append:
+        name, folder = exp.name, ExperimentFolder(exp.run_.storage_path, exp.name)
     else:
         name, folder = _fresh_name(exp, progress)
     if journal and folder.remote:
@@ -258,7 +264,7 @@ def run_experiment(
     connect(exp.run_.address, progress)
     check_resources(exp)
     with _storage_full_named(folder):
-        return _run(exp, plan, name, folder, tracking, progress, report, _restore, bool(journal))
+        return _run(exp, plan, name, folder, tracking, progress, report, _restore, bool(journal), _append)
 
 
 def _run(
@@ -271,13 +277,14 @@ def _run(
     report: bool,
     _restore: bool,
     journal: bool,
+    _append: bool,
 ) -> ExperimentResult:
     """:func:`run_experiment` once the folder is chosen and Ray joined."""
     from ray import tune
 
     from raytune_opt import trial_logs
 
-    _write_state(folder, exp, plan, name)
+    _write_state(folder, exp, plan, name, **({"finished_at": None} if _append else {}))
     started = time.time()
     callbacks = []
     board = None

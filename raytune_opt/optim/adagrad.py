@@ -9,7 +9,7 @@ from torch import Tensor
 
 from raytune_opt.optim._checks import check_positive, check_unit
 from raytune_opt.optim._first_order import FLAGS, Bucket, FirstOrderOptimizer, effective_grads, scalar
-from raytune_opt.optim.registry import Fixed, Range, register
+from raytune_opt.optim.registry import UNIT, Fixed, Range, register
 
 __all__ = ["Adagrad", "adagrad_update"]
 
@@ -128,7 +128,7 @@ register(
     [
         Range("lr", 1e-3, 1.0, log=True, doc="learning rate α"),
         Fixed("eps", doc="ε inside the root"),
-        Range("decay", 0.9, 1.0, doc="accumulator decay ρ (1 = the seed's Adagrad)"),
+        Range("decay", 0.9, 1.0, doc="accumulator decay ρ (1 = the seed's Adagrad)", bounds=UNIT),
         Range("weight_decay", 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
         *FLAGS,
     ],

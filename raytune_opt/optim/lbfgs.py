@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -121,6 +122,6 @@ register(
     summary="L-BFGS (two-loop recursion, history_size pairs) with strong-Wolfe line search; closure-driven",
     hparams=[
         *loop_hparams("initial line-search step α₀"),
-        Range("history_size", 5, 200, log=True, doc="number of (s, y) pairs kept"),
+        Range("history_size", 5, 200, log=True, doc="number of (s, y) pairs kept", bounds=(1, math.inf)),
     ],
 )

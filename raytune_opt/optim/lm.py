@@ -478,6 +478,7 @@ register(
             10.0,
             log=True,
             doc="nielsen/marquardt: ν > 1, λ·ν after a rejected step (nielsen: ν doubles)",
+            bounds=(1.0, math.inf),
         ),
         Choices(
             "scale",

@@ -12,6 +12,7 @@ default is written twice. The search package builds its optimizer-aware spaces f
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +26,10 @@ __all__ = [
     "Choices",
     "Fixed",
     "HParam",
+    "NONNEGATIVE",
     "OptimizerSpec",
     "Range",
+    "UNIT",
     "available",
     "create",
     "param_groups",
@@ -42,6 +45,9 @@ class HParam:
 
     ``low``/``high`` bound the recommended search range (``log`` for log-uniform);
     ``choices`` replaces them for categorical values; both ``None`` means "not searched".
+    ``bounds`` are the hard bounds of a numeric one: how far a search range may ever be widened
+    (``raytune_opt.report.edges.widen`` clamps to them; the constructor's own check still decides
+    whether a bound itself is allowed, e.g. a momentum's 1 is not).
     """
 
     name: str
@@ -51,24 +57,41 @@ class HParam:
     log: bool = False
     choices: tuple[Any, ...] | None = None
     doc: str = ""
+    bounds: tuple[float, float] | None = None
 
     @property
     def searched(self) -> bool:
         return self.choices is not None or self.low is not None
 
 
+#: the hard bounds of a numeric hyperparameter unless its Range says otherwise: a rate or coefficient >= 0
+NONNEGATIVE = (0.0, math.inf)
+#: the hard bounds of a momentum or decay rate (the constructors refuse 1 unless the rate allows it)
+UNIT = (0.0, 1.0)
+
+
 @dataclass(frozen=True)
 class Range:
-    """A numeric constructor parameter searched over [``low``, ``high``] (log-uniform with ``log``)."""
+    """A numeric constructor parameter searched over [``low``, ``high``] (log-uniform with ``log``),
+    within the hard ``bounds`` no widened range may cross (default ``[0, inf)``; a momentum's
+    ``(0, 1)``)."""
 
     name: str
     low: float
     high: float
     log: bool = False
     doc: str = ""
+    bounds: tuple[float, float] = NONNEGATIVE
+
+    def __post_init__(self) -> None:
+        lo, hi = self.bounds
+        if not lo <= self.low < self.high <= hi:
+            raise TypeError(
+                f"Range({self.name!r}): [{self.low}, {self.high}] is not inside bounds {self.bounds}"
+            )
 
     def hparam(self, default: Any) -> HParam:
-        return HParam(self.name, default, self.low, self.high, self.log, None, self.doc)
+        return HParam(self.name, default, self.low, self.high, self.log, None, self.doc, self.bounds)
 
 
 @dataclass(frozen=True)

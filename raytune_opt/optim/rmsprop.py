@@ -9,7 +9,7 @@ from torch import Tensor
 
 from raytune_opt.optim._checks import check_positive, check_unit
 from raytune_opt.optim._first_order import FLAGS, FirstOrderOptimizer, effective_grads, scalar
-from raytune_opt.optim.registry import Fixed, Range, register
+from raytune_opt.optim.registry import UNIT, Fixed, Range, register
 
 __all__ = ["RMSProp", "rmsprop_update"]
 
@@ -111,9 +111,9 @@ register(
     "v ← β v + (1−β) g² ; a ← a − α g / √(v + ε)",
     [
         Range("lr", 1e-5, 1e-1, log=True, doc="learning rate α"),
-        Range("beta", 0.8, 0.999, doc="decay rate β of the mean square (seed: typically 0.9)"),
+        Range("beta", 0.8, 0.999, doc="decay rate β of the mean square (seed: typically 0.9)", bounds=UNIT),
         Fixed("eps", doc="ε inside the root"),
-        Range("momentum", 0.0, 0.99, doc="momentum γ on the step (0 = the seed's RMSProp)"),
+        Range("momentum", 0.0, 0.99, doc="momentum γ on the step (0 = the seed's RMSProp)", bounds=UNIT),
         Range("weight_decay", 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ"),
         *FLAGS,
     ],

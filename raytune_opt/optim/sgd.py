@@ -14,7 +14,7 @@ from torch import Tensor
 
 from raytune_opt.optim._checks import check_unit
 from raytune_opt.optim._first_order import FLAGS, Bucket, FirstOrderOptimizer, effective_grads, scalar
-from raytune_opt.optim.registry import Range, register
+from raytune_opt.optim.registry import UNIT, Range, register
 
 __all__ = ["SGD", "Momentum", "Nesterov", "sgd_update", "momentum_update", "nesterov_update"]
 
@@ -277,7 +277,7 @@ class Nesterov(Momentum):
 
 _LR = Range("lr", 1e-3, 1.0, log=True, doc="learning rate α")
 _WD = Range("weight_decay", 1e-6, 1e-2, log=True, doc="coupled L2 coefficient λ (added to g)")
-_MOMENTUM = Range("momentum", 0.9, 0.99, doc="momentum γ (seed: 0.9–0.99 often works well)")
+_MOMENTUM = Range("momentum", 0.9, 0.99, doc="momentum γ (seed: 0.9–0.99 often works well)", bounds=UNIT)
 
 register("sgd", SGD, "first-order", "a ← a − α g", [_LR, _WD, *FLAGS])
 register("momentum", Momentum, "first-order", "v ← γ v + α g ; a ← a − v", [_LR, _MOMENTUM, _WD, *FLAGS])

@@ -116,6 +116,7 @@ def summary(exp_dir: str | os.PathLike[str]) -> dict[str, Any]:
             "test": TEST_METHOD,
             "protocol": PROTOCOL,
             "wall_s": state.get("wall_s"),
+            "widened": info.get("widened") or [],
         }
     )
 
@@ -253,7 +254,8 @@ def _markdown(s: dict[str, Any]) -> str:
             "## Ranges at their edge",
             "",
             "The best value sits within 5 % of its (log-)range's edge: the optimum may lie outside; "
-            "widen the range (the `search.space` entry shown) and run the comparison again.",
+            "`raytune-opt widen DIR` (or `search.compare_widen: 1`) widens the range as shown and "
+            "searches on.",
             "",
             markdown(
                 ["optimizer", "parameter", "best", "range", "edge", "widen to (search.space)"],
@@ -267,6 +269,33 @@ def _markdown(s: dict[str, Any]) -> str:
                         widen_cell(e),
                     ]
                     for o, e in edges
+                ],
+            ),
+            "",
+        ]
+    if s.get("widened"):
+        lines += [
+            "## Widened ranges",
+            "",
+            "Each round: the range widened, then that optimizer's search continued in its folder with "
+            f"{s['num_samples']} more trials and its best retested; its trials above count every round "
+            "(the other optimizers had fewer).",
+            "",
+            markdown(
+                ["round", "optimizer", "parameter", "best then", "range", "widened to"],
+                [
+                    [
+                        w["round"],
+                        o,
+                        e["name"],
+                        e["value"],
+                        f"[{fmt(e['low'])}, {fmt(e['high'])}]",
+                        widen_cell(e),
+                    ]
+                    for w in s["widened"]
+                    for part in ("widened", "bounded")
+                    for o, edges in (w.get(part) or {}).items()
+                    for e in edges
                 ],
             ),
             "",
