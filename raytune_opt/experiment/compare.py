@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from raytune_opt import keys
@@ -120,17 +121,31 @@ def _set_aside_test(folder: ExperimentFolder) -> None:
 
 
 def _search_and_test(
-    sub: Experiment, folder: ExperimentFolder, seeds: int, progress: bool, *, append: bool = False
+    sub: Experiment,
+    folder: ExperimentFolder,
+    seeds: int,
+    progress: bool,
+    *,
+    append: bool = False,
+    callbacks: Sequence[Any] = (),
+    optuna_journal: bool | None = None,
 ) -> bool:
     """Run (``append``: a widened search into the folder), resume or skip one optimizer's search,
-    then its seed retraining and test unless done for its current best; ``False`` if interrupted."""
+    then its seed retraining and test unless done for its current best; ``False`` if interrupted.
+    ``callbacks`` and ``optuna_journal`` go to the search as :func:`run_experiment` takes them."""
     from raytune_opt.experiment.evaluate import evaluate
     from raytune_opt.experiment.run import run_experiment
 
     done = _finished(folder)
     if append or not done:
         result = run_experiment(
-            sub, progress=progress, report=True, _restore=done is False and not append, _append=append
+            sub,
+            progress=progress,
+            report=True,
+            callbacks=callbacks,
+            optuna_journal=optuna_journal,
+            _restore=done is False and not append,
+            _append=append,
         )
         if result.interrupted:
             return False
@@ -200,11 +215,19 @@ def _write_info(folder: ExperimentFolder, info: dict[str, Any]) -> None:
 
 
 def run_comparison(
-    exp: Experiment, *, progress: bool = True, report: bool = True, _restore: bool = False
+    exp: Experiment,
+    *,
+    progress: bool = True,
+    report: bool = True,
+    _restore: bool = False,
+    callbacks: Sequence[Any] = (),
+    optuna_journal: bool | None = None,
 ) -> Any:
     """Run the comparison ``exp`` (see the module docstring); an
     :class:`~raytune_opt.experiment.run.ExperimentResult` whose ``grid`` is ``None`` and whose
-    ``summary`` is the comparison's (``ranking``, ``pairs``)."""
+    ``summary`` is the comparison's (``ranking``, ``pairs``). ``callbacks`` and ``optuna_journal``
+    (as :func:`~raytune_opt.experiment.run.run_experiment` takes them) go to each optimizer's search:
+    one ``optuna.journal`` in each optimizer's folder."""
     from raytune_opt.experiment.evaluate import check_test_split
     from raytune_opt.experiment.run import (
         EXPERIMENT_FILE,
@@ -252,7 +275,9 @@ def run_comparison(
     for i, opt in enumerate(s.optimizers, start=1):
         if progress:
             print(f"comparison {name}: {opt} ({i}/{len(s.optimizers)})", flush=True)
-        if not _search_and_test(*sub_of(opt), s.compare_seeds, progress):
+        if not _search_and_test(
+            *sub_of(opt), s.compare_seeds, progress, callbacks=callbacks, optuna_journal=optuna_journal
+        ):
             interrupted = True
             break
     r = 1
@@ -275,7 +300,15 @@ def run_comparison(
                 sub_folder.write_text(EXPERIMENT_FILE, json.dumps(state, indent=2, default=str))
             if progress:
                 print(f"comparison {name}: {opt}, widened (round {r})", flush=True)
-            if not _search_and_test(sub, sub_folder, s.compare_seeds, progress, append=append):
+            if not _search_and_test(
+                sub,
+                sub_folder,
+                s.compare_seeds,
+                progress,
+                append=append,
+                callbacks=callbacks,
+                optuna_journal=optuna_journal,
+            ):
                 interrupted = True
                 break
         r += 1

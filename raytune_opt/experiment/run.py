@@ -235,7 +235,14 @@ def run_experiment(
     if exp.search is not None and exp.search.compare is not None:
         from raytune_opt.experiment.compare import run_comparison
 
-        return run_comparison(exp, progress=progress, report=report, _restore=_restore)
+        return run_comparison(
+            exp,
+            progress=progress,
+            report=report,
+            _restore=_restore,
+            callbacks=callbacks,
+            optuna_journal=optuna_journal,
+        )
     from raytune_opt.experiment.callbacks import make_callbacks
 
     plan = exp.plan()

@@ -3,6 +3,7 @@ statistics against SciPy, the report's edge flags, and bad input refused before 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import shutil
@@ -19,6 +20,8 @@ from raytune_opt.experiment import evaluate
 from raytune_opt.report.edges import edge_params, widen
 from raytune_opt.report.stats import pairwise_welch, seed_summary
 from raytune_opt.tasks import TaskSpec, get_task, register_task
+
+HAS_OPTUNA = importlib.util.find_spec("optuna") is not None
 
 TINY = {
     "name": "cmp",
@@ -45,7 +48,7 @@ def _experiment(tmp: Path, **search) -> Experiment:
 def comparison(ray_local, tmp_path_factory):
     """One tiny real comparison: digits-mlp, adamw vs momentum, 2 samples each, 2 epochs, 2 seeds."""
     tmp = tmp_path_factory.mktemp("compare")
-    result = _experiment(tmp).run(progress=False)
+    result = _experiment(tmp).run(progress=False, optuna_journal=HAS_OPTUNA)
     return result
 
 
@@ -95,6 +98,22 @@ def test_comparison_files_and_statistics(comparison):
     assert "Descending through a crowded valley" in md and "Welch" in md and "tuning_curves.png" in md
     for r in ranking:
         assert f"| {r['optimizer']}" in md
+
+
+@pytest.mark.skipif(not HAS_OPTUNA, reason="optuna is not installed")
+def test_the_api_options_reach_every_optimizers_search(comparison):
+    # Experiment.run(optuna_journal=True) on a comparison: one journal in each optimizer's folder
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    for opt in ("adamw", "momentum"):
+        storage = JournalStorage(JournalFileBackend(str(comparison.path / opt / "optuna.journal")))
+        (name,) = optuna.get_all_study_names(storage=storage)
+        study = optuna.load_study(study_name=name, storage=storage)
+        assert len(study.trials) == 2
+        assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        assert all(t.params["optimizer"] == opt for t in study.trials)
 
 
 def test_seed_zero_retrain_reproduces_the_trial(comparison):
