@@ -85,12 +85,12 @@ def space_of(info: Mapping[str, Any]) -> Any:
     if not isinstance(search, Mapping):
         return None
     from raytune_opt.errors import ConfigError
-    from raytune_opt.experiment.plan import merge_space
     from raytune_opt.experiment.plugins import import_plugins
+    from raytune_opt.search import SearchSpace
 
     try:
         import_plugins(exp.get("imports") or [], base=Path.cwd(), where="experiment.json: imports")
-        return merge_space(search.get("space") or {}, search.get("optimizers"))
+        return SearchSpace.merged(search.get("optimizers"), search.get("space") or {})  # the plan's merge
     except (ConfigError, TypeError, ValueError) as e:
         log.warning("the report guesses the searched parameters from the trials: %s", e)
         return None
