@@ -98,7 +98,7 @@ def _run_seeds(exp: Any, configs: list[dict[str, Any]], progress: bool) -> list[
     """Every seed's :func:`retrain_and_evaluate` as a Ray task with a trial's resource request."""
     import ray
 
-    from raytune_opt.tasks import user_tasks
+    from raytune_opt.train.trainable import shipped_tasks
 
     connect(exp.run_.address, progress)
     r = exp.resources
@@ -108,7 +108,7 @@ def _run_seeds(exp: Any, configs: list[dict[str, Any]], progress: bool) -> list[
         num_gpus=(r.gpus_per_worker or 1) if gpu else 0,
         max_retries=max(exp.run_.max_failures, 0),
     )(_retrain)
-    tasks = user_tasks({str(c.get("task")) for c in configs})
+    tasks = shipped_tasks({str(c.get("task")) for c in configs})
     refs = [task.remote(c, tasks, "cuda" if gpu else None) for c in configs]
     return ray.get(refs)
 

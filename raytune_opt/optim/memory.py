@@ -1,9 +1,20 @@
 """The bytes an optimizer's state holds, and per parameter: the memory side of the seed's comparison
 (section 3.4: Lion "only keeps track of the momentum", one buffer where Adam and RMSProp keep more).
 
-    >>> opt = optim.create("adam", model); loss.backward(); opt.step()   # state is made at the first step
-    >>> optim.state_bytes(opt).per_param                                 # 8.0: V and S, float32
-    >>> optim.state_bytes(lion).per_param          # 4.0; 2.0 built with state_dtype="bfloat16"
+    >>> import torch
+    >>> from raytune_opt import optim
+    >>> model = torch.nn.Linear(4, 2)
+    >>> def stepped(name, **hparams):                # state is made at the first step
+    ...     opt = optim.create(name, model, **hparams)
+    ...     model(torch.randn(3, 4)).sum().backward()
+    ...     opt.step()
+    ...     return opt
+    >>> optim.state_bytes(stepped("adam")).per_param                       # V and S, float32
+    8.0
+    >>> optim.state_bytes(stepped("lion")).per_param                       # m only
+    4.0
+    >>> optim.state_bytes(stepped("lion", state_dtype="bfloat16")).per_param
+    2.0
 
 Per parameter element, float32 parameters: sgd 0, momentum 4, nesterov 4, rmsprop 4 (8 with momentum),
 adagrad 4, adam 8, adamw 8, lion 4 (2 with ``state_dtype="bfloat16"``); Adam and Adagrad add one

@@ -29,7 +29,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from raytune_opt._compat.ray_train import trial_storage
@@ -120,6 +121,29 @@ def _forward_to_tune_callback(relay: Any) -> Any:
     return _ForwardToTune()
 
 
+def shipped_tasks(names: Iterable[str]) -> dict[str, Any]:
+    """The user tasks ``names`` (:func:`raytune_opt.tasks.user_tasks`), their code to be pickled by
+    value: a task registered from a module the workers cannot import (a script's folder put on
+    ``sys.path``, a test module, a file imported a second way) reaches them all the same, as an
+    ``imports:`` file does. Modules of installed packages stay pickled by reference."""
+    import sys
+    import sysconfig
+
+    from ray import cloudpickle
+
+    tasks = user_tasks(names)
+    installed = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    for task in tasks.values():
+        name = getattr(task.fn, "__module__", None)
+        module = sys.modules.get(name) if name and name != "__main__" else None
+        file = getattr(module, "__file__", None)
+        if module is None or file is None or name.split(".")[0] == "raytune_opt":
+            continue
+        if not any(str(Path(file).resolve()).startswith(str(Path(p).resolve())) for p in installed):
+            cloudpickle.register_pickle_by_value(module)
+    return tasks
+
+
 def _run_torch_trainer(config: dict[str, Any], tasks: dict[str, Any]) -> None:
     """The per-trial driver: launch a TorchTrainer and re-report its results to Tune, each with its
     ``time_this_iter_s`` counted from when the workers started (not while they waited for resources:
@@ -207,7 +231,7 @@ def trainable(param_space: Mapping[str, Any]) -> Callable[..., Any]:
     import ray.tune
 
     cfg = validate_space(param_space)
-    tasks = user_tasks(task_names(param_space))
+    tasks = shipped_tasks(task_names(param_space))
     # what the search strategies check (raytune_opt.capabilities): the loop trains on
     # config["data_fraction"] of the data, and checkpoints unless told to save none
     checkpoints = cfg.checkpoint_every > 0 or cfg.checkpoint_at_end

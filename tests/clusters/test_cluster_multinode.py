@@ -37,6 +37,10 @@ from typing import Any
 import pytest
 from cluster_harness import VENV_BIN, LocalCluster, start_time, trial_results, wait_for
 
+#: the class names of trial actors in Ray's state API (raytune_opt.train.trainable names them)
+TRIAL_ACTORS = ("raytune_opt_trial", "raytune_opt_ddp_trial")
+
+
 #: the grid's trials: a short one that finishes first, then two that the faults interrupt
 EPOCHS = (3, 12, 13)
 HOLD_AT = EPOCHS[0]  # a trial's first process waits after reporting this many epochs: only the long ones
@@ -142,7 +146,7 @@ def faulted_run(cluster: LocalCluster) -> FaultedRun:
     held: dict[str, tuple[int, str]] = {}  # trial → (pid, start time) of its process at the gate
 
     def trial_nodes() -> dict[int, str]:
-        return {a["pid"]: a["node_id"] for a in cluster.actors() if a["class_name"] == "ImplicitFunc"}
+        return {a["pid"]: a["node_id"] for a in cluster.actors() if a["class_name"] in TRIAL_ACTORS}
 
     def ready() -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]] | None:
         """The short trial finished; both long ones at the gate after HOLD_AT epochs, one on each node."""

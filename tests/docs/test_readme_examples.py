@@ -78,6 +78,17 @@ def test_yaml_blocks_are_valid_experiments(line: int, text: str, tmp_path: Path)
     assert plan.name == "quickstart" and plan.trials >= 1
 
 
+def _own_data(tmp: Path) -> Path:
+    """examples/own_data/write_data.py's files, 30 / 15 / 15 of them, under ``tmp``."""
+    import importlib.util
+
+    path = ROOT / "examples" / "own_data" / "write_data.py"
+    spec = importlib.util.spec_from_file_location("readme_write_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Path(module.write_signals(tmp / "signals", 30, 15, 15))
+
+
 def _commands() -> list[tuple[int, list[str]]]:
     out = []
     for line, text in _blocks("bash"):
@@ -89,7 +100,7 @@ def _commands() -> list[tuple[int, list[str]]]:
 
 
 @pytest.mark.parametrize(("line", "argv"), _commands(), ids=lambda v: str(v) if isinstance(v, int) else "")
-def test_bash_lines_run_or_parse(line: int, argv: list[str], capsys, monkeypatch) -> None:
+def test_bash_lines_run_or_parse(line: int, argv: list[str], capsys, monkeypatch, tmp_path) -> None:
     monkeypatch.chdir(ROOT)
     tool, args = argv[0], argv[1:]
     if tool == "make":
@@ -104,10 +115,17 @@ def test_bash_lines_run_or_parse(line: int, argv: list[str], capsys, monkeypatch
         with pytest.raises(SystemExit) as stop:
             main(args)
         assert stop.value.code == 0 and capsys.readouterr().out.startswith("raytune-opt ")
+    elif tool == "python":  # python examples/<script>.py ARGS: the script exists and a test runs it
+        script = Path(args[0])
+        assert (ROOT / script).is_file(), f"README.md:{line}: no file {script}"
+        tests = "".join(p.read_text() for p in (ROOT / "tests" / "examples").glob("test_*.py"))
+        assert script.stem in tests, f"README.md:{line}: no test in tests/examples runs {script}"
     elif tool == "raytune-opt" and args[0] == "run":
         dry = args if "--dry-run" in args else [*args, "--dry-run"]
+        if args[1].startswith("examples/own_data/"):  # its data: what write_data.py writes, small
+            dry += ["--set", f"task.args.root={_own_data(tmp_path)}"]
         assert main(dry) == 0, f"README.md:{line}: {shlex.join(argv)} --dry-run failed"
-        assert "experiment 'quickstart'" in capsys.readouterr().out
+        assert "experiment '" in capsys.readouterr().out
     else:
         assert tool == "raytune-opt", f"README.md:{line}: a command this test does not know: {argv}"
         build_parser().parse_args(args)  # resume, report, export, evaluate: need a finished run

@@ -47,6 +47,9 @@ def _finished(folder: Path, trials: int) -> pd.DataFrame:
 
 
 def test_yaml_with_imports(ray_local, root: str, tmp_path: Path) -> None:
+    # writing the data did not import signals.py as a plain module: its task, registered from there,
+    # would replace the one `imports:` loads by value, and the workers cannot import that module
+    assert "signals" not in sys.modules
     rc = main(
         [
             "run",
