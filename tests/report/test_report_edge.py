@@ -24,6 +24,8 @@ ALL_FILES = {
     "history.png",
     "importances.png",
     "parallel_coordinates.png",
+    "slices.png",
+    "contours.png",
     "report.md",
     "report.html",
 }

@@ -85,7 +85,7 @@ def test_write_produces_every_file_agreeing_with_ray(experiment, tmp_path: Path)
     exp_dir, grid, started = experiment
     paths = report.write(exp_dir, out=tmp_path / "out")
     figures = {"best_so_far.png", "learning_curves.png", "hyperparameters.png", "optimizers.png"}
-    figures |= {"history.png", "importances.png", "parallel_coordinates.png"}
+    figures |= {"history.png", "importances.png", "parallel_coordinates.png", "slices.png", "contours.png"}
     assert set(paths) == figures | {"summary.json", "trials.csv", "report.md", "report.html"}
     assert all(p.parent == tmp_path / "out" and p.is_file() for p in paths.values())
 
