@@ -449,8 +449,12 @@ def test_resume_continues_from_the_newest_checkpoint_on_disk(ray_local, tmp_path
     assert before in (list(range(1, hold)), list(range(1, hold + 1)))
     if staged == "lost":
         (trial,) = folder.glob("raytune_opt_trial_*")
-        (copy,) = Path("/tmp/ray").glob(f"session_*/artifacts/*/newest/driver_artifacts/{trial.name}")
-        shutil.rmtree(copy)
+        # the dead driver's staged copies in this Ray session (other sessions' folders are not ours)
+        session = Path(ray_local._private.worker._global_node.get_session_dir_path())
+        copies = list(session.glob(f"artifacts/*/newest/driver_artifacts/{trial.name}"))
+        assert copies, f"no staged copy of {trial.name} under {session}/artifacts"
+        for copy in copies:
+            shutil.rmtree(copy)
 
     assert cli("resume", folder) == 0
     lines = _result_lines(folder)
