@@ -38,6 +38,25 @@ def _held(ray) -> str | None:
     return ", ".join(f"{k} {v:g} of {total[k]:g}" for k, v in held.items()) or None
 
 
+def _holders(ray) -> str:
+    """Who holds them: the live actors (class and name) and placement groups (name, bundles) of the
+    suite's Ray, for the warning below."""
+    from ray._private.state import actors
+    from ray.util import placement_group_table
+
+    alive = [
+        f"{a.get('ActorClassName') or a.get('ClassName')}[{a.get('Name') or ''}]"
+        for a in actors().values()
+        if a.get("State") == "ALIVE"
+    ]
+    groups = [
+        f"{g.get('name') or g.get('placement_group_id', '')[:8]}{g.get('bundles')}"
+        for g in placement_group_table().values()
+        if g.get("state") not in ("REMOVED",)
+    ]
+    return f"live actors: {alive or 'none'}; placement groups: {groups or 'none'}"
+
+
 class HeldResourcesWarning(UserWarning):
     """A test module left CPUs (or GPUs) of the suite's Ray held: the leak the suite still has."""
 
@@ -62,7 +81,8 @@ def ray_resources_released():
     if held is not None and held not in _LEFT_HELD:
         _LEFT_HELD.append(held)
         warnings.warn(
-            f"after this module the suite's Ray still holds {held} (waited {RELEASE_TIMEOUT_S:.0f} s)",
+            f"after this module the suite's Ray still holds {held} (waited {RELEASE_TIMEOUT_S:.0f} s); "
+            f"{_holders(ray)}",
             HeldResourcesWarning,
             stacklevel=1,
         )
