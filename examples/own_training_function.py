@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import tempfile
 
 import torch
 from torch import nn
@@ -24,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from raytune_opt.capabilities import capabilities
 from raytune_opt.train.session import Session
-from raytune_opt.train.user import Trial
+from raytune_opt.train.user import Trial, tune_function
 
 
 class Blobs(Dataset):
@@ -106,38 +105,19 @@ def tune_own_function(
     **options: object,
 ):
     """Tune ``train_fn``'s AdamW learning rate with ``strategy``; returns Ray's ``ResultGrid``."""
-    from ray import tune
-
-    from raytune_opt import trial_logs
-    from raytune_opt.search import SearchSpace, make_tune_config
-
-    space = SearchSpace({"adamw.lr": {"loguniform": [1e-3, 0.3]}})
-    if strategy == "fabolas":
-        options.setdefault("fidelity", "data_fraction")
-    tune_config = make_tune_config(
+    return tune_function(
+        train_fn,
         strategy,
-        space,
+        {"adamw.lr": {"loguniform": [1e-3, 0.3]}},
+        {"optimizer": "adamw", "epochs": epochs, "batch_size": 64},
         metric="val_loss",
         mode="min",
         num_samples=num_samples,
-        max_t=epochs,
+        name=f"own-{strategy}",
+        storage=storage,
         seed=seed,
-        trainable=train_fn,
         **options,
     )
-    tuner = tune.Tuner(
-        tune.with_resources(train_fn, {"cpu": 1}),
-        param_space={"optimizer": "adamw", "epochs": epochs, "batch_size": 64},
-        tune_config=tune_config,
-        # trial_logs.loggers(): Ray 2.60's own loggers lose a paused PBT trial's last reports
-        run_config=tune.RunConfig(
-            storage_path=storage or tempfile.mkdtemp(prefix="own-fn-"),
-            name=f"own-{strategy}",
-            verbose=0,
-            callbacks=trial_logs.loggers(),
-        ),
-    )
-    return tuner.fit()
 
 
 def main() -> None:

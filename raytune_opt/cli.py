@@ -3,7 +3,7 @@
     raytune-opt run CONFIG [--set key.path=value ...] [--address auto|ray://host:10001]
                            [--storage DIR] [--dry-run]
     raytune-opt resume DIR [--address ...]
-    raytune-opt evaluate DIR [--seeds k] [--confidence 0.95 | --no-interval] [--address ...]
+    raytune-opt evaluate DIR [--seeds k] [--address ...] [--confidence 0.95 | --no-interval]
     raytune-opt widen DIR [--rounds n] [--address ...]
     raytune-opt report DIR [--out DIR]
     raytune-opt list optimizers|strategies|tasks
@@ -30,6 +30,24 @@ __all__ = ["main", "build_parser", "EXIT_STORAGE_FULL"]
 
 #: the exit status of a run or resume stopped by a full storage (``EX_TEMPFAIL``: free space, resume)
 EXIT_STORAGE_FULL = 75
+
+
+def _on_folder(
+    sub: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    folder: str,
+    count: tuple[str, int, str] | None = None,
+) -> argparse.ArgumentParser:
+    """The sub-command ``name`` on an experiment's folder (``dir``, described by ``folder``): an
+    integer option ``count`` (flag, default, help), if any, and ``--address``."""
+    cmd = sub.add_parser(name, help=help)
+    cmd.add_argument("dir", type=Path, help=folder)
+    if count is not None:
+        flag, default, count_help = count
+        cmd.add_argument(flag, type=int, default=default, help=count_help)
+    cmd.add_argument("--address", help="Ray cluster to join (default: the experiment's run.address)")
+    return cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,41 +77,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
     run.add_argument("--no-report", action="store_true", help="skip the report at the end")
 
-    resume = sub.add_parser("resume", help="continue an interrupted experiment from its folder")
-    resume.add_argument("dir", type=Path, help="the experiment folder (<storage_path>/<name>)")
-    resume.add_argument("--address", help="Ray cluster to join (default: the experiment's run.address)")
-
-    ev = sub.add_parser(
-        "evaluate",
-        help="retrain the best configuration over seeds and test it on the task's test split",
+    _on_folder(
+        sub,
+        "resume",
+        "continue an interrupted experiment from its folder",
+        "the experiment folder (<storage_path>/<name>)",
     )
-    ev.add_argument("dir", type=Path, help="the experiment folder")
-    ev.add_argument(
-        "--seeds",
-        type=int,
-        default=5,
-        help="train seeds 0..k-1 (default 5); 1 tests the best trial's last checkpoint",
+    ev = _on_folder(
+        sub,
+        "evaluate",
+        "retrain the best configuration over seeds and test it on the task's test split",
+        "the experiment folder",
+        count=("--seeds", 5, "train seeds 0..k-1 (default 5); 1 tests the best trial's last checkpoint"),
     )
     level = ev.add_mutually_exclusive_group()
     level.add_argument(
         "--confidence", type=float, help="level of the Student's t interval (default 0.95; needs >= 2 seeds)"
     )
     level.add_argument("--no-interval", action="store_true", help="report no interval")
-    ev.add_argument("--address", help="Ray cluster to join (default: the experiment's run.address)")
-
-    widen = sub.add_parser(
+    _on_folder(
+        sub,
         "widen",
-        help="a comparison: widen the ranges whose best value sits at their edge and search on",
+        "a comparison: widen the ranges whose best value sits at their edge and search on",
+        "the comparison's folder (search.compare: optimizers)",
+        count=(
+            "--rounds",
+            1,
+            "widening rounds (default 1): each widens every flagged range 10x (log) within the "
+            "registry's hard bounds, runs num_samples more trials of that optimizer and retests it",
+        ),
     )
-    widen.add_argument("dir", type=Path, help="the comparison's folder (search.compare: optimizers)")
-    widen.add_argument(
-        "--rounds",
-        type=int,
-        default=1,
-        help="widening rounds (default 1): each widens every flagged range 10x (log) within the "
-        "registry's hard bounds, runs num_samples more trials of that optimizer and retests it",
-    )
-    widen.add_argument("--address", help="Ray cluster to join (default: the experiment's run.address)")
 
     report = sub.add_parser("report", help="write summary.json, trials.csv, plots and report.md of a folder")
     report.add_argument("dir", type=Path, help="the experiment folder")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from raytune_opt.capabilities import capabilities
 from raytune_opt.train.session import Session
-from raytune_opt.train.user import Trial
+from raytune_opt.train.user import Trial, tune_function
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import signals  # noqa: E402  (this folder's module: the user's Dataset and model)
@@ -74,40 +73,24 @@ def tune_own_function(
     **options: Any,
 ):
     """Tune ``train_fn``'s AdamW learning rate with ``strategy``; returns Ray's ``ResultGrid``."""
-    from ray import cloudpickle, tune
-
-    from raytune_opt import trial_logs
-    from raytune_opt.search import SearchSpace, make_tune_config
+    from ray import cloudpickle
 
     # the workers get the code of signals.py and of this file with train_fn (they need not import them)
     for module in {signals, sys.modules[train_fn.__module__]}:
         if module.__name__ != "__main__":  # a script's own functions travel by value anyway
             cloudpickle.register_pickle_by_value(module)
-    if strategy == "fabolas":
-        options.setdefault("fidelity", "data_fraction")
-    tune_config = make_tune_config(
+    return tune_function(
+        train_fn,
         strategy,
-        SearchSpace({"adamw.lr": {"loguniform": [1e-4, 1e-1]}}),
+        {"adamw.lr": {"loguniform": [1e-4, 1e-1]}},
+        {"optimizer": "adamw", "epochs": epochs, "root": root, "loader_workers": loader_workers},
         metric="val_accuracy",
         mode="max",
         num_samples=num_samples,
-        max_t=epochs,
-        seed=0,
-        trainable=train_fn,
+        name=f"own-data-{strategy}",
+        storage=storage,
         **options,
     )
-    tuner = tune.Tuner(
-        tune.with_resources(train_fn, {"cpu": 1}),
-        param_space={"optimizer": "adamw", "epochs": epochs, "root": root, "loader_workers": loader_workers},
-        tune_config=tune_config,
-        run_config=tune.RunConfig(
-            storage_path=storage or tempfile.mkdtemp(prefix="own-data-"),
-            name=f"own-data-{strategy}",
-            verbose=0,
-            callbacks=trial_logs.loggers(),
-        ),
-    )
-    return tuner.fit()
 
 
 def main() -> None:

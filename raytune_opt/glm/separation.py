@@ -22,17 +22,25 @@ from raytune_opt.errors import ConfigError
 __all__ = ["find_separation", "check_separation"]
 
 
-def find_separation(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """A separating direction b and the mask of perfectly predicted rows, or None when there is none."""
-    from scipy.optimize import linprog
-
+def _scaled_rows(
+    X: np.ndarray, y: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What both linear programs start from: the mask of rows with positive weight, the column scales
+    (max |x|, 1 for a zero column), those rows scaled, which of them are binary (y 0 or 1) and the
+    binary rows' signs (+1 for y = 1, -1 for y = 0)."""
     keep = w > 0
     X, y = X[keep], y[keep]
     colscale = np.abs(X).max(axis=0)
     colscale[colscale == 0] = 1.0
-    Xs = X / colscale
     binary = (y == 0) | (y == 1)
-    s = np.where(y[binary] == 1, 1.0, -1.0)
+    return keep, colscale, X / colscale, binary, np.where(y[binary] == 1, 1.0, -1.0)
+
+
+def find_separation(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A separating direction b and the mask of perfectly predicted rows, or None when there is none."""
+    from scipy.optimize import linprog
+
+    keep, colscale, Xs, binary, s = _scaled_rows(X, y, w)
     A_ub = -(s[:, None] * Xs[binary])  # -s_i x_i^T b <= 0
     A_eq = Xs[~binary] if (~binary).any() else None
     b_eq = np.zeros(int((~binary).sum())) if A_eq is not None else None
@@ -43,7 +51,7 @@ def find_separation(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.nda
         b_ub=np.zeros(A_ub.shape[0]),
         A_eq=A_eq,
         b_eq=b_eq,
-        bounds=[(-1.0, 1.0)] * X.shape[1],
+        bounds=[(-1.0, 1.0)] * Xs.shape[1],
         method="highs",
     )
     if res.status != 0 or -res.fun <= 1e-6:
@@ -61,14 +69,8 @@ def _complete(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> bool:
     """Is the separation complete: max t s.t. s_i x_i^T b >= t on every binary row, |b_j| <= 1, is t > 0?"""
     from scipy.optimize import linprog
 
-    keep = w > 0
-    X, y = X[keep], y[keep]
-    colscale = np.abs(X).max(axis=0)
-    colscale[colscale == 0] = 1.0
-    Xs = X / colscale
-    binary = (y == 0) | (y == 1)
-    s = np.where(y[binary] == 1, 1.0, -1.0)
-    p = X.shape[1]
+    _, _, Xs, binary, s = _scaled_rows(X, y, w)
+    p = Xs.shape[1]
     A_ub = np.hstack([-(s[:, None] * Xs[binary]), np.ones((int(binary.sum()), 1))])  # t - s x^T b <= 0
     A_eq = np.hstack([Xs[~binary], np.zeros((int((~binary).sum()), 1))]) if (~binary).any() else None
     b_eq = np.zeros(A_eq.shape[0]) if A_eq is not None else None

@@ -47,6 +47,18 @@ def is_ray_dataset(part: Any) -> bool:
     return data is not None and isinstance(part, data.Dataset)
 
 
+def check_splits_agree(
+    found: dict[str, Any], field: Callable[[str], str], expected: Callable[[str, Any], str]
+) -> None:
+    """A ConfigError unless what ``found`` holds for each split (its name → item shapes, column
+    types …) is the same for all: ``field(name)`` names the first split that differs,
+    ``expected(first_name, first_value)`` says what the first split had."""
+    first_name, first = next(iter(found.items()), (None, None))
+    for name, got in found.items():
+        if got != first:
+            raise ConfigError.invalid(field(name), got, expected(first_name, first))
+
+
 @dataclass(frozen=True)
 class Metric:
     """A metric reported as ``val_<name>``: the mean over samples of ``total(output, target) / n``.

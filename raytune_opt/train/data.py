@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 
 from raytune_opt.errors import ConfigError, ConfigTypeError
 from raytune_opt.tasks import TaskSpec, stratified_subset
+from raytune_opt.tasks.registry import check_splits_agree
 from raytune_opt.train.ray_data import RayBatches, check_ray_data, is_ray_dataset, sample
 
 __all__ = [
@@ -236,14 +237,11 @@ def check_data(spec: TaskSpec, task: str, cfg: Any, world_size: int | None = Non
                 "an (x, y) pair: x a tensor or NumPy array, y a tensor, array or number",
             )
         shapes[name] = got
-    first = next(iter(shapes.values()), None)
-    for name, got in shapes.items():
-        if got != first:
-            raise ConfigError.invalid(
-                f"task {task!r}: the shapes of a TaskSpec.{name} item (x, y)",
-                got,
-                f"{first}, the shapes of a {next(iter(shapes))} item",
-            )
+    check_splits_agree(
+        shapes,
+        lambda name: f"task {task!r}: the shapes of a TaskSpec.{name} item (x, y)",
+        lambda first_name, first: f"{first}, the shapes of a {first_name} item",
+    )
     workers = cfg.num_workers if world_size is None else world_size
     streamed = is_ray_dataset(spec.train)  # its sample needs no length (raytune_opt.train.ray_data)
     if not streamed and not sized(spec.train):

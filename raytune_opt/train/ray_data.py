@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from raytune_opt.errors import ConfigError
-from raytune_opt.tasks.registry import is_ray_dataset
+from raytune_opt.tasks.registry import check_splits_agree, is_ray_dataset
 
 __all__ = ["SHUFFLE_BATCHES", "is_ray_dataset", "sample", "check_ray_data", "trainer_datasets", "RayBatches"]
 
@@ -100,14 +100,11 @@ def check_ray_data(spec: Any, task: str, cfg: Any) -> None:
                     f"columns of the {name} ray.data.Dataset: {names}",
                 )
         types[name] = tuple(str(schema.types[names.index(c)]) for c in spec.columns)
-    first = next(iter(types.values()), None)
-    for name, got in types.items():
-        if got != first:
-            raise ConfigError.invalid(
-                f"task {task!r}: the column types (x, y) of the {name} ray.data.Dataset",
-                got,
-                f"{first}, those of the other splits",
-            )
+    check_splits_agree(
+        types,
+        lambda name: f"task {task!r}: the column types (x, y) of the {name} ray.data.Dataset",
+        lambda _, first: f"{first}, those of the other splits",
+    )
     if is_ray_dataset(spec.train):
         for field, value, bad in (
             ("batch_size", cfg.batch_size, "full"),

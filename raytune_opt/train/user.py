@@ -35,12 +35,13 @@ reporting::
 
 The trainable declares its capabilities (:mod:`raytune_opt.capabilities`) itself; the strategies
 read that declaration (``make_tune_config(..., trainable=train_fn)``), never its source.
+:func:`tune_function` tunes such a function with one of the strategies (one CPU a trial).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -55,7 +56,7 @@ from raytune_opt.train.config import DEFAULTS, resolve_optimizer_keys
 from raytune_opt.train.data import subset_indices
 from raytune_opt.train.session import Session, TuneSession
 
-__all__ = ["Trial"]
+__all__ = ["Trial", "tune_function"]
 
 
 def _int(config: Mapping[str, Any], key: str, low: int) -> int:
@@ -184,3 +185,58 @@ class Trial:
         }
         with tempfile.TemporaryDirectory(prefix="raytune_opt-ckpt-") as d:
             self.session.report(out, save_state(d, state))
+
+
+def tune_function(
+    train_fn: Callable[..., None],
+    strategy: str,
+    space: Mapping[str, Any],
+    param_space: Mapping[str, Any],
+    *,
+    metric: str,
+    mode: str,
+    num_samples: int,
+    name: str,
+    storage: str | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> Any:
+    """Tune the function trainable ``train_fn`` over ``space`` (a :class:`raytune_opt.search.SearchSpace`
+    or its mapping) with ``strategy``, one CPU a trial; returns Ray's ``ResultGrid``.
+
+    ``param_space`` holds every trial's fixed keys, ``epochs`` among them (the strategies' ``max_t``);
+    ``options`` go to :func:`raytune_opt.search.make_tune_config`, which checks ``train_fn``'s
+    declared capabilities (Fabolas' fidelity defaults to ``data_fraction``). The run is ``name``
+    under ``storage`` (default: a new temporary folder)."""
+    from ray import tune
+
+    from raytune_opt import trial_logs
+    from raytune_opt.search import make_tune_config
+
+    if strategy == "fabolas":
+        options.setdefault("fidelity", "data_fraction")
+    epochs = param_space["epochs"]
+    tune_config = make_tune_config(
+        strategy,
+        space,
+        metric=metric,
+        mode=mode,
+        num_samples=num_samples,
+        max_t=epochs,
+        seed=seed,
+        trainable=train_fn,
+        **options,
+    )
+    tuner = tune.Tuner(
+        tune.with_resources(train_fn, {"cpu": 1}),
+        param_space=dict(param_space),
+        tune_config=tune_config,
+        # trial_logs.loggers(): Ray 2.60's own loggers lose a paused PBT trial's last reports
+        run_config=tune.RunConfig(
+            storage_path=storage or tempfile.mkdtemp(prefix=f"{name}-"),
+            name=name,
+            verbose=0,
+            callbacks=trial_logs.loggers(),
+        ),
+    )
+    return tuner.fit()

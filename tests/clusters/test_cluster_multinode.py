@@ -36,6 +36,7 @@ from typing import Any
 
 import pytest
 from cluster_harness import VENV_BIN, LocalCluster, start_time, trial_results, wait_for
+from gated_tasks import write_gated_tasks
 
 #: the class names of trial actors in Ray's state API (raytune_opt.train.trainable names them)
 TRIAL_ACTORS = ("raytune_opt_trial", "raytune_opt_ddp_trial")
@@ -44,38 +45,6 @@ TRIAL_ACTORS = ("raytune_opt_trial", "raytune_opt_ddp_trial")
 #: the grid's trials: a short one that finishes first, then two that the faults interrupt
 EPOCHS = (3, 12, 13)
 HOLD_AT = EPOCHS[0]  # a trial's first process waits after reporting this many epochs: only the long ones
-
-#: the experiment's ``imports``: digits-mlp (full-batch: one augment call an epoch) whose trial, in a
-#: process that has trained ``hold`` epochs, waits until ``gate/release`` exists, saying so with
-#: ``gate/waiting_<pid>``
-GATED_TASK = """
-import dataclasses
-import os
-import time
-
-from raytune_opt.tasks import get_task, register_task
-
-
-def _hold_at(gate, hold):
-    seen = []
-
-    def augment(x):
-        release = os.path.join(gate, "release")
-        if len(seen) == hold and not os.path.exists(release):
-            open(os.path.join(gate, f"waiting_{os.getpid()}"), "w").close()
-            while not os.path.exists(release):
-                time.sleep(0.05)
-        seen.append(1)
-        return x
-
-    return augment
-
-
-@register_task("gated-digits", overwrite=True)
-def gated_digits(gate: str = "", hold: int = 0):
-    spec = get_task("digits-mlp").build()
-    return dataclasses.replace(spec, augment=_hold_at(gate, hold))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -122,13 +91,13 @@ def _segments(lines: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def faulted_run(cluster: LocalCluster) -> FaultedRun:
     head_id = cluster.head.node_id
     worker = cluster.workers[0]
-    (cluster.root / "gated_task.py").write_text(GATED_TASK)
+    write_gated_tasks(cluster.root)
     gate = cluster.root / "gate"
     gate.mkdir()
     config = cluster.experiment_yaml(
         "faults",
-        imports=["gated_task.py"],
-        task={"name": "gated-digits", "args": {"gate": str(gate), "hold": HOLD_AT}},
+        imports=["gated_tasks.py"],  # gated_tasks: a process that trained HOLD_AT epochs waits at the gate
+        task={"name": "epoch-gated-digits", "args": {"gate": str(gate), "hold": HOLD_AT, "hidden": 128}},
         train={"batch_size": "full", "checkpoint_every": 1, "seed": 0},
         optimizer={"name": "sgd", "lr": 0.1},
         search={

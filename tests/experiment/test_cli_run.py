@@ -10,11 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from gated_tasks import write_gated_tasks
 
 from raytune_opt.cli import main
 
@@ -145,53 +148,6 @@ def test_failing_and_diverging_trials_are_recorded_and_the_experiment_completes(
     assert len({p.parent for p in folder.glob("*/events.out.tfevents*")}) == 4  # run.tensorboard: true
 
 
-#: the experiment's ``imports``: digits-mlp whose trials take tickets (0, 1, 2 ... in the order they
-#: start training) from ``gate``; those from ``free`` on wait at their first batch until the file
-#: ``gate/release`` exists (each says so with ``gate/waiting_<ticket>``). The test thus knows, on any
-#: machine, that the first ``free`` trials can finish while the later ones cannot.
-GATED_TASK = """
-import dataclasses
-import os
-import time
-
-from raytune_opt.tasks import get_task, register_task
-
-
-def _ticket(gate):
-    n = 0
-    while True:
-        try:
-            os.close(os.open(os.path.join(gate, f"ticket_{n}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            return n
-        except FileExistsError:
-            n += 1
-
-
-def _gated(gate, free):
-    state = {}
-
-    def augment(x):
-        if "open" not in state:
-            ticket = _ticket(gate)
-            release = os.path.join(gate, "release")
-            if ticket >= free and not os.path.exists(release):
-                open(os.path.join(gate, f"waiting_{ticket}"), "w").close()
-                while not os.path.exists(release):
-                    time.sleep(0.05)
-            state["open"] = True
-        return x
-
-    return augment
-
-
-@register_task("gated-digits", overwrite=True)
-def gated_digits(gate: str = "", free: int = 0):
-    # digits-mlp; trials from the free-th on wait for gate/release before their first batch
-    spec = get_task("digits-mlp").build(hidden=16)
-    return dataclasses.replace(spec, augment=_gated(gate, free))
-"""
-
-
 def wait_until(what: str, check, timeout: float, driver: subprocess.Popen, log: Path):
     """Poll ``check`` until it returns something truthy; fail with ``what`` (and the driver's log)
     after ``timeout`` seconds or when the driver exits first. The timeout only ends a broken run."""
@@ -205,6 +161,34 @@ def wait_until(what: str, check, timeout: float, driver: subprocess.Popen, log: 
             return got
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}:\n{log.read_text()[-3000:]}")
+
+
+def _kill(driver: subprocess.Popen) -> None:
+    """SIGKILL the driver's process group (it and what it started) and reap it."""
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+
+
+@contextmanager
+def gated_driver(ray_local, path: Path, gate: Path, log: Path, **env: str) -> Iterator[subprocess.Popen]:
+    """``raytune-opt run path`` in its own process group on the suite's Ray (``env`` added to its
+    environment, its output in ``log``); at the end the gate opens (never leave a trial waiting) and a
+    driver still running is killed."""
+    gcs = ray_local.get_runtime_context().gcs_address
+    with open(log, "w") as fh:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "raytune_opt", "run", str(path), "--address", gcs],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **env},
+        )
+    try:
+        yield driver
+    finally:
+        (gate / "release").touch()
+        if driver.poll() is None:
+            _kill(driver)
 
 
 def _finished_trials(folder: Path, epochs: int) -> set[str]:
@@ -249,10 +233,9 @@ def test_interrupted_driver_then_resume_keeps_every_finished_trial(ray_local, tm
     epochs, samples, free = 2, 6, 2
     gate = tmp_path / "gate"
     gate.mkdir()
-    (tmp_path / "gated_task.py").write_text(GATED_TASK)
     config = {
         "name": "killed",
-        "imports": [str(tmp_path / "gated_task.py")],
+        "imports": [str(write_gated_tasks(tmp_path))],
         "task": {"name": "gated-digits", "args": {"gate": str(gate), "free": free}},
         "train": {"epochs": epochs, "batch_size": 32},
         "search": {"strategy": "random", "optimizers": ["adam", "momentum"], "num_samples": samples},
@@ -261,17 +244,9 @@ def test_interrupted_driver_then_resume_keeps_every_finished_trial(ray_local, tm
     }
     path = tmp_path / "killed.yaml"
     path.write_text(yaml.safe_dump(config))
-    gcs = ray_local.get_runtime_context().gcs_address
     log = tmp_path / "driver.log"
-    with open(log, "w") as fh:
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "raytune_opt", "run", str(path), "--address", gcs],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     folder = tmp_path / "killed"
-    try:
+    with gated_driver(ray_local, path, gate, log) as driver:
         before = wait_until(
             "two trials finished, two waiting at the gate and Tune's state saved with the finished ones",
             lambda: ready(folder, gate, epochs, free),
@@ -281,17 +256,11 @@ def test_interrupted_driver_then_resume_keeps_every_finished_trial(ray_local, tm
         )
         assert len(before) == free and not (gate / "release").exists()
         if sig == signal.SIGKILL:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait(timeout=30)
+            _kill(driver)
         else:
             driver.send_signal(signal.SIGINT)
             assert driver.wait(timeout=120) == 130, log.read_text()[-3000:]
             assert "raytune-opt resume" in log.read_text()
-    finally:
-        (gate / "release").touch()  # never leave a trial waiting
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait(timeout=30)
     assert json.loads((folder / "experiment.json").read_text())["finished_at"] is None
 
     assert cli("resume", folder) == 0
@@ -322,39 +291,6 @@ def test_storage_uri_goes_through_pyarrow_and_the_report_is_uploaded(ray_local, 
 
     exp = load_experiment(f"{uri}/random")
     assert exp.run_.storage_path == uri and exp.name == "random"
-
-
-#: the experiment's ``imports``: digits-mlp trained full-batch (one batch an epoch) whose trial, in the
-#: process that first runs it, waits at the first batch of epoch ``hold + 1`` (after reporting and
-#: checkpointing ``hold`` epochs) until ``gate/release`` exists, saying so with ``gate/waiting``
-EPOCH_GATED_TASK = """
-import dataclasses
-import os
-import time
-
-from raytune_opt.tasks import get_task, register_task
-
-
-def _hold_at(gate, hold):
-    seen = []
-
-    def augment(x):
-        release = os.path.join(gate, "release")
-        if len(seen) == hold and not os.path.exists(release):
-            open(os.path.join(gate, "waiting"), "w").close()
-            while not os.path.exists(release):
-                time.sleep(0.05)
-        seen.append(1)
-        return x
-
-    return augment
-
-
-@register_task("epoch-gated-digits", overwrite=True)
-def epoch_gated_digits(gate: str = "", hold: int = 0):
-    spec = get_task("digits-mlp").build(hidden=16)
-    return dataclasses.replace(spec, augment=_hold_at(gate, hold))
-"""
 
 
 def _saved_iterations(folder: Path) -> dict[str, int]:
@@ -399,10 +335,9 @@ def test_resume_continues_from_the_newest_checkpoint_on_disk(ray_local, tmp_path
     epochs, hold = 6, 3
     gate = tmp_path / "gate"
     gate.mkdir()
-    (tmp_path / "epoch_gated_task.py").write_text(EPOCH_GATED_TASK)
     config = {
         "name": "newest",
-        "imports": [str(tmp_path / "epoch_gated_task.py")],
+        "imports": [str(write_gated_tasks(tmp_path))],
         "task": {"name": "epoch-gated-digits", "args": {"gate": str(gate), "hold": hold}},
         "train": {"epochs": epochs, "batch_size": "full", "checkpoint_every": 1},
         "optimizer": {"name": "adam", "lr": 0.01},
@@ -410,7 +345,6 @@ def test_resume_continues_from_the_newest_checkpoint_on_disk(ray_local, tmp_path
     }
     path = tmp_path / "newest.yaml"
     path.write_text(yaml.safe_dump(config))
-    gcs = ray_local.get_runtime_context().gcs_address
     log = tmp_path / "driver.log"
     folder = tmp_path / "newest"
 
@@ -418,17 +352,9 @@ def test_resume_continues_from_the_newest_checkpoint_on_disk(ray_local, tmp_path
         # at the gate, epoch 3's report (and the copy of its checkpoint to storage) has returned
         saved = list(_saved_iterations(folder).values())
         newest = _newest_checkpoint_index(folder)
-        return (gate / "waiting").exists() and saved == [hold - 1] and newest == hold - 1
+        return any(gate.glob("waiting_*")) and saved == [hold - 1] and newest == hold - 1
 
-    with open(log, "w") as fh:
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "raytune_opt", "run", str(path), "--address", gcs],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "100000"},
-        )
-    try:
+    with gated_driver(ray_local, path, gate, log, TUNE_GLOBAL_CHECKPOINT_S="100000") as driver:
         wait_until(
             f"epoch {hold} checkpointed, Tune's state saved at epoch {hold - 1}, the trial at the gate",
             held,
@@ -436,13 +362,7 @@ def test_resume_continues_from_the_newest_checkpoint_on_disk(ray_local, tmp_path
             driver=driver,
             log=log,
         )
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        (gate / "release").touch()  # never leave a trial waiting
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait(timeout=30)
+        _kill(driver)
     # what Tune's last save copied to storage: epoch 2's line, and epoch 3's if the driver wrote it
     # before that save's (background) copy read the file
     before = [r["epoch"] for r in _result_lines(folder)]

@@ -4,14 +4,11 @@ spawned) as it steps the whole parameters in one process: parameters and state a
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_helpers import spawn_gloo
 from torch import nn
 
 from raytune_opt import optim
@@ -64,45 +61,33 @@ def _full(t: object) -> object:
     return t.full_tensor() if hasattr(t, "full_tensor") else t
 
 
-def _rank(rank: int, world: int, port: int, out: str) -> None:
+def _rank(rank: int, world: int, out: str) -> None:
     from torch.distributed.fsdp import fully_shard
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        results = {}
-        for case in CASES:
-            model = _model()
-            for sub in model:
-                if any(True for _ in sub.parameters(recurse=False)):
-                    fully_shard(sub)
-            fully_shard(model)
-            opt = _train(model, case, rank, world)
-            local = [p.to_local().numel() for p in model.parameters()]
-            results[case] = {
-                "params": [_full(p.detach()) for p in model.parameters()],
-                "state": [{k: _full(v) for k, v in opt.state[p].items()} for p in model.parameters()],
-                "state_bytes": optim.state_bytes(opt),
-                "local_numel": local,
-            }
-        if rank == 0:
-            torch.save(results, out)
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    results = {}
+    for case in CASES:
+        model = _model()
+        for sub in model:
+            if any(True for _ in sub.parameters(recurse=False)):
+                fully_shard(sub)
+        fully_shard(model)
+        opt = _train(model, case, rank, world)
+        local = [p.to_local().numel() for p in model.parameters()]
+        results[case] = {
+            "params": [_full(p.detach()) for p in model.parameters()],
+            "state": [{k: _full(v) for k, v in opt.state[p].items()} for p in model.parameters()],
+            "state_bytes": optim.state_bytes(opt),
+            "local_numel": local,
+        }
+    if rank == 0:
+        torch.save(results, out)
 
 
 @pytest.fixture(scope="module")
 def sharded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Every case stepped on 2 spawned gloo ranks (spawn, not fork: this process may hold Ray's driver)."""
     out = Path(tmp_path_factory.mktemp("fsdp")) / "results.pt"
-    mp.start_processes(_rank, args=(2, _free_port(), str(out)), nprocs=2, start_method="spawn")
+    spawn_gloo(_rank, str(out))
     return torch.load(out, weights_only=False)
 
 

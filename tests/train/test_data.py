@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_helpers import GlooSession, spawn_gloo
 from torch import Tensor, nn
 from torch.utils.data import Dataset, IterableDataset
 
@@ -113,37 +112,18 @@ def test_drop_last_drops_the_partial_batch_for_both_kinds(tmp_path: Path) -> Non
     assert t.results[0]["train_loss"] == pytest.approx(d.results[0]["train_loss"], rel=1e-6)
 
 
-class _GlooSession(LocalSession):
-    """A LocalSession that is rank ``rank`` of a gloo process group (DDP model, all-reduce)."""
-
-    def __init__(self, rank: int, world_size: int, storage: str) -> None:
-        super().__init__(storage=storage)
-        self.rank, self.world_size = rank, world_size
-
-    def all_reduce_sum(self, t: Tensor) -> Tensor:
-        dist.all_reduce(t)
-        return t
-
-    def gather(self, obj):
-        out = [None] * self.world_size
-        dist.all_gather_object(out, obj)
-        return out
+class _DDPSession(GlooSession):
+    """A rank of the gloo group whose model is wrapped in DDP."""
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return nn.parallel.DistributedDataParallel(model)
 
 
-def _rank(rank: int, world_size: int, config: dict, storage: str, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        session = _GlooSession(rank, world_size, storage)
-        train_loop(config, session)
-        with open(os.path.join(storage, f"results_{rank}.json"), "w") as f:
-            json.dump(session.results, f)
-    finally:
-        dist.destroy_process_group()
+def _rank(rank: int, world_size: int, config: dict, storage: str) -> None:
+    session = _DDPSession(rank, world_size, storage)
+    train_loop(config, session)
+    with open(os.path.join(storage, f"results_{rank}.json"), "w") as f:
+        json.dump(session.results, f)
 
 
 def test_two_gloo_ranks_on_a_dataset_step_like_one_worker(tmp_path: Path) -> None:
@@ -153,12 +133,7 @@ def test_two_gloo_ranks_on_a_dataset_step_like_one_worker(tmp_path: Path) -> Non
     single = run_local(cfg, storage=str(tmp_path / "one"))
     storage = tmp_path / "two"
     storage.mkdir()
-    port = 29500 + os.getpid() % 1000
-    # spawn, not fork: this test process may hold the suite's Ray driver connection (gRPC threads),
-    # which a forked child would inherit half-copied, and Ray calls after it could hang
-    mp.start_processes(
-        _rank, args=(2, {**cfg, "num_workers": 2}, str(storage), port), nprocs=2, start_method="spawn"
-    )
+    spawn_gloo(_rank, {**cfg, "num_workers": 2}, str(storage))
     two = json.loads((storage / "results_0.json").read_text())
     assert [r["samples_seen"] for r in two] == [1150, 2300]
     assert [r["train_loss"] for r in two] == pytest.approx(

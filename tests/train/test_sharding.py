@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from torch import Tensor
+from gloo_helpers import GlooSession, spawn_gloo
 
 from raytune_opt.train import run_local
 from raytune_opt.train.checkpoint import load_state
@@ -33,24 +30,7 @@ CONFIG = {
 }
 
 
-class _GlooSession(LocalSession):
-    """A LocalSession that is rank ``rank`` of a gloo process group (the loop shards the model)."""
-
-    def __init__(self, rank: int, world_size: int, storage: str, checkpoint: str | None = None) -> None:
-        super().__init__(checkpoint=checkpoint, storage=storage)
-        self.rank, self.world_size = rank, world_size
-
-    def all_reduce_sum(self, t: Tensor) -> Tensor:
-        dist.all_reduce(t)
-        return t
-
-    def gather(self, obj):
-        out = [None] * self.world_size
-        dist.all_gather_object(out, obj)
-        return out
-
-
-def _lockstep_eval(rank: int, session: _GlooSession) -> list[float]:
+def _lockstep_eval(rank: int, session: GlooSession) -> list[float]:
     """Rank 0 evaluates 3 batches, rank 1 one: the sharded model's forwards stay in lockstep."""
     from raytune_opt.tasks import get_task
     from raytune_opt.train.config import validate
@@ -72,38 +52,25 @@ def _lockstep_eval(rank: int, session: _GlooSession) -> list[float]:
     return list(_evaluate(model, spec, Uneven(), validate(CONFIG), session))
 
 
-def _rank(rank: int, world: int, storage: str, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def _rank(rank: int, world: int, storage: str) -> None:
     from raytune_opt.train.loop import train_loop
 
-    try:
-        config = {**CONFIG, "num_workers": world, "strategy": "fsdp"}
-        straight = _GlooSession(rank, world, os.path.join(storage, "straight"))
-        train_loop(config, straight)
-        first = os.path.join(storage, "straight", "checkpoint_epoch_000001")
-        resumed = _GlooSession(rank, world, os.path.join(storage, "resumed"), checkpoint=first)
-        train_loop(config, resumed)
-        evaluated = _lockstep_eval(rank, straight)
-        if rank == 0:
-            out = {"straight": straight.results, "resumed": resumed.results, "eval": evaluated}
-            Path(storage, "results.json").write_text(json.dumps(out))
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    config = {**CONFIG, "num_workers": world, "strategy": "fsdp"}
+    straight = GlooSession(rank, world, os.path.join(storage, "straight"))
+    train_loop(config, straight)
+    first = os.path.join(storage, "straight", "checkpoint_epoch_000001")
+    resumed = GlooSession(rank, world, os.path.join(storage, "resumed"), checkpoint=first)
+    train_loop(config, resumed)
+    evaluated = _lockstep_eval(rank, straight)
+    if rank == 0:
+        out = {"straight": straight.results, "resumed": resumed.results, "eval": evaluated}
+        Path(storage, "results.json").write_text(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
 def fsdp_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     storage = tmp_path_factory.mktemp("fsdp")
-    # spawn, not fork: this test process may hold the suite's Ray driver connection
-    mp.start_processes(_rank, args=(2, str(storage), _free_port()), nprocs=2, start_method="spawn")
+    spawn_gloo(_rank, str(storage))
     return storage
 
 
