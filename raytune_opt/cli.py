@@ -202,7 +202,10 @@ def _report(args: argparse.Namespace) -> int:
     if report.comparison.is_comparison(args.dir):
         print(report.comparison_table(args.dir))
     else:
-        print(report.table(report.load(args.dir, metric=args.metric, mode=args.mode)))
+        results = report.load(args.dir, metric=args.metric, mode=args.mode)
+        print(report.table(results))
+        if results.objectives is not None:
+            print(report.pareto_summary(results))
     for name, path in files.items():
         print(f"  {name}: {path}")
     return 0

@@ -13,7 +13,9 @@
       space: {adamw.lr: {loguniform: [1e-4, 1e-2]}}   # SearchSpace syntax: train keys (not also
                                       # fixed in train) or hyperparameters, adding or overriding ranges
       num_samples: 24
-      metric: val_accuracy            # default: the task's metric; mode from it
+      metric: val_accuracy            # default: the task's metric; mode from it. Several objectives:
+                                      # [val_accuracy, time_total_s] with mode: [max, min] (the
+                                      # report's Pareto front; optuna-nsga2, optuna-tpe, random, grid)
       max_t: 9                        # default: train.epochs
       options: {}                     # the strategy's own options
       time_budget_s: null
@@ -128,8 +130,10 @@ class SearchSection(_Section):
     space: dict[str, Any] = Field(default_factory=dict)
     optimizers: list[str] | None = None
     num_samples: int | None = Field(None, ge=1, le=MAX_TRIALS)  # default: 10 (grid: 1 pass over the grid)
-    metric: str | None = None
-    mode: Literal["min", "max"] | None = None
+    #: one metric, or a list of them (several objectives, with a list of as many modes: the report
+    #: gives their Pareto front; strategies optuna-nsga2, optuna-tpe, random, grid)
+    metric: str | list[str] | None = None
+    mode: Literal["min", "max"] | list[Literal["min", "max"]] | None = None
     max_t: int | None = Field(None, ge=1)
     grace_period: int = 1
     reduction_factor: float = 3

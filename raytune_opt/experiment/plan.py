@@ -66,8 +66,17 @@ class Plan:
     trainable: Any
     #: the text of :meth:`__str__`
     description: str
+    #: every objective's metric and mode (``metric``/``mode`` are the first): more than one when
+    #: ``search.metric`` is a list (the report then gives their Pareto front)
+    metrics: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ()
     _tune_config: list[Any] = field(default_factory=list, repr=False, compare=False)
     _experiment: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the search has several objectives (``search.metric`` a list)."""
+        return len(self.metrics) > 1
 
     @property
     def optimizer_searched(self) -> bool:
@@ -79,7 +88,7 @@ class Plan:
         searcher is stateful, so every later call builds a fresh one."""
         if self._tune_config:
             return self._tune_config.pop()
-        return _tune_config(self._experiment, self.metric, self.mode, self.space, self.trainable)
+        return _tune_config(self._experiment, self.metrics, self.modes, self.space, self.trainable)
 
     def __str__(self) -> str:
         return self.description
@@ -109,7 +118,8 @@ def build_plan(exp: Experiment) -> Plan:
                 "this task's TaskSpec.test is None)",
             ),
         )
-    metric, mode = _metric_mode(exp, f"val_{spec.metric.name}", spec.metric.mode)
+    metrics, modes = _metric_mode(exp, f"val_{spec.metric.name}", spec.metric.mode)
+    metric, mode = metrics[0], modes[0]
     with exp.at("search.space"):
         space = _space(exp)
     searched = tuple(space.to_tune()) if space is not None else ()
@@ -142,7 +152,7 @@ def build_plan(exp: Experiment) -> Plan:
                 "resources",
                 ConfigError.invalid("resources", exp.resources.model_dump(), f"a request Ray takes ({e})"),
             ) from None
-    config = _tune_config(exp, metric, mode, space, fn)
+    config = _tune_config(exp, metrics, modes, space, fn)
     from raytune_opt.experiment.callbacks import check_callbacks
 
     with exp.at("run.callbacks"):
@@ -179,6 +189,8 @@ def build_plan(exp: Experiment) -> Plan:
         trials=config.num_samples,
         max_t=max_t,
         trainable=fn,
+        metrics=metrics,
+        modes=modes,
     )
     return Plan(
         **plan, description=_describe(exp, plan), _tune_config=[config], _experiment=exp.model_copy(deep=True)
@@ -258,14 +270,67 @@ def _check_strategy(exp: Experiment) -> None:
             check_strategy(exp.resources.strategy, name, "resources.strategy")
 
 
-def _metric_mode(exp: Experiment, task_metric: str, task_mode: str) -> tuple[str, str]:
-    """The metric the search optimises and its mode (default: the task's own metric)."""
-    modes = {"val_loss": "min", "train_loss": "min", task_metric: task_mode}
-    metric = (exp.search.metric if exp.search else None) or task_metric
-    if metric not in modes:
-        raise exp.error("search.metric", ConfigError.unknown("metric", metric, modes))
-    mode = (exp.search.mode if exp.search else None) or modes[metric]
-    return metric, mode
+#: metrics every trial reports (beside the task's ``val_<metric>``) and their natural modes:
+#: Tune's ``time_total_s`` (seconds since the trial started) and the loop's per-epoch figures
+_REPORTED = {
+    "val_loss": "min",
+    "train_loss": "min",
+    "time_total_s": "min",
+    "time_this_epoch_s": "min",
+    "optimizer_state_bytes_per_param": "min",
+}
+
+
+def _metric_mode(
+    exp: Experiment, task_metric: str, task_mode: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The metrics the search optimises and their modes, in order (default: the task's own metric
+    and its mode). One metric may take its mode from the metric; a list of metrics (several
+    objectives) needs a list of as many modes and a strategy that takes several
+    (:func:`raytune_opt.search.strategies.check_objectives`), and no comparison or Optuna journal
+    (both rank by one metric)."""
+    from raytune_opt.search.strategies import check_objectives
+
+    known = {**_REPORTED, task_metric: task_mode}
+    s = exp.search
+    metric = (s.metric if s else None) or task_metric
+    names = [metric] if isinstance(metric, str) else list(metric)
+    for i, name in enumerate(names):
+        if name not in known:
+            path = "search.metric" if isinstance(metric, str) else f"search.metric[{i}]"
+            raise exp.error(path, ConfigError.unknown("metric", name, known))
+    mode = s.mode if s else None
+    if isinstance(metric, str) and mode is None:
+        mode = known[metric]
+    try:
+        metrics, modes = check_objectives(
+            s.strategy if s else "random",
+            metric if isinstance(metric, str) else names,
+            mode if mode is None or isinstance(mode, str) else list(mode),
+        )
+    except ConfigError as e:  # located at the key it names: search.mode, .strategy or .metric
+        field = str(e).split(" ", 1)[0].split("[", 1)[0]
+        raise exp.error(f"search.{field if field in ('mode', 'strategy') else 'metric'}", e) from None
+    if len(metrics) > 1:
+        if s.compare is not None:
+            raise exp.error(
+                "search.compare",
+                ConfigError.invalid(
+                    "search.compare",
+                    s.compare,
+                    f"null with several metrics {list(metrics)} (a comparison ranks by one test metric)",
+                ),
+            )
+        if exp.run_.optuna_journal:
+            raise exp.error(
+                "run.optuna_journal",
+                ConfigError.invalid(
+                    "run.optuna_journal",
+                    True,
+                    f"false with several metrics {list(metrics)} (the journal's study has one direction)",
+                ),
+            )
+    return metrics, modes
 
 
 def _space(exp: Experiment) -> SearchSpace | None:
@@ -323,16 +388,23 @@ def _optimizers(exp: Experiment) -> list[str]:
     return [exp.optimizer.name if exp.optimizer else "adamw"]
 
 
-def _tune_config(exp: Experiment, metric: str, mode: str, space: Any, trainable: Any) -> Any:
-    """The ``ray.tune.TuneConfig`` (one trial of the fixed configuration without ``search``)."""
+def _tune_config(
+    exp: Experiment, metrics: tuple[str, ...], modes: tuple[str, ...], space: Any, trainable: Any
+) -> Any:
+    """The ``ray.tune.TuneConfig`` (one trial of the fixed configuration without ``search``); with
+    several objectives the searcher gets them all, Tune's own config the first."""
     from ray import tune
 
     from raytune_opt.search import make_tune_config
 
     max_conc = exp.resources.max_concurrent_trials
     s = exp.search
+    metric: Any = metrics[0] if len(metrics) == 1 else list(metrics)
+    mode: Any = modes[0] if len(modes) == 1 else list(modes)
     if s is None:
-        return tune.TuneConfig(metric=metric, mode=mode, num_samples=1, max_concurrent_trials=max_conc)
+        return tune.TuneConfig(
+            metric=metrics[0], mode=modes[0], num_samples=1, max_concurrent_trials=max_conc
+        )
     options = dict(s.options)
     if s.time_budget_s is not None:
         options["time_budget_s"] = s.time_budget_s
@@ -386,7 +458,7 @@ def _describe(exp: Experiment, plan: Mapping[str, Any]) -> str:
         lines.append(
             f"  strategy {s.strategy}: {plan['trials']} trials"
             + (" per optimizer" if s.compare is not None else "")
-            + f", {plan['metric']} ({plan['mode']}), "
+            + f", {_objectives(plan)}, "
             f"max_t {plan['max_t']} epochs, seed {s.seed}"
             + (f", time budget {s.time_budget_s:g} s" if s.time_budget_s else "")
             + (f", options {s.options}" if s.options else "")
@@ -434,6 +506,14 @@ def _describe(exp: Experiment, plan: Mapping[str, Any]) -> str:
         f"max_failures {exp.run_.max_failures}, Ray {exp.run_.address or 'local'}"
     )
     return "\n".join(lines)
+
+
+def _objectives(plan: Mapping[str, Any]) -> str:
+    """``val_accuracy (max)``, or ``val_accuracy (max) and time_total_s (min): their Pareto front``."""
+    shown = [f"{m} ({d})" for m, d in zip(plan["metrics"], plan["modes"], strict=True)]
+    if len(shown) == 1:
+        return shown[0]
+    return ", ".join(shown[:-1]) + f" and {shown[-1]}: their Pareto front"
 
 
 def _domain(p: Any) -> str:

@@ -89,6 +89,9 @@ def _write_state(folder: ExperimentFolder, exp: Experiment, plan: Plan, name: st
             "strategy": plan.strategy,
             "metric": plan.metric,
             "mode": plan.mode,
+            # every objective (the first is metric/mode); several: the report's Pareto front
+            "metrics": list(plan.metrics),
+            "modes": list(plan.modes),
             "optimizers": list(plan.optimizers),
             "optimizer_searched": plan.optimizer_searched,
             "num_samples": plan.num_samples,
@@ -373,6 +376,8 @@ def _run(
             folder.upload(files)
         if progress:
             print(report_.table(results, top=5), flush=True)
+            if results.objectives is not None:
+                print(report_.pareto_summary(results), flush=True)
     if progress:
         searched = list(plan.searched) if plan.space is not None else list(fixed)
         _print_best(grid, plan.metric, plan.mode, folder.path, files, searched)

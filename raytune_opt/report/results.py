@@ -276,6 +276,19 @@ class Results:
     test: dict[str, Any] | None = None
 
     @property
+    def objectives(self) -> tuple[tuple[str, str], ...] | None:
+        """``((metric, mode), ...)`` of an experiment with several objectives (experiment.json's
+        ``metrics`` and ``modes``, ``search.metric`` a list); ``None`` with one."""
+        metrics, modes = self.info.get("metrics"), self.info.get("modes")
+        if not isinstance(metrics, list) or not isinstance(modes, list) or len(metrics) < 2:
+            return None
+        if len(modes) != len(metrics) or any(m not in MODES for m in modes):
+            raise ConfigError.invalid(
+                "experiment.json modes", modes, f"{len(metrics)} of 'min'/'max', one per metric {metrics}"
+            )
+        return tuple(zip(map(str, metrics), map(str, modes), strict=True))
+
+    @property
     def best_column(self) -> str:
         """The trial table's column with each trial's best value of the metric."""
         return f"best_{self.metric}"

@@ -22,6 +22,10 @@ Files written into ``out`` (default: the experiment directory itself, beside Ray
 ``report.md``              ties them together with the top-10 and per-optimizer tables, the
                            searched parameters at their range's edge (``edge_params``) and,
                            once ``raytune-opt evaluate`` wrote ``test.json``, the test result
+``pareto.csv``             only with several objectives (``search.metric`` a list): the Pareto
+                           front, the trials no other trial dominates on their final values
+                           (:mod:`raytune_opt.report.pareto`)
+``pareto.png``             ... and the trials on the first two objectives, the front highlighted
 ``report.html``            the same views, interactive (plotly, self-contained: opens offline)
 =========================  ==============================================================
 
@@ -39,7 +43,7 @@ import json
 import os
 from pathlib import Path
 
-from raytune_opt.report import landscape, plots
+from raytune_opt.report import landscape, pareto, plots
 from raytune_opt.report.edges import EDGE_MARGIN, widen_cell
 from raytune_opt.report.results import Results, load
 from raytune_opt.report.tables import fmt, markdown, optimizer_table, table
@@ -69,6 +73,10 @@ def write_results(results: Results, out: str | os.PathLike[str] | None = None) -
     out = Path(out) if out is not None else results.exp_dir
     out.mkdir(parents=True, exist_ok=True)
     summary = results.summary()
+    front = pareto.front(results) if results.objectives is not None else None
+    if front is not None:
+        summary["objectives"] = [{"metric": m, "mode": d} for m, d in results.objectives]
+        summary["pareto_trial_ids"] = [str(t) for t in front["trial_id"]]
     _atomic(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     tmp = out / "trials.csv.tmp"
     results.trials.to_csv(tmp, index=False)
@@ -84,8 +92,16 @@ def write_results(results: Results, out: str | os.PathLike[str] | None = None) -
     for draw in figures:
         draw(results, out / f"{draw.__name__}.png")
     text = _markdown(results, summary, with_optimizers) + _optuna_markdown(results)
+    extra: list[str] = []
+    if front is not None:
+        tmp = out / (pareto.PARETO_CSV + ".tmp")
+        front.to_csv(tmp, index=False)
+        tmp.replace(out / pareto.PARETO_CSV)
+        pareto.plot(results, out / pareto.PARETO_PNG)
+        extra = [pareto.PARETO_CSV, pareto.PARETO_PNG]
+        text += _pareto_markdown(results)
     _atomic(out / "report.md", text + (_fraction_markdown(results) if with_fractions else ""))
-    names = ["summary.json", "trials.csv", *(f"{d.__name__}.png" for d in figures), "report.md"]
+    names = ["summary.json", "trials.csv", *(f"{d.__name__}.png" for d in figures), *extra, "report.md"]
     files = {name: out / name for name in names}
     files.update(_interactive(results, out))
     return files
@@ -113,6 +129,27 @@ def _interactive(results: Results, out: Path) -> dict[str, Path]:
     from raytune_opt.report.html import write_html
 
     return {"report.html": write_html(results, out / "report.html")}
+
+
+def _pareto_markdown(results: Results) -> str:
+    """The Pareto front's section (several objectives)."""
+    return "\n".join(
+        [
+            "## Pareto front",
+            "",
+            "The trials that no other trial dominates on their final values (at least as good on every "
+            "objective and strictly better on one), among those that ended with a finite value of each "
+            "(`raytune_opt.report.pareto`). The rest of this report ranks by the first objective, "
+            f"{results.metric} ({results.mode}).",
+            "",
+            pareto.summary(results),
+            "",
+            f"![pareto front]({pareto.PARETO_PNG})",
+            "",
+            f"Files: [{pareto.PARETO_CSV}]({pareto.PARETO_CSV}).",
+            "",
+        ]
+    )
 
 
 def _fraction_markdown(results: Results) -> str:

@@ -393,6 +393,9 @@ class SpaceAdapter(_Stateful):
 
     ``to_config`` maps its raw suggestion back to a flat configuration; results reaching it carry a
     finite metric: a diverged one becomes the penalty of :func:`penalize` over the losses seen so far.
+    ``metric``/``mode`` may be lists (several objectives, for a multi-objective ``inner``): each
+    metric is penalized on its own, and the single metric Tune passes in ``set_search_properties``
+    (the first) leaves the lists as they are.
     """
 
     def __init__(
@@ -400,19 +403,32 @@ class SpaceAdapter(_Stateful):
         inner: Searcher,
         space: SearchSpace,
         to_config: Callable[[Mapping[str, Any]], dict[str, Any]],
-        metric: str,
-        mode: str,
+        metric: str | list[str],
+        mode: str | list[str],
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.inner = inner
         self.space = space
         self.to_config = to_config
         self.seen: list[float] = []
+        #: the finite losses seen per metric after the first, with several objectives
+        self.seen_by_metric: dict[str, list[float]] = {}
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         check_param_space(config, type(self.inner).__name__)
-        self._set_metric_mode(metric, mode)
+        if not isinstance(self._metric, list):  # several objectives: Tune passes only the first
+            self._set_metric_mode(metric, mode)
         return True
+
+    def _objectives(self) -> list[tuple[str, float, list[float]]]:
+        """``(metric, sign, finite losses seen)`` of each objective (``loss = sign · metric``)."""
+        if not isinstance(self._metric, list):
+            return [(self._metric, self._sign, self.seen)]
+        by_metric = self.__dict__.setdefault("seen_by_metric", {})
+        return [
+            (m, -1.0 if mode == "max" else 1.0, self.seen if i == 0 else by_metric.setdefault(m, []))
+            for i, (m, mode) in enumerate(zip(self._metric, self._mode, strict=True))
+        ]
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         return self.inner.set_max_concurrency(max_concurrent)
@@ -424,14 +440,19 @@ class SpaceAdapter(_Stateful):
         return self.to_config(raw)
 
     def _sanitize(self, result: dict | None) -> dict | None:
-        if not result or self._metric not in result:
+        if not result:
             return result
-        loss = _loss(result, self._metric, self._sign)
-        if math.isfinite(loss):
-            self.seen.append(loss)
-            return result
-        fixed = float(penalize(np.array([*self.seen, math.nan]))[-1])
-        return {**result, self._metric: self._sign * fixed}
+        out = result
+        for metric, sign, seen in self._objectives():
+            if metric not in result:
+                continue
+            loss = _loss(result, metric, sign)
+            if math.isfinite(loss):
+                seen.append(loss)
+                continue
+            fixed = float(penalize(np.array([*seen, math.nan]))[-1])
+            out = {**out, metric: sign * fixed}
+        return out
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self.inner.on_trial_result(trial_id, self._sanitize(result))

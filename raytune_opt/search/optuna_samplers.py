@@ -143,14 +143,19 @@ SAMPLERS: dict[str, tuple[str, Callable[..., Any], tuple[str, ...]]] = {
 def optuna_search(
     strategy: str,
     space: SearchSpace,
-    metric: str,
-    mode: str,
+    metric: str | list[str],
+    mode: str | list[str],
     seed: int | None,
     options: Mapping[str, Any],
 ) -> Any:
     """The searcher of ``strategy`` (one of :data:`SAMPLERS`): Ray's ``OptunaSearch`` with that
     sampler on :class:`OptunaSpace`, behind the package's ``SpaceAdapter`` (flat configurations,
-    diverged results as bad ones, the state saved with the experiment)."""
+    diverged results as bad ones, the state saved with the experiment).
+
+    ``metric`` and ``mode`` may be lists (several objectives, same length): the study then has one
+    direction per metric and is told each trial's last report of every metric (Ray's
+    ``OptunaSearch`` reports no intermediate values of a multi-objective study); NSGA-II and TPE
+    (MOTPE) sample from that."""
     optuna = _import_optuna(strategy)
     from ray.tune.search.optuna import OptunaSearch
 

@@ -38,7 +38,7 @@ The ``optuna-*`` strategies are Optuna's samplers (:mod:`raytune_opt.search.optu
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,14 @@ from raytune_opt.capabilities import declared
 from raytune_opt.errors import ConfigError, ConfigTypeError
 from raytune_opt.search.space import Choice, Float, Int, SearchSpace
 
-__all__ = ["make_tune_config", "available_strategies", "STRATEGIES", "Strategy"]
+__all__ = [
+    "make_tune_config",
+    "available_strategies",
+    "check_objectives",
+    "multi_objective_strategies",
+    "STRATEGIES",
+    "Strategy",
+]
 
 
 @dataclass
@@ -64,6 +71,13 @@ class _Request:
     seed: int | None
     options: dict[str, Any] = field(default_factory=dict)
     max_concurrent: int | None = None
+    #: every objective's metric and mode (``metric``/``mode`` are the first); one entry when single
+    metrics: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ()
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.metrics) > 1
 
     def opt(self, name: str, default: Any) -> Any:
         return self.options.get(name, default)
@@ -84,6 +98,12 @@ class Strategy:
     options: tuple[str, ...] = ()
     model_based: bool = False
     needs_max_t: bool = False
+    #: whether it takes several objectives (``metric=[...]``, ``mode=[...]``): a multi-objective
+    #: sampler, or a search that draws points without a model and just records every metric
+    multi_objective: bool = False
+    #: what it does with one metric that several objectives cannot give (stops or clones trials by
+    #: it); empty for a strategy without a scheduler
+    single_metric_scheduler: str = ""
 
 
 # ---------------------------------------------------------------------- builders
@@ -134,7 +154,9 @@ def _optuna(strategy: str) -> Callable[[_Request], tuple[Any, Any, int]]:
     def build(r: _Request) -> tuple[Any, Any, int]:
         from raytune_opt.search.optuna_samplers import optuna_search
 
-        return optuna_search(strategy, r.space, r.metric, r.mode, r.seed, r.options), None, r.num_samples
+        metric: Any = list(r.metrics) if r.multi_objective else r.metric
+        mode: Any = list(r.modes) if r.multi_objective else r.mode
+        return optuna_search(strategy, r.space, metric, mode, r.seed, r.options), None, r.num_samples
 
     return build
 
@@ -302,6 +324,10 @@ def _pb2(r: _Request) -> tuple[Any, Any, int]:
 _PBT_OPTIONS = ("perturbation_interval", "quantile_fraction", "synch")
 
 
+#: the Optuna samplers that model several objectives: NSGA-II, and TPE as MOTPE (Ozaki et al. 2020)
+_MULTI_OBJECTIVE_SAMPLERS = ("optuna-tpe", "optuna-nsga2")
+
+
 def _optuna_samplers() -> dict[str, tuple[str, Any, tuple[str, ...]]]:
     from raytune_opt.search.optuna_samplers import SAMPLERS  # imports no optuna
 
@@ -316,8 +342,14 @@ STRATEGIES: dict[str, Strategy] = {
             "exhaustive grid: choices in full, numeric domains at `points` values (default 3)",
             _grid,
             ("points",),
+            multi_objective=True,
         ),
-        Strategy("random", "random search: i.i.d. uniform samples of the space", _sequence("random")),
+        Strategy(
+            "random",
+            "random search: i.i.d. uniform samples of the space",
+            _sequence("random"),
+            multi_objective=True,
+        ),
         Strategy(
             "sobol",
             "quasi-random search: scrambled Sobol' sequence through the space's encoding",
@@ -342,7 +374,14 @@ STRATEGIES: dict[str, Strategy] = {
             ("n_initial_points", "gamma"),
         ),
         *(
-            Strategy(name, summary, _optuna(name), options, model_based=True)
+            Strategy(
+                name,
+                summary,
+                _optuna(name),
+                options,
+                model_based=True,
+                multi_objective=name in _MULTI_OBJECTIVE_SAMPLERS,
+            )
             for name, (summary, _, options) in _optuna_samplers().items()
         ),
         Strategy(
@@ -351,6 +390,7 @@ STRATEGIES: dict[str, Strategy] = {
             _hyperband,
             ("bracket_order",),
             needs_max_t=True,
+            single_metric_scheduler="stops trials early by one metric (Hyperband's brackets)",
         ),
         Strategy(
             "asha",
@@ -358,6 +398,7 @@ STRATEGIES: dict[str, Strategy] = {
             _asha,
             ("brackets",),
             needs_max_t=True,
+            single_metric_scheduler="stops trials early by one metric (ASHA's rungs)",
         ),
         Strategy(
             "bohb",
@@ -366,6 +407,7 @@ STRATEGIES: dict[str, Strategy] = {
             _BOHB_OPTIONS,
             model_based=True,
             needs_max_t=True,
+            single_metric_scheduler="stops trials early by one metric (Hyperband's brackets)",
         ),
         Strategy(
             "fabolas",
@@ -379,12 +421,14 @@ STRATEGIES: dict[str, Strategy] = {
             "population based training: exploit checkpoints, explore by mutation",
             _pbt,
             (*_PBT_OPTIONS, "resample_probability"),
+            single_metric_scheduler="clones the best trials by one metric (exploit)",
         ),
         Strategy(
             "pb2",
             "PB2: population based bandits, a GP-UCB explore step over the numeric bounds",
             _pb2,
             _PBT_OPTIONS,
+            single_metric_scheduler="clones the best trials by one metric (exploit)",
         ),
     )
 }
@@ -405,6 +449,62 @@ def available_strategies() -> dict[str, str]:
     return {name: s.summary for name, s in STRATEGIES.items()}
 
 
+def multi_objective_strategies() -> tuple[str, ...]:
+    """The strategies that take several objectives (``metric=[...]``, ``mode=[...]``)."""
+    return tuple(name for name, s in STRATEGIES.items() if s.multi_objective)
+
+
+def check_objectives(
+    strategy: str, metric: str | Sequence[str], mode: str | Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(metrics, modes)`` of one objective (``metric`` a name, ``mode`` ``"min"``/``"max"``) or of
+    several (``metric`` a list of distinct names, ``mode`` a list of as many modes, in the same
+    order), checked against ``strategy``: several objectives only under
+    :func:`multi_objective_strategies` — a strategy whose scheduler stops or clones trials by one
+    metric (ASHA, Hyperband, BOHB, PBT, PB2) refuses them, and so does a single-objective model.
+    Raises a ``ConfigError`` naming the field, the value and what is allowed."""
+    if isinstance(metric, str):
+        if not isinstance(mode, str):
+            raise ConfigError.invalid(
+                "mode", mode, "'min' or 'max' with one metric (a list of modes goes with a list of metrics)"
+            )
+        if not metric:
+            raise ConfigTypeError.invalid("metric", metric, "the name of a reported metric")
+        if mode not in ("min", "max"):
+            raise ConfigError.invalid("mode", mode, "'min' or 'max'")
+        return (metric,), (mode,)
+    if not isinstance(metric, Sequence) or not metric:
+        raise ConfigTypeError.invalid("metric", metric, "a metric name or a non-empty list of names")
+    metrics = tuple(metric)
+    if not all(isinstance(m, str) and m for m in metrics):
+        raise ConfigTypeError.invalid("metric", list(metrics), "a list of metric names")
+    if len(set(metrics)) != len(metrics):
+        raise ConfigError.invalid("metric", list(metrics), "a list of distinct metric names")
+    if isinstance(mode, str) or not isinstance(mode, Sequence) or len(mode) != len(metrics):
+        raise ConfigError.invalid(
+            "mode",
+            mode if isinstance(mode, str) or not isinstance(mode, Sequence) else list(mode),
+            f"a list of {len(metrics)} modes ('min' or 'max'), one per metric of {list(metrics)}",
+        )
+    modes = tuple(mode)
+    for i, m in enumerate(modes):
+        if m not in ("min", "max"):
+            raise ConfigError.invalid(f"mode[{i}]", m, "'min' or 'max'")
+    if len(metrics) > 1:
+        s = STRATEGIES.get(strategy)
+        if s is not None and not s.multi_objective:
+            why = (
+                f"it {s.single_metric_scheduler}" if s.single_metric_scheduler else "it models one objective"
+            )
+            raise ConfigError.invalid(
+                "strategy",
+                strategy,
+                f"a strategy that takes several objectives with metric {list(metrics)} ({strategy}: {why}): "
+                f"one of {', '.join(multi_objective_strategies())}",
+            )
+    return metrics, modes
+
+
 def _check_int(name: str, value: Any, low: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -420,8 +520,8 @@ def make_tune_config(
     strategy: str,
     space: SearchSpace | Mapping[str, Any],
     *,
-    metric: str,
-    mode: str,
+    metric: str | Sequence[str],
+    mode: str | Sequence[str],
     num_samples: int,
     max_t: int | None = None,
     grace_period: int = 1,
@@ -439,6 +539,13 @@ def make_tune_config(
     ``STRATEGIES[name].options``) plus ``trainable`` (checked, see the module docstring),
     ``time_attr``, ``reuse_actors`` and TuneConfig's ``time_budget_s`` / ``trial_*_creator``.
     For ``grid`` the number of trials is ``num_samples`` × the size of the grid.
+
+    Several objectives: ``metric=["val_accuracy", "time_total_s"], mode=["max", "min"]``
+    (:func:`check_objectives`): ``optuna-nsga2`` and ``optuna-tpe`` (MOTPE) model them all through
+    Ray's ``OptunaSearch`` (the trial's last report of each); ``random`` and ``grid`` draw as they
+    do and every metric is recorded. The ``TuneConfig`` itself takes the first metric and its mode
+    (what Tune's own best-result calls and the live status line show); the trade-off is the Pareto
+    front of the report (:mod:`raytune_opt.report.pareto`).
     """
     from ray import tune
 
@@ -446,10 +553,8 @@ def make_tune_config(
         raise ConfigError.unknown("strategy", strategy, STRATEGIES)
     s = STRATEGIES[strategy]
     space = space if isinstance(space, SearchSpace) else SearchSpace(space)
-    if not isinstance(metric, str) or not metric:
-        raise ConfigTypeError.invalid("metric", metric, "the name of a reported metric")
-    if mode not in ("min", "max"):
-        raise ConfigError.invalid("mode", mode, "'min' or 'max'")
+    metrics, modes = check_objectives(strategy, metric, mode)
+    metric, mode = metrics[0], modes[0]
     _check_int("num_samples", num_samples, 1)
     _check_int("max_t", max_t, 1, allow_none=not s.needs_max_t)
     _check_int("grace_period", grace_period, 1)
@@ -505,6 +610,8 @@ def make_tune_config(
         seed,
         options,
         max_concurrent,
+        metrics,
+        modes,
     )
     search_alg, scheduler, n = s.build(r)
     from ray.tune.search import BasicVariantGenerator
