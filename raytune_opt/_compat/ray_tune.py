@@ -22,6 +22,8 @@ __all__ = [
     "HYPERBAND_HOOKS",
     "bracket_class",
     "HYPERBAND_PRIVATES",
+    "ASHA_PRIVATES",
+    "ASHA_BRACKET_PRIVATES",
     "PBT_PRIVATES",
     "PB2_PRIVATES",
     "SEARCHER_PRIVATES",
@@ -120,6 +122,12 @@ HYPERBAND_HOOKS = {
 # ------------------------------------------------------------------ PBT / PB2
 #: inherited attributes of ``PopulationBasedTraining`` that ``SeededPBT``/``SeededPB2`` save and load
 #: (ray-project/ray#30838) or read for the synchronous mode after a restore (ray-project/ray#48616)
+#: attributes of ``AsyncHyperBandScheduler`` (ASHA) that ``ResumableASHA`` saves and loads: its
+#: brackets, trial id → bracket, the stop count (Ray pickles them in ``save``, which Tune never calls)
+ASHA_PRIVATES = ("_brackets", "_trial_info", "_num_stopped")
+#: an ASHA ``_Bracket``'s rungs: ``[(milestone, {trial_id: metric_op · metric}), ...]``, highest first
+ASHA_BRACKET_PRIVATES = ("_rungs",)
+
 PBT_PRIVATES = (
     "_trial_state",
     "_synch",

@@ -26,9 +26,9 @@ Notes on Ray 2.60 behaviour: ``grid``, ``pbt`` and ``pb2`` run their configurati
 space's conditional grid, the seeded initial population) through Ray's own
 ``BasicVariantGenerator`` (PBT refuses ``Searcher`` s); PBT and PB2 mutate only unconditional
 parameters that no other parameter depends on and clip perturbations into the domains. Ray saves
-no scheduler with the experiment: ``hyperband``, ``bohb``, ``pbt`` and ``pb2`` use the schedulers
-of :mod:`raytune_opt.search.schedulers`, whose state travels with the searcher so that
-``Tuner.restore`` resumes their brackets / population; PBT's and PB2's random draws come from
+no scheduler with the experiment: ``hyperband``, ``asha``, ``bohb``, ``pbt`` and ``pb2`` use the
+schedulers of :mod:`raytune_opt.search.schedulers`, whose state travels with the searcher so that
+``Tuner.restore`` resumes their brackets / rungs / population; PBT's and PB2's random draws come from
 ``seed``. Every strategy reuses trial actors (``reuse_actors=True``), PBT and PB2 included: Ray
 resets a function trainable's process for the next trial and restores the trial's checkpoint —
 an exploit's donor's — into it; PBT's and PB2's schedulers keep ``max_concurrent`` themselves.
@@ -158,11 +158,12 @@ def _asha(r: _Request) -> tuple[Any, Any, int]:
     first trials at a rung meet few rivals, so a rung promotes more than ``1/η`` of its trials early
     (up to 60 % at rungs 3 and 9 in a 40-trial run); the fraction tends to ``1/η`` as trials
     accumulate (tests/search/test_search_hyperband_brackets.py). That is the algorithm, not a bug:
-    for exactly ``1/η`` per rung use ``hyperband``."""
-    from ray.tune.schedulers import ASHAScheduler
+    for exactly ``1/η`` per rung use ``hyperband``. Its rungs survive a restore
+    (:class:`~raytune_opt.search.schedulers.ResumableASHA`)."""
+    from raytune_opt.search.schedulers import ResumableASHA
 
     search, _, n = _sequence("random")(r)
-    sched = ASHAScheduler(
+    sched = ResumableASHA(
         time_attr=r.time_attr,
         max_t=r.max_t,
         grace_period=r.grace_period,

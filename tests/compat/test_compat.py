@@ -105,6 +105,17 @@ def test_hyperband_privates_exist():
     assert not missing, f"ray's _Bracket lost {missing}"
 
 
+def test_asha_privates_exist():
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    sched = AsyncHyperBandScheduler(metric="loss", mode="min", max_t=9, reduction_factor=3)
+    missing = set(ray_tune.ASHA_PRIVATES) - _attribute_names(sched)
+    assert not missing, f"AsyncHyperBandScheduler lost {missing}"
+    (bracket,) = sched._brackets
+    assert not set(ray_tune.ASHA_BRACKET_PRIVATES) - set(vars(bracket))
+    assert all(isinstance(r, dict) for _, r in bracket._rungs)  # (milestone, {trial_id: value})
+
+
 def _pbt(cls, **kw):
     return cls(time_attr="training_iteration", metric="loss", mode="min", perturbation_interval=2, **kw)
 
