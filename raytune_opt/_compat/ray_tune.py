@@ -36,6 +36,7 @@ __all__ = [
     "job_placement_groups",
     "remove_placement_groups",
     "result_grid_trials",
+    "restored_tune_config",
     "tune_run_environment",
     "latest_checkpoint_result",
     "new_bracket",
@@ -188,6 +189,16 @@ def result_grid_trials(grid: Any) -> list[Any]:
     # interrupted fit is told apart from a finished one by the trials still running or pending
     analysis = getattr(grid, "_experiment_analysis", None)
     return list(getattr(analysis, "trials", None) or [])
+
+
+def restored_tune_config(tuner: Any) -> Any:
+    """The ``TuneConfig`` a restored ``Tuner`` will run with (read from ``tuner.pkl``): its
+    ``search_alg`` and ``max_concurrent_trials`` may be replaced before ``fit``. ``None`` for a
+    Tuner in Ray Client mode (``ray://``), whose TunerInternal lives on the cluster."""
+    # no upstream issue found: Tuner.restore takes no TuneConfig (only trainable, param_space and
+    # resume flags), and a restored run's num_samples cannot be raised through any public API
+    local = getattr(tuner, "_local_tuner", None)
+    return None if local is None else local._tune_config
 
 
 #: seconds between Tune's saves of its experiment state while trials run (Tune's "auto" default is

@@ -84,6 +84,9 @@ class Strategy:
     options: tuple[str, ...] = ()
     model_based: bool = False
     needs_max_t: bool = False
+    #: why ``resume --num-samples`` cannot raise this strategy's budget ("": it can; the searcher
+    #: suggests on, its history kept)
+    fixed_budget: str = ""
 
 
 # ---------------------------------------------------------------------- builders
@@ -317,6 +320,7 @@ STRATEGIES: dict[str, Strategy] = {
             "exhaustive grid: choices in full, numeric domains at `points` values (default 3)",
             _grid,
             ("points",),
+            fixed_budget="its trials, num_samples passes over the grid's points, are listed at the start",
         ),
         Strategy("random", "random search: i.i.d. uniform samples of the space", _sequence("random")),
         Strategy(
@@ -374,18 +378,22 @@ STRATEGIES: dict[str, Strategy] = {
             _fabolas,
             _FABOLAS_OPTIONS,
             model_based=True,
+            fixed_budget="it ends the search itself (num_samples, cost_budget) with a full-data "
+            "evaluation of its incumbent",
         ),
         Strategy(
             "pbt",
             "population based training: exploit checkpoints, explore by mutation",
             _pbt,
             (*_PBT_OPTIONS, "resample_probability"),
+            fixed_budget="its population (num_samples members) is created at the start",
         ),
         Strategy(
             "pb2",
             "PB2: population based bandits, a GP-UCB explore step over the numeric bounds",
             _pb2,
             _PBT_OPTIONS,
+            fixed_budget="its population (num_samples members) is created at the start",
         ),
     )
 }
