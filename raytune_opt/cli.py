@@ -2,7 +2,7 @@
 
     raytune-opt run CONFIG [--set key.path=value ...] [--address auto|ray://host:10001]
                            [--storage DIR] [--dry-run]
-    raytune-opt resume DIR [--address ...]
+    raytune-opt resume DIR [--num-samples N] [--address ...]
     raytune-opt evaluate DIR [--seeds k] [--address ...] [--confidence 0.95 | --no-interval]
     raytune-opt widen DIR [--rounds n] [--address ...]
     raytune-opt report DIR [--out DIR]
@@ -77,11 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
     run.add_argument("--no-report", action="store_true", help="skip the report at the end")
 
-    _on_folder(
+    resume = _on_folder(
         sub,
         "resume",
         "continue an interrupted experiment from its folder",
         "the experiment folder (<storage_path>/<name>)",
+    )
+    resume.add_argument(
+        "--num-samples",
+        type=int,
+        metavar="N",
+        help="grow the experiment: the same search goes on to N trials in all, the searcher keeping "
+        "its history (N at least the trials already created; not for grid, pbt, pb2, fabolas)",
     )
     ev = _on_folder(
         sub,
@@ -170,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from raytune_opt.experiment import resume_experiment
 
-    result = resume_experiment(args.dir, address=args.address)
+    result = resume_experiment(args.dir, address=args.address, num_samples=args.num_samples)
     return 130 if result.interrupted else 0
 
 

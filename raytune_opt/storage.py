@@ -121,6 +121,19 @@ class ExperimentFolder:
         with self.fs.open_input_stream(self._fs_path(file)) as f:
             return f.read().decode()
 
+    def names(self, pattern: str) -> list[str]:
+        """The names of the files directly in the folder that match ``pattern`` (``fnmatch``)."""
+        import fnmatch
+
+        if not self.remote:
+            p = Path(self.path)
+            return sorted(x.name for x in p.glob(pattern) if x.is_file()) if p.is_dir() else []
+        import pyarrow.fs
+
+        selector = pyarrow.fs.FileSelector(self._fs_path(), allow_not_found=True)
+        found = [i.base_name for i in self.fs.get_file_info(selector) if i.type == pyarrow.fs.FileType.File]
+        return sorted(fnmatch.filter(found, pattern))
+
     def write_text(self, file: str, text: str) -> None:
         """Write ``file`` (atomically on a local disk: a temporary file, then a rename)."""
         if not self.remote:

@@ -22,6 +22,8 @@ __all__ = [
     "HYPERBAND_HOOKS",
     "bracket_class",
     "HYPERBAND_PRIVATES",
+    "ASHA_PRIVATES",
+    "ASHA_BRACKET_PRIVATES",
     "PBT_PRIVATES",
     "PB2_PRIVATES",
     "SEARCHER_PRIVATES",
@@ -34,6 +36,7 @@ __all__ = [
     "job_placement_groups",
     "remove_placement_groups",
     "result_grid_trials",
+    "restored_tune_config",
     "tune_run_environment",
     "latest_checkpoint_result",
     "new_bracket",
@@ -120,6 +123,12 @@ HYPERBAND_HOOKS = {
 # ------------------------------------------------------------------ PBT / PB2
 #: inherited attributes of ``PopulationBasedTraining`` that ``SeededPBT``/``SeededPB2`` save and load
 #: (ray-project/ray#30838) or read for the synchronous mode after a restore (ray-project/ray#48616)
+#: attributes of ``AsyncHyperBandScheduler`` (ASHA) that ``ResumableASHA`` saves and loads: its
+#: brackets, trial id → bracket, the stop count (Ray pickles them in ``save``, which Tune never calls)
+ASHA_PRIVATES = ("_brackets", "_trial_info", "_num_stopped")
+#: an ASHA ``_Bracket``'s rungs: ``[(milestone, {trial_id: metric_op · metric}), ...]``, highest first
+ASHA_BRACKET_PRIVATES = ("_rungs",)
+
 PBT_PRIVATES = (
     "_trial_state",
     "_synch",
@@ -180,6 +189,16 @@ def result_grid_trials(grid: Any) -> list[Any]:
     # interrupted fit is told apart from a finished one by the trials still running or pending
     analysis = getattr(grid, "_experiment_analysis", None)
     return list(getattr(analysis, "trials", None) or [])
+
+
+def restored_tune_config(tuner: Any) -> Any:
+    """The ``TuneConfig`` a restored ``Tuner`` will run with (read from ``tuner.pkl``): its
+    ``search_alg`` and ``max_concurrent_trials`` may be replaced before ``fit``. ``None`` for a
+    Tuner in Ray Client mode (``ray://``), whose TunerInternal lives on the cluster."""
+    # no upstream issue found: Tuner.restore takes no TuneConfig (only trainable, param_space and
+    # resume flags), and a restored run's num_samples cannot be raised through any public API
+    local = getattr(tuner, "_local_tuner", None)
+    return None if local is None else local._tune_config
 
 
 #: seconds between Tune's saves of its experiment state while trials run (Tune's "auto" default is

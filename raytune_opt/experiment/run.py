@@ -217,6 +217,7 @@ def run_experiment(
     optuna_journal: bool | None = None,
     _restore: bool = False,
     _append: bool = False,
+    _grow: bool = False,
 ) -> ExperimentResult:
     """Run ``exp`` with ``ray.tune.Tuner`` on ``run.address`` (default: a local Ray, or the one this
     process already joined), write the report, and return where everything is.
@@ -274,7 +275,9 @@ def run_experiment(
     connect(exp.run_.address, progress)
     check_resources(exp)
     with _storage_full_named(folder):
-        return _run(exp, plan, name, folder, tracking, progress, report, _restore, bool(journal), _append)
+        return _run(
+            exp, plan, name, folder, tracking, progress, report, _restore, bool(journal), _append, _grow
+        )
 
 
 def _run(
@@ -288,13 +291,20 @@ def _run(
     _restore: bool,
     journal: bool,
     _append: bool,
+    _grow: bool = False,
 ) -> ExperimentResult:
     """:func:`run_experiment` once the folder is chosen and Ray joined."""
     from ray import tune
 
     from raytune_opt import trial_logs
 
-    _write_state(folder, exp, plan, name, **({"finished_at": None} if _append else {}))
+    grown = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}").get("grown", [])
+    if _restore and _grow:
+        grown = [*grown, {"from": _saved_total(folder), "to": plan.num_samples, "at": time.time()}]
+    extra_state = {"grown": grown} if grown else {}
+    _write_state(
+        folder, exp, plan, name, **({"finished_at": None} if _append or _grow else {}), **extra_state
+    )
     started = time.time()
     callbacks = []
     board = None
@@ -332,6 +342,8 @@ def _run(
             resume_unfinished=True,
             resume_errored=True,
         )
+        if grown:  # this resume or an earlier one raised num_samples: Tune restores the old total
+            _grow_search(tuner, plan.num_samples)
     else:
         run_config = tune.RunConfig(
             name=name,
@@ -568,11 +580,111 @@ def load_experiment(path: str | Path, *, address: str | None = None) -> Experime
 
 
 def resume_experiment(
-    path: str | Path, *, address: str | None = None, progress: bool = True, report: bool = True
+    path: str | Path,
+    *,
+    address: str | None = None,
+    num_samples: int | None = None,
+    progress: bool = True,
+    report: bool = True,
 ) -> ExperimentResult:
     """Continue an interrupted experiment (driver killed, Ctrl-C, cluster restart) with
     ``Tuner.restore``: finished trials are kept; unfinished and errored ones resume from their last
-    checkpoints."""
+    checkpoints; the searcher and the scheduler (Hyperband/BOHB brackets, ASHA rungs, the PBT/PB2
+    population) go on from their saved state.
+
+    ``num_samples`` grows the experiment (a finished one too): the same search continues up to
+    ``num_samples`` trials in all, the searcher keeping its history (its observations, its
+    sequence's position, its random streams) and the scheduler its brackets / rungs, as if the run
+    had been planned with that budget (:class:`~raytune_opt.search._searcher.GrownSearch`; Ray's
+    ``Tuner.restore`` keeps the old total). A :class:`ConfigError` before Ray starts when
+    ``num_samples`` is below the trials the experiment created, for a comparison
+    (``search.compare``: ``widen`` searches on there), an experiment without a search, a strategy
+    whose budget is fixed at the start (``grid``, ``pbt``, ``pb2``, ``fabolas``:
+    ``Strategy.fixed_budget``) or a Ray Client address (``ray://``)."""
+    exp = load_experiment(path, address=address)
+    if num_samples is None:
+        return run_experiment(exp, progress=progress, report=report, _restore=True)
     return run_experiment(
-        load_experiment(path, address=address), progress=progress, report=report, _restore=True
+        _grown(exp, num_samples), progress=progress, report=report, _restore=True, _grow=True
     )
+
+
+def _grown(exp: Experiment, num_samples: int) -> Experiment:
+    """``exp`` with ``search.num_samples = num_samples``, checked for growing (see
+    :func:`resume_experiment`)."""
+    from raytune_opt.search import STRATEGIES
+
+    field = "--num-samples"
+    if exp.search is None:
+        raise ConfigError.invalid(field, num_samples, "an experiment with a search section")
+    if exp.search.compare is not None:
+        raise ConfigError.invalid(
+            field,
+            num_samples,
+            "a single search, not a comparison (search.compare; `raytune-opt widen` searches on there)",
+        )
+    reason = STRATEGIES[exp.search.strategy].fixed_budget
+    if reason:
+        raise ConfigError.invalid(
+            field, num_samples, f"a strategy whose budget can grow; {exp.search.strategy!r}: {reason}"
+        )
+    if str(exp.run_.address or "").startswith("ray://"):
+        raise ConfigError.invalid(
+            field,
+            num_samples,
+            f"a driver on the cluster (--address auto or host:port), not {exp.run_.address}",
+        )
+    folder = ExperimentFolder(exp.run_.storage_path, exp.name)
+    created = _created_trials(folder)
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < created:
+        raise ConfigError.invalid(
+            field, num_samples, f"at least the {created} trials {folder.path} already created"
+        )
+    raw = exp.to_dict()
+    raw["search"]["num_samples"] = num_samples
+    return Experiment.from_dict(raw, source=f"{folder.path}/{EXPERIMENT_FILE}")
+
+
+def _newest_tune_state(folder: ExperimentFolder) -> dict[str, Any] | None:
+    """Tune's newest saved experiment state (the ``experiment_state-*.json`` that ``Tuner.restore``
+    reads: the greatest name), as JSON; ``None`` when there is none or it does not read whole."""
+    names = folder.names("experiment_state-*.json")
+    if not names:
+        return None
+    try:
+        return json.loads(folder.read_text(max(names)) or "")
+    except ValueError:
+        return None
+
+
+def _created_trials(folder: ExperimentFolder) -> int:
+    """How many trials Tune's saved state has (the trials the search created before it was saved; 0
+    when Tune saved none: the run starts over)."""
+    state = _newest_tune_state(folder)
+    return len(state.get("trial_data", [])) if state else 0
+
+
+def _saved_total(folder: ExperimentFolder) -> int | None:
+    """The ``num_samples`` the experiment ran with before this resume (``experiment.json``)."""
+    return json.loads(folder.read_text(EXPERIMENT_FILE) or "{}").get("num_samples")
+
+
+def _grow_search(tuner: Any, num_samples: int) -> None:
+    """Makes the restored ``tuner`` create trials up to ``num_samples``: its searcher wrapped as
+    ``tune.run`` would (``ConcurrencyLimiter`` for ``max_concurrent_trials``, then the generator),
+    the generator a :class:`~raytune_opt.search._searcher.GrownSearch`."""
+    from ray.tune.search import ConcurrencyLimiter, Searcher
+
+    from raytune_opt.search._searcher import GrownSearch
+
+    tune_config = _compat.restored_tune_config(tuner)
+    searcher = None if tune_config is None else tune_config.search_alg
+    if not isinstance(searcher, Searcher):
+        raise ConfigError.invalid(
+            "--num-samples", num_samples, f"a restored Tuner whose search is a Searcher, not {searcher!r}"
+        )
+    if tune_config.max_concurrent_trials:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=tune_config.max_concurrent_trials)
+        tune_config.max_concurrent_trials = None
+    tune_config.search_alg = GrownSearch(searcher, num_samples)
+    tune_config.num_samples = num_samples

@@ -10,6 +10,8 @@
   (``logging`` warning with the error), counted in ``searcher.fallbacks`` (saved and restored with
   the rest of the state) and, with ``on_surrogate_error="raise"``, fatal (:class:`SurrogateError`);
   by default (``"random"``) that suggestion is a random candidate instead.
+* :class:`GrownSearch` — Ray's ``SearchGenerator`` restored with a larger ``num_samples``
+  (``raytune-opt resume DIR --num-samples N``): the same search, more trials.
 * :class:`SpaceAdapter` — wraps a foreign searcher (hyperopt's TPE, TuneBOHB) that samples the
   space's hyperopt/ConfigSpace form: flattens its suggestions back into configurations and feeds
   it diverged results as bad ones. Its state (hyperopt's ``Trials``, ConfigSpace objects) can only
@@ -29,7 +31,7 @@ from typing import Any
 
 import numpy as np
 from ray import cloudpickle
-from ray.tune.search import BasicVariantGenerator, Searcher
+from ray.tune.search import BasicVariantGenerator, Searcher, SearchGenerator
 
 from raytune_opt._compat.ray_tune import convert_to_experiment_list
 from raytune_opt.errors import ConfigError
@@ -42,6 +44,7 @@ __all__ = [
     "SURROGATE_ERRORS",
     "SpaceAdapter",
     "PresetGenerator",
+    "GrownSearch",
     "penalize",
     "check_param_space",
     "to_plain",
@@ -504,3 +507,30 @@ class PresetGenerator(BasicVariantGenerator):
                 one = copy.copy(exp)
                 one.spec = {**exp.spec, "config": {**exp.spec.get("config", {}), **config}, "num_samples": 1}
                 super().add_configurations([one])
+
+
+class GrownSearch(SearchGenerator):
+    """Ray's ``SearchGenerator`` (what ``tune.run`` wraps a ``Searcher`` in) that, restored from an
+    experiment's saved state, creates trials up to ``num_samples`` instead of the saved total.
+
+    Ray restores ``total_samples`` with the generator's state (``search_gen_state-*.json``) and
+    ignores a new ``num_samples`` on ``Tuner.restore``: a restored search ends where it was
+    planned to. Here the restored state's ``total_samples`` is replaced by ``num_samples``; the
+    trial counter and the searcher's own state (its observations, its random streams, a
+    sequence's position, a scheduler's brackets or rungs) are restored as they were, so the
+    search goes on where it stopped: trials ``counter + 1 … num_samples`` are suggested from the
+    whole history. ``num_samples`` below the restored counter (trials already created) is a
+    :class:`~raytune_opt.errors.ConfigError`.
+    """
+
+    def __init__(self, searcher: Searcher, num_samples: int) -> None:
+        super().__init__(searcher)
+        self.num_samples = num_samples
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        created = state["counter"]
+        if self.num_samples < created:
+            raise ConfigError.invalid(
+                "num_samples", self.num_samples, f"at least the {created} trials the experiment created"
+            )
+        super().set_state({**state, "total_samples": self.num_samples})

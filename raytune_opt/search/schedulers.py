@@ -13,6 +13,8 @@ created, so empty — then re-adds *every* trial, finished ones included, throug
   checkpoint (every trial perturbs at its first report after the restore, as if it had never
   perturbed), and PB2 forgets its data: its first explores after a restore find no history for
   the donor and copy the donor's configuration unchanged.
+* ``ASHAScheduler`` restarts with empty rungs (ray-project/ray#8783): the trials finished before
+  the restore no longer count, and the first trial to reach each rung afterwards passes it.
 
 **How.** Each scheduler here has ``scheduler_state() -> dict`` (picklable; trials named by id,
 never by ``Trial`` object) and ``load_scheduler_state(state)``. ``make_tune_config`` pairs the
@@ -25,6 +27,7 @@ re-adds the trials. ``on_trial_add`` then puts each known trial back where it wa
   non-members; a trial that had reached its bracket's milestone and waits for the halving is
   re-added as ``PAUSED`` (not ``PENDING``), so it does not train past the milestone before the
   bracket is decided. A finished trial the saved state does not know never joins a bracket.
+* ASHA (:class:`ResumableASHA`): the rungs' recorded values and each live trial's bracket.
 * PBT/PB2: its score, perturbation and train times and last result; a trial that held a donor
   checkpoint (upper quantile) gets its latest checkpoint back. PB2 also keeps its data frame.
 
@@ -102,7 +105,12 @@ from typing import Any
 
 import numpy as np
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import HyperBandScheduler, PopulationBasedTraining, TrialScheduler
+from ray.tune.schedulers import (
+    AsyncHyperBandScheduler,
+    HyperBandScheduler,
+    PopulationBasedTraining,
+    TrialScheduler,
+)
 from ray.tune.schedulers.hb_bohb import HyperBandForBOHB
 from ray.tune.schedulers.pb2 import PB2
 
@@ -122,6 +130,7 @@ __all__ = [
     "SeededPB2",
     "ResumableHyperBand",
     "ResumableHyperBandForBOHB",
+    "ResumableASHA",
     "BRACKET_ORDERS",
     "is_resumable",
 ]
@@ -615,3 +624,73 @@ class ResumableHyperBandForBOHB(_Brackets, HyperBandForBOHB):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._init_brackets()
+
+
+# ------------------------------------------------------------------ ASHA
+
+
+class ResumableASHA(AsyncHyperBandScheduler):
+    """Ray's ``ASHAScheduler`` (``AsyncHyperBandScheduler``) whose rungs survive ``Tuner.restore``.
+
+    Each bracket keeps rungs ``(milestone m, recorded)``, ``recorded = {trial_id: v}`` with
+    ``v = metric_op · metric`` (``metric_op = +1`` for ``mode="max"``, −1 for ``"min"``) at the
+    first report of the trial with ``time_attr ≥ m``. That report stops the trial when
+    ``v < q``, ``q`` the ``(1 − 1/η)``-quantile (``np.nanpercentile``) of the values already
+    recorded at ``m`` (no value yet: it goes on), and records ``v`` either way.
+
+    Ray's restored ASHA starts with empty rungs (ray-project/ray#8783, Tune never saves a
+    scheduler): the first trial to reach each rung after a restore passes it, and every later one
+    is ranked against the trials reported since the restore only — the trials finished before are
+    forgotten. Here the rungs, each live trial's bracket and the stop count travel with the searcher
+    (``scheduler_state``: plain data, trials by id) and are put back before Ray re-adds the trials:
+    a restored live trial goes back to its own bracket, a finished one is not tracked (it never
+    reports again), a trial already recorded at a rung is not recorded twice (Ray's rule), so the
+    rungs after a restore hold what an uninterrupted run's would.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._restored: dict[str, int] = {}  # trial id → bracket index, emptied as Ray re-adds them
+
+    def scheduler_state(self) -> dict[str, Any]:
+        """Per bracket its rungs ``[[milestone, {trial_id: value}], ...]`` (Ray's order, highest
+        milestone first), each live trial's bracket index by id, the stop count."""
+        index = {id(b): i for i, b in enumerate(self._brackets)}
+        return {
+            "rungs": [[[m, dict(recorded)] for m, recorded in b._rungs] for b in self._brackets],
+            "trials": {tid: index[id(b)] for tid, b in self._trial_info.items()},
+            "num_stopped": self._num_stopped,
+        }
+
+    def load_scheduler_state(self, state: dict[str, Any]) -> None:
+        saved = state["rungs"]
+        milestones = [[m for m, _ in b._rungs] for b in self._brackets]
+        if [[m for m, _ in rungs] for rungs in saved] != milestones:
+            raise ValueError(
+                f"the saved ASHA rungs {[[m for m, _ in r] for r in saved]} are not this scheduler's "
+                f"{milestones} (grace_period, max_t, reduction_factor or brackets changed)"
+            )
+        for bracket, rungs in zip(self._brackets, saved, strict=True):
+            bracket._rungs = [(m, dict(recorded)) for m, recorded in rungs]
+        self._restored = dict(state["trials"])
+        self._num_stopped = state["num_stopped"]
+
+    def rungs(self) -> list[dict[Any, dict[str, float]]]:
+        """Per bracket: milestone → ``{trial_id: value}`` recorded there (a copy)."""
+        return [{m: dict(recorded) for m, recorded in b._rungs} for b in self._brackets]
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        idx = self._restored.pop(trial.trial_id, None)
+        if trial.status in _DONE:
+            return  # re-added by a restore after it finished: it never reports again
+        if idx is not None:
+            self._trial_info[trial.trial_id] = self._brackets[idx]
+            return
+        super().on_trial_add(tune_controller, trial)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
+        if trial.trial_id in self._trial_info:
+            super().on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        self._trial_info.pop(trial.trial_id, None)

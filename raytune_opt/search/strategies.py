@@ -26,9 +26,9 @@ Notes on Ray 2.60 behaviour: ``grid``, ``pbt`` and ``pb2`` run their configurati
 space's conditional grid, the seeded initial population) through Ray's own
 ``BasicVariantGenerator`` (PBT refuses ``Searcher`` s); PBT and PB2 mutate only unconditional
 parameters that no other parameter depends on and clip perturbations into the domains. Ray saves
-no scheduler with the experiment: ``hyperband``, ``bohb``, ``pbt`` and ``pb2`` use the schedulers
-of :mod:`raytune_opt.search.schedulers`, whose state travels with the searcher so that
-``Tuner.restore`` resumes their brackets / population; PBT's and PB2's random draws come from
+no scheduler with the experiment: ``hyperband``, ``asha``, ``bohb``, ``pbt`` and ``pb2`` use the
+schedulers of :mod:`raytune_opt.search.schedulers`, whose state travels with the searcher so that
+``Tuner.restore`` resumes their brackets / rungs / population; PBT's and PB2's random draws come from
 ``seed``. Every strategy reuses trial actors (``reuse_actors=True``), PBT and PB2 included: Ray
 resets a function trainable's process for the next trial and restores the trial's checkpoint —
 an exploit's donor's — into it; PBT's and PB2's schedulers keep ``max_concurrent`` themselves.
@@ -104,6 +104,9 @@ class Strategy:
     #: what it does with one metric that several objectives cannot give (stops or clones trials by
     #: it); empty for a strategy without a scheduler
     single_metric_scheduler: str = ""
+    #: why ``resume --num-samples`` cannot raise this strategy's budget ("": it can; the searcher
+    #: suggests on, its history kept)
+    fixed_budget: str = ""
 
 
 # ---------------------------------------------------------------------- builders
@@ -180,11 +183,12 @@ def _asha(r: _Request) -> tuple[Any, Any, int]:
     first trials at a rung meet few rivals, so a rung promotes more than ``1/η`` of its trials early
     (up to 60 % at rungs 3 and 9 in a 40-trial run); the fraction tends to ``1/η`` as trials
     accumulate (tests/search/test_search_hyperband_brackets.py). That is the algorithm, not a bug:
-    for exactly ``1/η`` per rung use ``hyperband``."""
-    from ray.tune.schedulers import ASHAScheduler
+    for exactly ``1/η`` per rung use ``hyperband``. Its rungs survive a restore
+    (:class:`~raytune_opt.search.schedulers.ResumableASHA`)."""
+    from raytune_opt.search.schedulers import ResumableASHA
 
     search, _, n = _sequence("random")(r)
-    sched = ASHAScheduler(
+    sched = ResumableASHA(
         time_attr=r.time_attr,
         max_t=r.max_t,
         grace_period=r.grace_period,
@@ -343,6 +347,7 @@ STRATEGIES: dict[str, Strategy] = {
             _grid,
             ("points",),
             multi_objective=True,
+            fixed_budget="its trials, num_samples passes over the grid's points, are listed at the start",
         ),
         Strategy(
             "random",
@@ -415,6 +420,8 @@ STRATEGIES: dict[str, Strategy] = {
             _fabolas,
             _FABOLAS_OPTIONS,
             model_based=True,
+            fixed_budget="it ends the search itself (num_samples, cost_budget) with a full-data "
+            "evaluation of its incumbent",
         ),
         Strategy(
             "pbt",
@@ -422,6 +429,7 @@ STRATEGIES: dict[str, Strategy] = {
             _pbt,
             (*_PBT_OPTIONS, "resample_probability"),
             single_metric_scheduler="clones the best trials by one metric (exploit)",
+            fixed_budget="its population (num_samples members) is created at the start",
         ),
         Strategy(
             "pb2",
@@ -429,6 +437,7 @@ STRATEGIES: dict[str, Strategy] = {
             _pb2,
             _PBT_OPTIONS,
             single_metric_scheduler="clones the best trials by one metric (exploit)",
+            fixed_budget="its population (num_samples members) is created at the start",
         ),
     )
 }

@@ -105,6 +105,17 @@ def test_hyperband_privates_exist():
     assert not missing, f"ray's _Bracket lost {missing}"
 
 
+def test_asha_privates_exist():
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    sched = AsyncHyperBandScheduler(metric="loss", mode="min", max_t=9, reduction_factor=3)
+    missing = set(ray_tune.ASHA_PRIVATES) - _attribute_names(sched)
+    assert not missing, f"AsyncHyperBandScheduler lost {missing}"
+    (bracket,) = sched._brackets
+    assert not set(ray_tune.ASHA_BRACKET_PRIVATES) - set(vars(bracket))
+    assert all(isinstance(r, dict) for _, r in bracket._rungs)  # (milestone, {trial_id: value})
+
+
 def _pbt(cls, **kw):
     return cls(time_attr="training_iteration", metric="loss", mode="min", perturbation_interval=2, **kw)
 
@@ -319,3 +330,25 @@ def test_a_named_function_trainable_keeps_tunes_resources_and_name():
     cls = named_function_trainable(tune.with_resources(my_trial, {"CPU": 0.5}), "my_trial")
     assert issubclass(cls, Trainable) and cls.__name__ == cls.__qualname__ == "my_trial"
     assert cls.default_resource_request({}).required_resources == {"CPU": 0.5}
+
+
+def test_search_generator_state_has_the_keys_grown_search_reads_and_replaces():
+    """``GrownSearch.set_state`` reads ``counter`` and replaces ``total_samples`` of Ray's
+    ``SearchGenerator.get_state()``; a restored ``Tuner`` keeps its TuneConfig where
+    ``restored_tune_config`` reads it (``tests/experiment/test_resume_grow.py`` grows a real run)."""
+    from ray.tune import Tuner
+    from ray.tune.search import SearchGenerator
+
+    from raytune_opt.search import SearchSpace
+    from raytune_opt.search._searcher import GrownSearch
+    from raytune_opt.search.qmc import SequenceSearcher
+
+    searcher = SequenceSearcher(SearchSpace({"lr": {"uniform": [0.0, 1.0]}}), "random", "loss", "min", 0)
+    state = SearchGenerator(searcher).get_state()
+    assert {"counter", "total_samples", "finished"} <= set(state)
+    grown = GrownSearch(searcher, 7)
+    grown.set_state({**state, "counter": 3, "total_samples": 4})
+    assert grown.total_samples == 7 and not grown.is_finished()
+    with pytest.raises(ValueError, match="at least the 3 trials"):
+        GrownSearch(searcher, 2).set_state({**state, "counter": 3})
+    assert "_local_tuner" in Tuner.__annotations__

@@ -424,3 +424,107 @@ def test_a_full_storage_stops_the_run_with_one_error_line_and_resume_completes(r
     assert list(trials["status"]) == ["finished", "finished"] and set(trials["iterations"]) == {epochs}
     assert json.loads((folder / "experiment.json").read_text())["finished_at"] is not None
     assert (folder / "report.md").stat().st_size > 0
+
+
+def _asha_rungs(folder: Path) -> dict[float, dict[str, float]] | None:
+    """The ASHA rungs in the searcher state Tune last copied to storage (milestone → {trial id:
+    value}); None while there is none or it is being written."""
+    import torch
+
+    paths = sorted(folder.glob("searcher-state-*.pkl"))  # one per session: the newest is the greatest
+    if not paths:
+        return None
+    try:
+        state = torch.load(paths[-1], weights_only=True)
+    except (RuntimeError, EOFError, OSError):  # being written
+        return None
+    (bracket,) = state["__companion_scheduler_state__"]["rungs"]
+    return {float(m): dict(recorded) for m, recorded in bracket}
+
+
+def _rungs_from_results(folder: Path, milestones: list[float], metric: str, sign: float) -> dict:
+    """What ASHA records when it sees every report once: at each milestone, each trial's value
+    (``sign · metric``) at its first report with ``training_iteration ≥ milestone``."""
+    out: dict[float, dict[str, float]] = {m: {} for m in milestones}
+    for result in folder.glob("*/result.json"):
+        lines = [json.loads(x) for x in result.read_text().splitlines() if x.strip()]
+        for m in milestones:
+            first = next((r for r in lines if r["training_iteration"] >= m), None)
+            if first is not None:
+                out[m][first["trial_id"]] = sign * first[metric]
+    return out
+
+
+def test_asha_rungs_survive_a_killed_driver_and_resume(ray_local, tmp_path):
+    """ASHA (η = 2, grace 1, max_t 3: rungs at iterations 1 and 2) with the driver SIGKILLed after
+    two trials ended (finished or stopped by a rung) and two wait at the gate: after ``resume``, the
+    rungs hold every trial's value at each milestone it reached — the killed run's trials included —
+    exactly what an uninterrupted run records from the same reports (Ray's restored ASHA would start
+    from empty rungs and forget the first two). Paced by the gate, as above."""
+    epochs, samples, free = 3, 6, 2
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (tmp_path / "gated_task.py").write_text(GATED_TASK)
+    config = {
+        "name": "asha_killed",
+        "imports": [str(tmp_path / "gated_task.py")],
+        "task": {"name": "gated-digits", "args": {"gate": str(gate), "free": free}},
+        "train": {"epochs": epochs, "batch_size": 64, "checkpoint_every": 1},
+        "optimizer": {"name": "adam"},
+        "search": {
+            "strategy": "asha",
+            "space": {"lr": {"loguniform": [1e-4, 1e-1]}},
+            "num_samples": samples,
+            "max_t": epochs,
+            "reduction_factor": 2,
+            "seed": 0,
+        },
+        "resources": {"max_concurrent_trials": 2},
+        "run": {"storage_path": str(tmp_path), "max_failures": 1},
+    }
+    path = tmp_path / "asha_killed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    gcs = ray_local.get_runtime_context().gcs_address
+    log = tmp_path / "driver.log"
+    folder = tmp_path / "asha_killed"
+
+    def ended_and_saved() -> set[str] | None:
+        # two trials ended, both slots at the gate, and both in the rungs Tune last copied to storage
+        done = _saved_terminated(folder)
+        rungs = _asha_rungs(folder)
+        if len(done) >= free and len(list(gate.glob("waiting_*"))) == 2 and rungs and done <= set(rungs[1.0]):
+            return done
+        return None
+
+    with open(log, "w") as fh:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "raytune_opt", "run", str(path), "--address", gcs],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        before = wait_until(
+            "two trials ended, two at the gate, their rung values saved", ended_and_saved, 300, driver, log
+        )
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        (gate / "release").touch()  # never leave a trial waiting
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=30)
+    assert len(before) == free
+
+    assert cli("resume", folder) == 0
+    state = json.loads((folder / "experiment.json").read_text())
+    rungs = _asha_rungs(folder)
+    assert sorted(rungs) == [1.0, 2.0]
+    expected = _rungs_from_results(
+        folder, [1.0, 2.0], state["metric"], 1.0 if state["mode"] == "max" else -1.0
+    )
+    assert before <= set(rungs[1.0])  # the killed run's trials still count at the first rung
+    assert rungs == expected  # the same values: Ray's own v = metric_op · metric of the same report
+    trials = pd.read_csv(folder / "trials.csv", dtype={"trial_id": str})
+    assert "failed" not in set(trials["status"]) and before <= set(trials["trial_id"])
+    assert len(set(rungs[1.0])) >= samples  # every trial of the budget reported its first rung

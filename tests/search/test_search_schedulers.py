@@ -15,7 +15,13 @@ from ray.tune.experiment import Trial
 from raytune_opt.search import SearchSpace, make_tune_config
 from raytune_opt.search._searcher import PresetGenerator
 from raytune_opt.search.qmc import SequenceSearcher
-from raytune_opt.search.schedulers import ResumableHyperBand, SeededPB2, SeededPBT, SeededStreams
+from raytune_opt.search.schedulers import (
+    ResumableASHA,
+    ResumableHyperBand,
+    SeededPB2,
+    SeededPBT,
+    SeededStreams,
+)
 
 FLAT = {
     "opt": "a",
@@ -169,3 +175,68 @@ def test_hyperband_never_puts_a_finished_trial_it_does_not_know_into_a_bracket()
     done = stub({"lr": 0.1}, Trial.TERMINATED)
     sched.on_trial_add(None, done)  # a restore without saved state (e.g. a run older than this)
     assert done not in sched._trial_info and sched._state["bracket"] is None
+
+
+def asha() -> tuple[SequenceSearcher, ResumableASHA]:
+    cfg = make_tune_config("asha", SearchSpace(FLAT), **{**KW, "max_t": 9}, seed=0, reduction_factor=3)
+    assert isinstance(cfg.scheduler, ResumableASHA) and cfg.search_alg.companion is cfg.scheduler
+    cfg.scheduler.set_search_properties("loss", "min")  # as tune.run does
+    return cfg.search_alg, cfg.scheduler
+
+
+def test_asha_rungs_survive_a_save_and_restore_through_the_searcher(tmp_path):
+    """max_t = 9, η = 3, grace 1: rungs at 1 and 3 (9 stops). Three trials report before the save,
+    one of them finished; after the restore a new trial meets the pre-restore values at each rung
+    (Ray's restored ASHA would let it pass: its rungs were empty) and a restored live trial is not
+    recorded again at a rung it had reached."""
+    search, sched = asha()
+    trials = [stub({"lr": 0.1 * (i + 1)}) for i in range(3)]
+    for t in trials:
+        sched.on_trial_add(None, t)
+    losses = {0: [0.5, 0.4, 0.3], 1: [0.45, 0.35, 0.25], 2: [0.2]}  # trial 2: iteration 1 only
+    for i, history in losses.items():
+        for it, loss in enumerate(history, 1):
+            assert (
+                sched.on_trial_result(None, trials[i], {"training_iteration": it, "loss": loss}) == "CONTINUE"
+            )
+    sched.on_trial_complete(None, trials[0], {"training_iteration": 3, "loss": 0.3})
+    trials[0].set_status(Trial.TERMINATED)
+    saved = sched.rungs()
+    assert saved == [
+        {
+            9: {},
+            3: {trials[0].trial_id: -0.3, trials[1].trial_id: -0.25},
+            1: {trials[0].trial_id: -0.5, trials[1].trial_id: -0.45, trials[2].trial_id: -0.2},
+        }
+    ]
+    search.save(str(tmp_path / "searcher.pkl"))
+
+    # Tuner.restore: searcher and scheduler from tuner.pkl (fresh), the state loaded, then Ray
+    # re-adds every trial, finished ones included, latest result first
+    search2, sched2 = asha()
+    search2.restore(str(tmp_path / "searcher.pkl"))
+    again = [stub(t.config, Trial.TERMINATED if t is trials[0] else Trial.PENDING) for t in trials]
+    for t, old in zip(again, trials, strict=True):
+        t.trial_id = old.trial_id
+    for t in reversed(again):
+        sched2.on_trial_add(None, t)
+    assert sched2.rungs() == saved and sched2._num_stopped == sched._num_stopped
+    assert set(sched2._trial_info) == {trials[1].trial_id, trials[2].trial_id}  # the live ones
+    # trial 1 resumed from an older checkpoint re-reports iteration 3: recorded once, unchanged
+    assert sched2.on_trial_result(None, again[1], {"training_iteration": 3, "loss": 0.1}) == "CONTINUE"
+    assert sched2.rungs() == saved
+    new = stub({"lr": 0.05})
+    sched2.on_trial_add(None, new)
+    # at rung 1 the cutoff is the 2/3-quantile of (-0.5, -0.45, -0.2): -0.37; -0.55 is below it
+    assert sched2.on_trial_result(None, new, {"training_iteration": 1, "loss": 0.55}) == "STOP"
+    fresh_search, fresh = asha()  # Ray's restore: empty rungs, the same trial passes
+    fresh.on_trial_add(None, new)
+    assert fresh.on_trial_result(None, new, {"training_iteration": 1, "loss": 0.55}) == "CONTINUE"
+
+
+def test_asha_refuses_rungs_saved_by_another_configuration():
+    _, sched = asha()
+    state = sched.scheduler_state()
+    cfg = make_tune_config("asha", SearchSpace(FLAT), **{**KW, "max_t": 8}, seed=0, reduction_factor=2)
+    with pytest.raises(ValueError, match="grace_period, max_t"):
+        cfg.scheduler.load_scheduler_state(state)
