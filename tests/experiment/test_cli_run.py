@@ -464,10 +464,9 @@ def test_asha_rungs_survive_a_killed_driver_and_resume(ray_local, tmp_path):
     epochs, samples, free = 3, 6, 2
     gate = tmp_path / "gate"
     gate.mkdir()
-    (tmp_path / "gated_task.py").write_text(GATED_TASK)
     config = {
         "name": "asha_killed",
-        "imports": [str(tmp_path / "gated_task.py")],
+        "imports": [str(write_gated_tasks(tmp_path))],
         "task": {"name": "gated-digits", "args": {"gate": str(gate), "free": free}},
         "train": {"epochs": epochs, "batch_size": 64, "checkpoint_every": 1},
         "optimizer": {"name": "adam"},
@@ -484,7 +483,6 @@ def test_asha_rungs_survive_a_killed_driver_and_resume(ray_local, tmp_path):
     }
     path = tmp_path / "asha_killed.yaml"
     path.write_text(yaml.safe_dump(config))
-    gcs = ray_local.get_runtime_context().gcs_address
     log = tmp_path / "driver.log"
     folder = tmp_path / "asha_killed"
 
@@ -496,24 +494,11 @@ def test_asha_rungs_survive_a_killed_driver_and_resume(ray_local, tmp_path):
             return done
         return None
 
-    with open(log, "w") as fh:
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "raytune_opt", "run", str(path), "--address", gcs],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with gated_driver(ray_local, path, gate, log) as driver:
         before = wait_until(
             "two trials ended, two at the gate, their rung values saved", ended_and_saved, 300, driver, log
         )
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        (gate / "release").touch()  # never leave a trial waiting
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait(timeout=30)
+        _kill(driver)
     assert len(before) == free
 
     assert cli("resume", folder) == 0
