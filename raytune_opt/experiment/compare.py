@@ -137,6 +137,7 @@ def _search_and_test(
     from raytune_opt.experiment.run import run_experiment
 
     done = _finished(folder)
+    drawn = False  # the report's figures of these very trials were just written
     if append or not done:
         result = run_experiment(
             sub,
@@ -149,9 +150,10 @@ def _search_and_test(
         )
         if result.interrupted:
             return False
+        drawn = "report.md" in result.files
     if not _evaluated(folder, seeds):
         _set_aside_test(folder)
-        evaluate(folder.path, seeds, confidence=CONFIDENCE, progress=progress)
+        evaluate(folder.path, seeds, confidence=CONFIDENCE, progress=progress, _figures=not drawn)
     return True
 
 

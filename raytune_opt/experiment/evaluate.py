@@ -122,6 +122,7 @@ def evaluate(
     address: str | None = None,
     progress: bool = True,
     report: bool = True,
+    _figures: bool = True,
 ) -> dict[str, Any]:
     """Evaluate the best configuration of the experiment in ``path`` on its task's test split over
     ``seeds`` seeds (see the module docstring); ``confidence`` defaults to 0.95 (no interval with
@@ -204,7 +205,8 @@ def evaluate(
     if folder.remote:
         (local / TEST_FILE).write_text(folder.read_text(TEST_FILE) or "")
     if report:
-        files = report_.write_results(report_.load(local), local)
+        # _figures=False: a comparison's search has just drawn them from the same trials
+        files = report_.write_results(report_.load(local), local, figures=_figures)
         if folder.remote:
             folder.upload(files)
     if progress:

@@ -64,8 +64,14 @@ def write(
     return write_results(load(exp_dir, metric=metric, mode=mode), out)
 
 
-def write_results(results: Results, out: str | os.PathLike[str] | None = None) -> dict[str, Path]:
-    """Write the report of already loaded ``results`` into ``out`` (default: their directory)."""
+def write_results(
+    results: Results, out: str | os.PathLike[str] | None = None, *, figures: bool = True
+) -> dict[str, Path]:
+    """Write the report of already loaded ``results`` into ``out`` (default: their directory).
+
+    ``figures=False``: the figures and ``report.html`` in ``out`` are already those of these trials
+    (drawn from the trials alone, e.g. just before a test was added), so only ``summary.json``,
+    ``trials.csv`` and ``report.md`` (and the Pareto CSV) are written again, and returned."""
     from raytune_opt.report import comparison
 
     if comparison.is_comparison(results.exp_dir):
@@ -81,29 +87,33 @@ def write_results(results: Results, out: str | os.PathLike[str] | None = None) -
     tmp = out / "trials.csv.tmp"
     results.trials.to_csv(tmp, index=False)
     tmp.replace(out / "trials.csv")
-    figures = [plots.best_so_far, plots.learning_curves, plots.hyperparameters]
+    drawn = [plots.best_so_far, plots.learning_curves, plots.hyperparameters]
     with_optimizers = len(results.optimizers) > 1
     if with_optimizers:
-        figures.append(plots.optimizers)
-    figures += _OPTUNA_VIEWS
+        drawn.append(plots.optimizers)
+    drawn += _OPTUNA_VIEWS
     with_fractions = plots.FRACTION in results.trials.columns
     if with_fractions:
-        figures.append(plots.fractions)
-    for draw in figures:
-        draw(results, out / f"{draw.__name__}.png")
+        drawn.append(plots.fractions)
+    if figures:
+        for draw in drawn:
+            draw(results, out / f"{draw.__name__}.png")
     text = _markdown(results, summary, with_optimizers) + _optuna_markdown(results)
     extra: list[str] = []
     if front is not None:
         tmp = out / (pareto.PARETO_CSV + ".tmp")
         front.to_csv(tmp, index=False)
         tmp.replace(out / pareto.PARETO_CSV)
-        pareto.plot(results, out / pareto.PARETO_PNG)
-        extra = [pareto.PARETO_CSV, pareto.PARETO_PNG]
+        if figures:
+            pareto.plot(results, out / pareto.PARETO_PNG)
+        extra = [pareto.PARETO_CSV, pareto.PARETO_PNG] if figures else [pareto.PARETO_CSV]
         text += _pareto_markdown(results)
     _atomic(out / "report.md", text + (_fraction_markdown(results) if with_fractions else ""))
-    names = ["summary.json", "trials.csv", *(f"{d.__name__}.png" for d in figures), *extra, "report.md"]
+    pngs = [f"{d.__name__}.png" for d in drawn] if figures else []
+    names = ["summary.json", "trials.csv", *pngs, *extra, "report.md"]
     files = {name: out / name for name in names}
-    files.update(_interactive(results, out))
+    if figures:
+        files.update(_interactive(results, out))
     return files
 
 
