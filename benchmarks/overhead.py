@@ -29,14 +29,28 @@ on top of ``benchmarks/results/overhead.md``, above the older ones.
     python benchmarks/overhead.py                    # 200 trials, 3 repeats, all sides
     python benchmarks/overhead.py --quick            # 10 trials, 1 repeat (the test suite runs this)
     python benchmarks/overhead.py --sides raw,ours   # a subset (profiling): medians only, nothing written
+    python benchmarks/overhead.py --sizes 1000,5000,10000   # scaling mode (issue 20)
+
+Scaling mode (``--sizes``): at each size, raw Tune (JSON + CSV, ``raw``) and raytune-opt (``ours``) run
+once each (the order alternates from size to size; 2 unmeasured trials of each side first), and the table
+has the wall time, trials/s and the driver's RSS during ``fit`` — its peak (sampled every 0.2 s in a
+background thread, from ``/proc/self/status`` or psutil) and at the end — and the process's ``ru_maxrss``
+(monotone over the whole process, so only the first row it grows in is that side's own). The ratios:
+ours/raw trials/s at each size (target within 10 %) and RSS(largest)/RSS(smallest) per side, peak and end
+(target <= 1.2 from 1000 to 10 000 trials; Ray #64231: the driver keeps every finished trial). A run
+writes its section on top of ``benchmarks/results/overhead.md`` (``--out`` elsewhere); ``--quick`` with
+``--sizes`` writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
+import resource
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -142,6 +156,120 @@ def run_ours(n: int, storage: str, checkpoint: bool = False) -> tuple[float, flo
     return wall, time.perf_counter() - start
 
 
+def rss_mb() -> float:
+    """The driver's current resident set size in MB (``/proc/self/status``, else psutil)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+class RssSampler:
+    """Samples :func:`rss_mb` every ``interval`` s in a daemon thread between ``__enter__`` and ``__exit__``;
+    ``peak`` the largest sample, ``end`` the RSS after the block (after a ``gc.collect()``)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval, self.peak, self.end = interval, 0.0, 0.0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_mb())
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> RssSampler:
+        self.peak = rss_mb()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        gc.collect()
+        self.end = rss_mb()
+        self.peak = max(self.peak, self.end)
+
+
+def maxrss_mb() -> float:
+    """``ru_maxrss`` of this process in MB (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+SCALING_SIDES = {"raw": "raw Tune (JSON + CSV)", "ours": "raytune-opt"}
+
+
+def scaling(sizes: list[int], out: Path | None) -> dict[str, dict[int, dict[str, float]]]:
+    """Scaling mode: each of ``SCALING_SIDES`` once at each size; prints (and writes to ``out``) the table."""
+    rows: dict[str, dict[int, dict[str, float]]] = {k: {} for k in SCALING_SIDES}
+    log: list[str] = []
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as storage:
+        run_raw(2, storage)  # warm-up, not measured: imports and the first trial actors on both sides
+        run_ours(2, storage)
+        for i, n in enumerate(sizes):
+            order = list(SCALING_SIDES) if i % 2 == 0 else list(SCALING_SIDES)[::-1]
+            for side in order:
+                with RssSampler() as rss:
+                    wall = run_raw(n, storage) if side == "raw" else run_ours(n, storage)[0]
+                rows[side][n] = {
+                    "wall_s": wall,
+                    "trials_per_s": n / wall,
+                    "rss_peak_mb": rss.peak,
+                    "rss_end_mb": rss.end,
+                    "maxrss_mb": maxrss_mb(),
+                }
+                r = rows[side][n]
+                log.append(
+                    f"{n} {side}: {wall:.1f} s, {r['trials_per_s']:.1f} trials/s, RSS peak "
+                    f"{rss.peak:.0f} MB, end {rss.end:.0f} MB, ru_maxrss {r['maxrss_mb']:.0f} MB"
+                )
+                print(log[-1], flush=True)
+    table = [
+        "| size | side | wall (s) | trials/s | driver RSS peak (MB) | driver RSS end (MB) | ru_maxrss (MB) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for n in sizes:
+        for side, label in SCALING_SIDES.items():
+            r = rows[side][n]
+            table.append(
+                f"| {n} | {label} | {r['wall_s']:.1f} | {r['trials_per_s']:.1f} | {r['rss_peak_mb']:.0f} "
+                f"| {r['rss_end_mb']:.0f} | {r['maxrss_mb']:.0f} |"
+            )
+    speed = ", ".join(
+        f"{n}: {rows['ours'][n]['trials_per_s'] / rows['raw'][n]['trials_per_s']:.2f}" for n in sizes
+    )
+    lo, hi = min(sizes), max(sizes)
+    growth = "; ".join(
+        f"{side} peak {rows[side][hi]['rss_peak_mb'] / rows[side][lo]['rss_peak_mb']:.2f}, "
+        f"end {rows[side][hi]['rss_end_mb'] / rows[side][lo]['rss_end_mb']:.2f}"
+        for side in SCALING_SIDES
+    )
+    ratios = (
+        f"ours/raw trials/s by size (target >= 0.9): {speed}\n"
+        f"driver RSS({hi})/RSS({lo}) (target <= 1.2): {growth}"
+    )
+    text = "\n".join(table)
+    print(text)
+    print(ratios)
+    if out is not None:
+        section = (
+            f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: scaling, no-op trials x 3 reports at "
+            f"sizes {', '.join(map(str, sizes))}, one run per side and size, {os.cpu_count()} CPUs, load "
+            f"average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after\n\n"
+            "```\n" + "\n".join(log) + "\n```\n\n" + text + "\n\n" + ratios.replace("\n", "\n\n") + "\n"
+        )
+        _prepend(out, section)
+    return rows
+
+
 def _prepend(path: Path, section: str) -> None:
     """Put ``section`` on top of the results file, under its title; older sections stay below."""
     title = "# overhead (no-op trials through raytune-opt and raw ray.tune.Tuner)\n"
@@ -172,9 +300,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         help=f"comma-separated subset of {', '.join(SIDES)} (profiling; the table needs all)",
     )
     parser.add_argument(
+        "--sizes",
+        default=None,
+        help="scaling mode: comma-separated trial counts (e.g. 1000,5000,10000), raw and ours at each",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, help=f"markdown table (default {RESULTS}, not --quick)"
     )
     args = parser.parse_args(argv)
+    sizes = [int(x) for x in args.sizes.split(",") if x] if args.sizes else []
+    if args.sizes is not None and (len(sizes) < 2 or min(sizes) < 1):
+        parser.error("--sizes needs at least two positive trial counts")
     if args.quick:
         args.trials, args.repeats = 10, 1
     chosen = [k for k in args.sides.split(",") if k]
@@ -192,6 +328,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if not ray.is_initialized():
         connect(None, progress=False)  # the runner's own local Ray (workers preload torch)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if sizes:
+        out = args.out if args.out is not None or args.quick else RESULTS
+        return scaling(sizes, out)  # type: ignore[return-value]
     n = args.trials
     walls: dict[str, list[float]] = {k: [] for k in chosen}
     rep: list[float] = []

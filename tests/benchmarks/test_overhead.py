@@ -21,3 +21,43 @@ def test_quick_overhead_benchmark_prints_the_table(ray_local, capsys) -> None:
     assert "| raytune-opt run | " in out and "| raw ray.tune.Tuner (JSON + CSV, as raytune-opt) | " in out
     assert "| raw ray.tune.Tuner (JSON + CSV) + final checkpoint | " in out and "Tune defaults" in out
     assert out.strip().splitlines()[-1].startswith("headline: raytune-opt/raw = ")
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("overhead", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scaling_mode_table_ratios_and_section(monkeypatch, tmp_path, capsys) -> None:
+    """--sizes: the table and ratios from the measured rows (the sides faked: no Ray, no wall-clock
+    assertion), and the section written on top of --out."""
+    module = _load()
+    ran: list[tuple[str, int]] = []
+    monkeypatch.setattr(module, "run_raw", lambda n, storage: ran.append(("raw", n)) or 0.5)
+    monkeypatch.setattr(module, "run_ours", lambda n, storage: ran.append(("ours", n)) or (0.25, 0.0))
+    out = tmp_path / "overhead.md"
+    rows = module.scaling([5, 10], out)
+    assert ran == [("raw", 2), ("ours", 2), ("raw", 5), ("ours", 5), ("ours", 10), ("raw", 10)]
+    assert rows["raw"][10]["trials_per_s"] == 20 and rows["ours"][10]["trials_per_s"] == 40
+    for side in ("raw", "ours"):
+        for n in (5, 10):
+            r = rows[side][n]
+            assert 0 < r["rss_end_mb"] <= r["rss_peak_mb"] and r["maxrss_mb"] > 0
+    printed = capsys.readouterr().out
+    assert "| 10 | raytune-opt | 0.2 | 40.0 | " in printed
+    assert "ours/raw trials/s by size (target >= 0.9): 5: 2.00, 10: 2.00" in printed
+    assert "driver RSS(10)/RSS(5) (target <= 1.2): raw peak " in printed
+    text = out.read_text()
+    assert text.startswith("# overhead") and "scaling, no-op trials x 3 reports at sizes 5, 10" in text
+
+
+def test_rss_sampler_sees_an_allocation_inside_the_block() -> None:
+    module = _load()
+    with module.RssSampler(interval=0.01) as rss:
+        block = bytearray(64 * 2**20)
+        block[::4096] = b"x" * len(block[::4096])  # touch every page: resident
+        module.time.sleep(0.05)
+        del block
+    assert rss.peak >= rss.end > 0
