@@ -39,6 +39,20 @@ def stub(config: dict, status: str = Trial.PENDING) -> Trial:
     return trial
 
 
+def restored(fresh: tuple, path: str, trials: list[Trial]) -> tuple:
+    """What ``Tuner.restore`` does with a ``fresh`` (searcher, scheduler) pair: the searcher's state
+    loaded from ``path``, then every trial re-added (the first finished, the others PENDING, with their
+    ids), latest first. Returns the searcher, the scheduler and the re-added trials."""
+    search, sched = fresh
+    search.restore(path)
+    again = [stub(t.config, Trial.TERMINATED if t is trials[0] else Trial.PENDING) for t in trials]
+    for t, old in zip(again, trials, strict=True):
+        t.trial_id = old.trial_id
+    for t in reversed(again):
+        sched.on_trial_add(None, t)
+    return search, sched, again
+
+
 def explore_sequence(seed: int | None, n: int = 12) -> list:
     """``n`` explore steps of the ``pbt`` strategy's scheduler, each from the previous result."""
     cfg = make_tune_config(
@@ -156,13 +170,7 @@ def test_hyperband_brackets_survive_a_save_and_restore_through_the_searcher(tmp_
 
     # Tuner.restore: the searcher and its companion from tuner.pkl (fresh), the state loaded, then
     # Ray re-adds every trial — unfinished ones PENDING, latest result first
-    search2, sched2 = hyperband("ray")
-    search2.restore(str(tmp_path / "searcher.pkl"))
-    again = [stub(t.config, Trial.TERMINATED if t is trials[0] else Trial.PENDING) for t in trials]
-    for t, old in zip(again, trials, strict=True):
-        t.trial_id = old.trial_id
-    for t in reversed(again):
-        sched2.on_trial_add(None, t)
+    _, sched2, again = restored(hyperband("ray"), str(tmp_path / "searcher.pkl"), trials)
     assert membership(sched2) == saved
     assert [t.status for t in again[3:6]] == [Trial.PAUSED, Trial.PAUSED, Trial.PENDING]  # wait at 3
     new = stub({"lr": 0.05})
@@ -213,13 +221,7 @@ def test_asha_rungs_survive_a_save_and_restore_through_the_searcher(tmp_path):
 
     # Tuner.restore: searcher and scheduler from tuner.pkl (fresh), the state loaded, then Ray
     # re-adds every trial, finished ones included, latest result first
-    search2, sched2 = asha()
-    search2.restore(str(tmp_path / "searcher.pkl"))
-    again = [stub(t.config, Trial.TERMINATED if t is trials[0] else Trial.PENDING) for t in trials]
-    for t, old in zip(again, trials, strict=True):
-        t.trial_id = old.trial_id
-    for t in reversed(again):
-        sched2.on_trial_add(None, t)
+    _, sched2, again = restored(asha(), str(tmp_path / "searcher.pkl"), trials)
     assert sched2.rungs() == saved and sched2._num_stopped == sched._num_stopped
     assert set(sched2._trial_info) == {trials[1].trial_id, trials[2].trial_id}  # the live ones
     # trial 1 resumed from an older checkpoint re-reports iteration 3: recorded once, unchanged
