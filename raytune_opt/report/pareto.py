@@ -101,8 +101,9 @@ def front(results: Results) -> pd.DataFrame:
     )
 
 
-def plot(results: Results, path: Path) -> Path:
-    """``pareto.png``: the considered trials on the first two objectives, the front highlighted."""
+def plot(results: Results, path: Path, f: pd.DataFrame | None = None) -> Path:
+    """``pareto.png``: the considered trials on the first two objectives, the front highlighted
+    (``f``: the :func:`front` when the caller has it already)."""
     from raytune_opt.report.plots import _figure, _note, _save
 
     objectives = _objectives(results)
@@ -113,7 +114,7 @@ def plot(results: Results, path: Path) -> Path:
     if pool.empty:
         _note(ax, "no trial ended with finite values of every objective")
     else:
-        f = front(results)
+        f = front(results) if f is None else f
         ax.scatter(pool[mx], pool[my], s=22, color="0.6", label="trials")
         stairs = f.sort_values(mx)
         ax.step(stairs[mx], stairs[my], where="post", color="C3", alpha=0.5, linewidth=1)
@@ -126,12 +127,13 @@ def plot(results: Results, path: Path) -> Path:
     return _save(fig, path)
 
 
-def summary(results: Results) -> str:
-    """The front as text for the end of a run (and ``raytune-opt report``): a markdown table."""
+def summary(results: Results, f: pd.DataFrame | None = None) -> str:
+    """The front as text for the end of a run (and ``raytune-opt report``): a markdown table
+    (``f``: the :func:`front` when the caller has it already)."""
     from raytune_opt.report.tables import markdown
 
     objectives = _objectives(results)
-    f = front(results)
+    f = front(results) if f is None else f
     metrics = [m for m, _ in objectives]
     searched = [c for c in f.columns if c.startswith("config/") and _varies(results, c)]
     rows = [[r["trial_id"], *(r[m] for m in metrics), *(r[c] for c in searched)] for _, r in f.iterrows()]

@@ -42,11 +42,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from raytune_opt.report import landscape, pareto, plots
 from raytune_opt.report.edges import EDGE_MARGIN, widen_cell
 from raytune_opt.report.results import Results, load
 from raytune_opt.report.tables import fmt, markdown, optimizer_table, table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["write", "write_results"]
 
@@ -84,9 +88,7 @@ def write_results(
         summary["objectives"] = [{"metric": m, "mode": d} for m, d in results.objectives]
         summary["pareto_trial_ids"] = [str(t) for t in front["trial_id"]]
     _atomic(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
-    tmp = out / "trials.csv.tmp"
-    results.trials.to_csv(tmp, index=False)
-    tmp.replace(out / "trials.csv")
+    _atomic_csv(out / "trials.csv", results.trials)
     drawn = [plots.best_so_far, plots.learning_curves, plots.hyperparameters]
     with_optimizers = len(results.optimizers) > 1
     if with_optimizers:
@@ -101,13 +103,11 @@ def write_results(
     text = _markdown(results, summary, with_optimizers) + _optuna_markdown(results)
     extra: list[str] = []
     if front is not None:
-        tmp = out / (pareto.PARETO_CSV + ".tmp")
-        front.to_csv(tmp, index=False)
-        tmp.replace(out / pareto.PARETO_CSV)
+        _atomic_csv(out / pareto.PARETO_CSV, front)
         if figures:
-            pareto.plot(results, out / pareto.PARETO_PNG)
+            pareto.plot(results, out / pareto.PARETO_PNG, front)
         extra = [pareto.PARETO_CSV, pareto.PARETO_PNG] if figures else [pareto.PARETO_CSV]
-        text += _pareto_markdown(results)
+        text += _pareto_markdown(results, front)
     _atomic(out / "report.md", text + (_fraction_markdown(results) if with_fractions else ""))
     pngs = [f"{d.__name__}.png" for d in drawn] if figures else []
     names = ["summary.json", "trials.csv", *pngs, *extra, "report.md"]
@@ -141,7 +141,7 @@ def _interactive(results: Results, out: Path) -> dict[str, Path]:
     return {"report.html": write_html(results, out / "report.html")}
 
 
-def _pareto_markdown(results: Results) -> str:
+def _pareto_markdown(results: Results, front: pd.DataFrame) -> str:
     """The Pareto front's section (several objectives)."""
     return "\n".join(
         [
@@ -152,7 +152,7 @@ def _pareto_markdown(results: Results) -> str:
             "(`raytune_opt.report.pareto`). The rest of this report ranks by the first objective, "
             f"{results.metric} ({results.mode}).",
             "",
-            pareto.summary(results),
+            pareto.summary(results, front),
             "",
             f"![pareto front]({pareto.PARETO_PNG})",
             "",
@@ -356,6 +356,13 @@ def _edge_section(edges: list[dict]) -> list[str]:
         markdown(["parameter", "best", "range", "edge", "widen to (search.space)"], rows),
         "",
     ]
+
+
+def _atomic_csv(path: Path, frame: pd.DataFrame) -> None:
+    """Write ``frame`` as CSV (no index) to a temporary file beside ``path``, then rename it over."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
 
 
 def _atomic(path: Path, text: str) -> None:
