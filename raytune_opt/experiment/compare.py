@@ -13,7 +13,8 @@ optimizers are compared on held-out data, with the spread over seeds.
    earned (a Hyperband bracket stops most of an optimizer's trials after one epoch).
 2. **Seeds, held-out test.** Each sub-experiment's best configuration (by validation) is retrained
    from scratch over ``search.compare_seeds`` train seeds and evaluated once on the test split
-   (:func:`raytune_opt.experiment.evaluate.evaluate`, its ``test.json``).
+   (its ``test.json``). This runs after all the searches, every optimizer's seeds submitted at once
+   (:func:`raytune_opt.experiment.evaluate.evaluate_many`), so they share warm Ray workers.
 3. **The report** (:mod:`raytune_opt.report.comparison`, in the comparison's folder): optimizers
    ranked by mean test metric with 95 % Student's t intervals, Welch's t-test between every pair
    (Holm-corrected), the tuning curves of all optimizers on one figure.
@@ -120,41 +121,55 @@ def _set_aside_test(folder: ExperimentFolder) -> None:
         folder.write_text(f"test-{json.loads(text).get('trial_id')}.json", text)
 
 
-def _search_and_test(
+def _search(
     sub: Experiment,
     folder: ExperimentFolder,
-    seeds: int,
     progress: bool,
     *,
     append: bool = False,
     callbacks: Sequence[Any] = (),
     optuna_journal: bool | None = None,
-) -> bool:
-    """Run (``append``: a widened search into the folder), resume or skip one optimizer's search,
-    then its seed retraining and test unless done for its current best; ``False`` if interrupted.
-    ``callbacks`` and ``optuna_journal`` go to the search as :func:`run_experiment` takes them."""
-    from raytune_opt.experiment.evaluate import evaluate
+) -> bool | None:
+    """Run (``append``: a widened search into the folder), resume or skip one optimizer's search:
+    ``None`` if interrupted, else whether its report's figures were just drawn. ``callbacks`` and
+    ``optuna_journal`` go to the search as :func:`run_experiment` takes them."""
     from raytune_opt.experiment.run import run_experiment
 
     done = _finished(folder)
-    drawn = False  # the report's figures of these very trials were just written
-    if append or not done:
-        result = run_experiment(
-            sub,
+    if not append and done:
+        return False
+    result = run_experiment(
+        sub,
+        progress=progress,
+        report=True,
+        callbacks=callbacks,
+        optuna_journal=optuna_journal,
+        _restore=done is False and not append,
+        _append=append,
+    )
+    if result.interrupted:
+        return None
+    return "report.md" in result.files
+
+
+def _test(searched: dict[str, tuple[ExperimentFolder, bool]], seeds: int, progress: bool) -> None:
+    """The seed retraining and test of every searched optimizer not yet tested for its current best
+    (``searched``: optimizer → its folder and whether its figures were just drawn), all seeds of all
+    of them at once (:func:`~raytune_opt.experiment.evaluate.evaluate_many`: they share warm Ray
+    workers)."""
+    from raytune_opt.experiment.evaluate import evaluate_many
+
+    todo = [(f, drawn) for f, drawn in searched.values() if not _evaluated(f, seeds)]
+    for f, _ in todo:
+        _set_aside_test(f)
+    if todo:
+        evaluate_many(
+            [f.path for f, _ in todo],
+            seeds,
+            confidence=CONFIDENCE,
             progress=progress,
-            report=True,
-            callbacks=callbacks,
-            optuna_journal=optuna_journal,
-            _restore=done is False and not append,
-            _append=append,
+            _figures=[not drawn for _, drawn in todo],
         )
-        if result.interrupted:
-            return False
-        drawn = "report.md" in result.files
-    if not _evaluated(folder, seeds):
-        _set_aside_test(folder)
-        evaluate(folder.path, seeds, confidence=CONFIDENCE, progress=progress, _figures=not drawn)
-    return True
 
 
 def widened_experiment(sub: Experiment, edges: list[dict[str, Any]], seed: int | None) -> Experiment:
@@ -274,14 +289,18 @@ def run_comparison(
 
     started = time.time()
     interrupted = False
+    searched: dict[str, tuple[ExperimentFolder, bool]] = {}
     for i, opt in enumerate(s.optimizers, start=1):
         if progress:
             print(f"comparison {name}: {opt} ({i}/{len(s.optimizers)})", flush=True)
-        if not _search_and_test(
-            *sub_of(opt), s.compare_seeds, progress, callbacks=callbacks, optuna_journal=optuna_journal
-        ):
+        sub, sub_folder = sub_of(opt)
+        drawn = _search(sub, sub_folder, progress, callbacks=callbacks, optuna_journal=optuna_journal)
+        if drawn is None:
             interrupted = True
             break
+        searched[opt] = (sub_folder, drawn)
+    if not interrupted:
+        _test(searched, s.compare_seeds, progress)
     r = 1
     while not interrupted and r <= s.compare_widen:
         logged = info["widened"][r - 1] if r <= len(info["widened"]) else None
@@ -291,6 +310,7 @@ def run_comparison(
         if logged is None:
             info["widened"].append(entry)
             _write_info(folder, info)
+        searched = {}
         for opt, edges in entry["widened"].items():
             sub, sub_folder = sub_of(opt)
             append = int(_state(sub_folder).get("widen_round") or 0) < r  # not yet started this round
@@ -302,17 +322,20 @@ def run_comparison(
                 sub_folder.write_text(EXPERIMENT_FILE, json.dumps(state, indent=2, default=str))
             if progress:
                 print(f"comparison {name}: {opt}, widened (round {r})", flush=True)
-            if not _search_and_test(
+            drawn = _search(
                 sub,
                 sub_folder,
-                s.compare_seeds,
                 progress,
                 append=append,
                 callbacks=callbacks,
                 optuna_journal=optuna_journal,
-            ):
+            )
+            if drawn is None:
                 interrupted = True
                 break
+            searched[opt] = (sub_folder, drawn)
+        if not interrupted:
+            _test(searched, s.compare_seeds, progress)
         r += 1
     state = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")
     wall = (state.get("wall_s") or 0.0) + time.time() - started

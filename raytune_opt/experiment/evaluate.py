@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from raytune_opt.errors import ConfigError
 from raytune_opt.experiment.run import connect, load_experiment
 from raytune_opt.storage import ExperimentFolder
 
-__all__ = ["TEST_FILE", "DEFAULT_SEEDS", "evaluate", "check_seeds", "check_test_split"]
+__all__ = ["TEST_FILE", "DEFAULT_SEEDS", "evaluate", "evaluate_many", "check_seeds", "check_test_split"]
 
 #: the evaluation's file in the experiment folder (``raytune_opt.report.results.TEST_FILE``)
 TEST_FILE = "test.json"
@@ -94,13 +95,13 @@ def _retrain(config: Mapping[str, Any], tasks: dict[str, Any], device: str | Non
     return retrain_and_evaluate(config, "test", device)
 
 
-def _run_seeds(exp: Any, configs: list[dict[str, Any]], progress: bool) -> list[dict[str, Any]]:
-    """Every seed's :func:`retrain_and_evaluate` as a Ray task with a trial's resource request."""
+def _seed_refs(exp: Any, configs: list[dict[str, Any]]) -> list[Any]:
+    """Every seed's :func:`retrain_and_evaluate` submitted as a Ray task with a trial's resource
+    request (``ray.get`` of the refs waits for them)."""
     import ray
 
     from raytune_opt.train.trainable import shipped_tasks
 
-    connect(exp.run_.address, progress)
     r = exp.resources
     gpu = r.use_gpu
     task = ray.remote(
@@ -109,8 +110,158 @@ def _run_seeds(exp: Any, configs: list[dict[str, Any]], progress: bool) -> list[
         max_retries=max(exp.run_.max_failures, 0),
     )(_retrain)
     tasks = shipped_tasks({str(c.get("task")) for c in configs})
-    refs = [task.remote(c, tasks, "cuda" if gpu else None) for c in configs]
-    return ray.get(refs)
+    return [task.remote(c, tasks, "cuda" if gpu else None) for c in configs]
+
+
+@dataclass
+class _Evaluation:
+    """One folder's evaluation between its checks and its ``test.json``: what to retrain (``configs``)
+    or what its checkpoint gave (``runs``)."""
+
+    folder: ExperimentFolder
+    local: Path
+    exp: Any
+    spec: Any
+    results: Any
+    best: dict[str, Any]
+    config: dict[str, Any]
+    metric: str
+    mode: str
+    epochs: int
+    level: float | None
+    configs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    source: str = "retrained"
+
+
+def _prepare(
+    path: str | os.PathLike[str], seeds: int, level: float | None, address: str | None, progress: bool
+) -> _Evaluation:
+    """Every check of :func:`evaluate` (a ``ConfigError`` before anything is trained), and with one
+    seed the best trial's full-length checkpoint evaluated; otherwise the seeds' configurations."""
+    from raytune_opt import report as report_
+
+    folder = ExperimentFolder.at(path)
+    exp = load_experiment(path, address=address)
+    spec = check_test_split(exp)
+    local = folder.local_copy()
+    results = report_.load(local)
+    best = results.best
+    if best is None:
+        raise ConfigError.invalid(
+            "experiment directory",
+            folder.path,
+            f"an experiment with a trial that reported a finite {results.metric} (none did)",
+        )
+    config = dict(best["config"])
+    # the search metric's test twin: test_loss for a loss, else the task's metric on test
+    loss = results.metric in ("val_loss", "train_loss")
+    ev = _Evaluation(
+        folder=folder,
+        local=local,
+        exp=exp,
+        spec=spec,
+        results=results,
+        best=best,
+        config=config,
+        metric="test_loss" if loss else f"test_{spec.metric.name}",
+        mode="min" if loss else spec.metric.mode,
+        epochs=int(config.get("epochs", exp.train.epochs)),
+        level=level,
+    )
+    if seeds == 1:
+        row = results.trials[results.trials["trial_id"] == best["trial_id"]].iloc[0]
+        ckpt = _last_checkpoint(local / str(row["path"]))
+        if ckpt is not None:
+            from raytune_opt.train.checkpoint import load_state
+            from raytune_opt.train.evaluate import evaluate_checkpoint
+
+            if int(load_state(str(ckpt)).get("epoch", -1)) == ev.epochs:
+                out = evaluate_checkpoint(config, str(ckpt), "test")
+                last = results.history[results.history["trial_id"] == best["trial_id"]].iloc[-1]
+                out[results.metric] = float(last[results.metric])
+                ev.runs = [{**out, "seed": int(config.get("seed", 0)), "checkpoint": ckpt.name}]
+                ev.source = "checkpoint"
+    if not ev.runs:
+        ev.configs = [{**config, "seed": s} for s in range(seeds)]
+        if progress:
+            print(
+                f"evaluate: retraining trial {best['trial_id']}'s configuration over {seeds} seed(s), "
+                f"{ev.epochs} epochs each, then testing on {len(spec.test[1])} test examples",
+                flush=True,
+            )
+    return ev
+
+
+def _finish(ev: _Evaluation, progress: bool, report: bool, figures: bool) -> dict[str, Any]:
+    """``test.json`` from the seeds' runs, then (``report``) the report again."""
+    from raytune_opt import report as report_
+    from raytune_opt.report.stats import seed_summary
+
+    runs, results, folder, local = ev.runs, ev.results, ev.folder, ev.local
+    values = [float(r[ev.metric]) for r in runs]
+    test = {
+        "split": "test",
+        "metric": ev.metric,
+        "mode": ev.mode,
+        "seeds": [int(r["seed"]) for r in runs],
+        **seed_summary(values, ev.level),
+        "losses": [float(r["test_loss"]) for r in runs],
+        "val": {
+            "metric": results.metric,
+            "values": [float(r[results.metric]) if results.metric in r else None for r in runs],
+        },
+        "diverged": sum(bool(r.get("diverged")) for r in runs),
+        "source": ev.source,
+        "epochs": ev.epochs,
+        "trial_id": ev.best["trial_id"],
+        "config": ev.config,
+        "test_size": len(ev.spec.test[1]),
+    }
+    folder.write_text(TEST_FILE, json.dumps(report_.results._json_safe(test), indent=2, default=str) + "\n")
+    if folder.remote:
+        (local / TEST_FILE).write_text(folder.read_text(TEST_FILE) or "")
+    if report:
+        files = report_.write_results(report_.load(local), local, figures=figures)
+        if folder.remote:
+            folder.upload(files)
+    if progress:
+        ci = test["ci"]
+        level = ev.level
+        shown = f"{test['mean']:.4g}" + (f", {level:.0%} CI [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
+        print(f"test {ev.metric} over {len(values)} seed(s): {shown}", flush=True)
+    return test
+
+
+def evaluate_many(
+    paths: Sequence[str | os.PathLike[str]],
+    seeds: int = DEFAULT_SEEDS,
+    *,
+    confidence: float | None = None,
+    interval: bool = True,
+    address: str | None = None,
+    progress: bool = True,
+    report: bool = True,
+    _figures: bool | Sequence[bool] = True,
+) -> list[dict[str, Any]]:
+    """:func:`evaluate` of each experiment in ``paths``, every folder checked before anything is
+    trained, and every seed of every folder submitted to Ray at once: the seeds share warm worker
+    processes (a fresh one imports torch first, seconds) and run side by side as the cluster allows.
+    Returns each folder's ``test.json``, in the order of ``paths``. ``_figures`` (one for all, or one
+    per path): ``False`` where a search has just drawn the report's figures from the same trials."""
+    import ray
+
+    level = check_seeds(seeds, confidence, interval)
+    evs = [_prepare(p, seeds, level, address, progress) for p in paths]
+    todo = [ev for ev in evs if ev.configs]
+    if todo:
+        connect(todo[0].exp.run_.address, progress)
+        refs = [ref for ev in todo for ref in _seed_refs(ev.exp, ev.configs)]
+        runs = iter(ray.get(refs))
+        for ev in todo:
+            ev.runs = [next(runs) for _ in ev.configs]
+    figures = [_figures] * len(evs) if isinstance(_figures, bool) else list(_figures)
+    return [_finish(ev, progress, report, f) for ev, f in zip(evs, figures, strict=True)]
 
 
 def evaluate(
@@ -136,81 +287,14 @@ def evaluate(
     without a test split, a seed count or confidence that is not allowed (an interval of one
     seed), an experiment where no trial reported a finite metric.
     """
-    from raytune_opt import report as report_
-    from raytune_opt.report.stats import seed_summary
-
-    level = check_seeds(seeds, confidence, interval)
-    folder = ExperimentFolder.at(path)
-    exp = load_experiment(path, address=address)
-    spec = check_test_split(exp)
-    local = folder.local_copy()
-    results = report_.load(local)
-    best = results.best
-    if best is None:
-        raise ConfigError.invalid(
-            "experiment directory",
-            folder.path,
-            f"an experiment with a trial that reported a finite {results.metric} (none did)",
-        )
-    config = dict(best["config"])
-    # the search metric's test twin: test_loss for a loss, else the task's metric on test
-    loss = results.metric in ("val_loss", "train_loss")
-    metric = "test_loss" if loss else f"test_{spec.metric.name}"
-    mode = "min" if loss else spec.metric.mode
-    epochs = int(config.get("epochs", exp.train.epochs))
-    runs: list[dict[str, Any]] = []
-    source = "retrained"
-    if seeds == 1:
-        row = results.trials[results.trials["trial_id"] == best["trial_id"]].iloc[0]
-        ckpt = _last_checkpoint(local / str(row["path"]))
-        if ckpt is not None:
-            from raytune_opt.train.checkpoint import load_state
-            from raytune_opt.train.evaluate import evaluate_checkpoint
-
-            if int(load_state(str(ckpt)).get("epoch", -1)) == epochs:
-                out = evaluate_checkpoint(config, str(ckpt), "test")
-                last = results.history[results.history["trial_id"] == best["trial_id"]].iloc[-1]
-                out[results.metric] = float(last[results.metric])
-                runs = [{**out, "seed": int(config.get("seed", 0)), "checkpoint": ckpt.name}]
-                source = "checkpoint"
-    if not runs:
-        configs = [{**config, "seed": s} for s in range(seeds)]
-        if progress:
-            print(
-                f"evaluate: retraining trial {best['trial_id']}'s configuration over {seeds} seed(s), "
-                f"{epochs} epochs each, then testing on {len(spec.test[1])} test examples",
-                flush=True,
-            )
-        runs = _run_seeds(exp, configs, progress)
-    values = [float(r[metric]) for r in runs]
-    test = {
-        "split": "test",
-        "metric": metric,
-        "mode": mode,
-        "seeds": [int(r["seed"]) for r in runs],
-        **seed_summary(values, level),
-        "losses": [float(r["test_loss"]) for r in runs],
-        "val": {
-            "metric": results.metric,
-            "values": [float(r[results.metric]) if results.metric in r else None for r in runs],
-        },
-        "diverged": sum(bool(r.get("diverged")) for r in runs),
-        "source": source,
-        "epochs": epochs,
-        "trial_id": best["trial_id"],
-        "config": config,
-        "test_size": len(spec.test[1]),
-    }
-    folder.write_text(TEST_FILE, json.dumps(report_.results._json_safe(test), indent=2, default=str) + "\n")
-    if folder.remote:
-        (local / TEST_FILE).write_text(folder.read_text(TEST_FILE) or "")
-    if report:
-        # _figures=False: a comparison's search has just drawn them from the same trials
-        files = report_.write_results(report_.load(local), local, figures=_figures)
-        if folder.remote:
-            folder.upload(files)
-    if progress:
-        ci = test["ci"]
-        shown = f"{test['mean']:.4g}" + (f", {level:.0%} CI [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
-        print(f"test {metric} over {len(values)} seed(s): {shown}", flush=True)
+    (test,) = evaluate_many(
+        [path],
+        seeds,
+        confidence=confidence,
+        interval=interval,
+        address=address,
+        progress=progress,
+        report=report,
+        _figures=_figures,
+    )
     return test

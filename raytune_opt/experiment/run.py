@@ -55,8 +55,9 @@ EXPERIMENT_FILE = "experiment.json"
 STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 #: what every worker process of a local Ray imports while it waits for work: a trial's first step then
-#: does not pay torch's import (seconds) on the critical path
-PRELOAD = ["torch", "raytune_opt.train.loop"]
+#: does not pay torch's import (seconds) on the critical path, nor ``torch._dynamo``'s (seconds more),
+#: which the first ``torch.optim.Optimizer`` built in a process imports (its ``add_param_group``)
+PRELOAD = ["torch", "torch._dynamo", "raytune_opt.train.loop"]
 
 
 @dataclass

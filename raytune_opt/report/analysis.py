@@ -92,7 +92,15 @@ def importances(results: Results, seed: int = 0) -> pd.Series:
     """Each searched parameter's share of the explained variation (permutation importance of a random
     forest, see the module docstring), largest first; ``optimizer`` included when several were run.
     Empty when fewer than :data:`MIN_TRIALS_FOR_IMPORTANCE` trials have a finite value, or none
-    varies."""
+    varies. Computed once per loaded ``results`` (kept in ``results.derived``): the PNG and the
+    HTML page show the same numbers."""
+    key = ("importances", seed)
+    if key not in results.derived:
+        results.derived[key] = _importances(results, seed)
+    return results.derived[key].copy()
+
+
+def _importances(results: Results, seed: int) -> pd.Series:
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.inspection import permutation_importance
 

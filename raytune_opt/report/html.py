@@ -1,7 +1,8 @@
 """``report.html``: one self-contained interactive page of an experiment (plotly, its plotly.js inline,
 so it opens offline from the results folder).
 
-The same views as the PNGs, to hover, zoom and filter: optimization history, parameter importances,
+The same views as the PNGs, to hover, zoom and filter: with several objectives the Pareto front
+first (:func:`raytune_opt.report.pareto.plotly_figure`), then optimization history, parameter importances,
 parallel coordinates (drag along an axis to select trials), slice plots, learning curves and the
 optimizers at equal fidelity. Every trial's id and searched values show on hover.
 """
@@ -33,8 +34,9 @@ def _hover(results: Results, rows: pd.DataFrame) -> list[str]:
     return out
 
 
-def figures(results: Results) -> dict[str, Any]:
-    """Title → plotly ``Figure`` for each view that has something to show."""
+def figures(results: Results, front: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Title → plotly ``Figure`` for each view that has something to show (``front``: the Pareto
+    front of an experiment with several objectives, when the caller has it already)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -42,6 +44,12 @@ def figures(results: Results) -> dict[str, Any]:
     out: dict[str, Any] = {}
     label = f"{results.metric} ({results.mode})"
     hover = dict(zip(t["trial_id"], _hover(results, t), strict=True)) if len(t) else {}
+
+    if results.objectives is not None:
+        from raytune_opt.report import pareto
+
+        title, fig = pareto.plotly_figure(results, {str(k): v for k, v in hover.items()}, front)
+        out[title] = fig
 
     hist = analysis.history(results)
     if len(hist):
@@ -148,8 +156,20 @@ def figures(results: Results) -> dict[str, Any]:
     return out
 
 
-def write_html(results: Results, path: Path) -> Path:
-    """Write ``report.html`` (every figure of :func:`figures`, plotly.js embedded once) to ``path``."""
+def _objectives_line(results: Results) -> str:
+    """With several objectives: what they are, and that the rest of the page ranks by the first."""
+    if results.objectives is None:
+        return ""
+    shown = ", ".join(f"<b>{html.escape(m)}</b> ({d})" for m, d in results.objectives)
+    return (
+        f"<p>Objectives: {shown}. The Pareto front below is over all of them; the other views rank "
+        "trials by the first.</p>"
+    )
+
+
+def write_html(results: Results, path: Path, front: pd.DataFrame | None = None) -> Path:
+    """Write ``report.html`` (every figure of :func:`figures`, plotly.js embedded once) to ``path``
+    (``front``: as :func:`figures` takes it)."""
     from plotly.offline import get_plotlyjs
 
     summary = results.summary()
@@ -164,12 +184,13 @@ def write_html(results: Results, path: Path) -> Path:
         f"</b> ({results.mode}); {summary['trials']['total']} trials; best "
         f"{'none' if best is None else f'{best:.4g}'} "
         f"(trial {html.escape(str(summary['best_trial_id']))}).</p>",
+        _objectives_line(results),
         "<p>Parameters, domains and log scales are read from the experiment's search space"
         if results.space is not None
         else "<p>No search space stored (a raw Tune folder): the searched parameters are guessed",
         "; importances are permutation importances of a random forest fitted on the trials.</p>",
     ]
-    for title, fig in figures(results).items():
+    for title, fig in figures(results, front).items():
         parts.append(f"<h2>{html.escape(title)}</h2>")
         parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
     parts.append("</body></html>")

@@ -15,7 +15,8 @@ left out (:func:`front`).
 Files (written by :mod:`raytune_opt.report.writer`): ``pareto.csv`` — the front, one row per trial
 (trial_id, each metric, the ``config/`` columns), sorted by the first objective, best first;
 ``pareto.png`` — every considered trial on the first two objectives, the front highlighted and
-joined as a staircase.
+joined as a staircase; the same view in ``report.html`` (:func:`plotly_figure`), each trial's id and
+values on hover.
 """
 
 from __future__ import annotations
@@ -30,7 +31,16 @@ import pandas as pd
 from raytune_opt.errors import ConfigError
 from raytune_opt.report.results import MODES, Results
 
-__all__ = ["pareto_mask", "front", "candidates", "plot", "summary", "PARETO_CSV", "PARETO_PNG"]
+__all__ = [
+    "pareto_mask",
+    "front",
+    "candidates",
+    "plot",
+    "plotly_figure",
+    "summary",
+    "PARETO_CSV",
+    "PARETO_PNG",
+]
 
 PARETO_CSV = "pareto.csv"
 PARETO_PNG = "pareto.png"
@@ -125,6 +135,44 @@ def plot(results: Results, path: Path, f: pd.DataFrame | None = None) -> Path:
     shown = " × ".join(f"{m}" for m, _ in objectives)
     ax.set_title(f"Pareto front over {shown}" + (" (first two shown)" if len(objectives) > 2 else ""))
     return _save(fig, path)
+
+
+def plotly_figure(
+    results: Results, hover: dict[str, str] | None = None, f: pd.DataFrame | None = None
+) -> tuple[str, Any]:
+    """``(title, plotly Figure)`` of :func:`plot`'s view for ``report.html``: the considered trials on
+    the first two objectives, the front highlighted and joined as a staircase; ``hover``: trial id →
+    its hover text (``f``: the :func:`front` when the caller has it already)."""
+    import plotly.graph_objects as go
+
+    objectives = _objectives(results)
+    (mx, dx), (my, dy) = objectives[0], objectives[1]
+    pool = candidates(results)
+    f = front(results) if f is None else f
+    hover = hover or {}
+    fig = go.Figure()
+    on = set(f["trial_id"].astype(str))
+    rest = pool[~pool["trial_id"].astype(str).isin(on)]
+    for rows, name, marker in (
+        (rest, "trials", {"color": "#999999", "size": 7}),
+        (f, "Pareto front", {"color": "#d62728", "size": 10, "line": {"color": "black", "width": 1}}),
+    ):
+        fig.add_scatter(
+            x=rows[mx], y=rows[my], mode="markers", name=f"{name} (n={len(rows)})", marker=marker,
+            text=[hover.get(str(t), f"trial {t}") for t in rows["trial_id"]], hoverinfo="text+x+y",
+        )  # fmt: skip
+    stairs = f.sort_values(mx)
+    fig.add_scatter(
+        x=stairs[mx], y=stairs[my], mode="lines", line_shape="hv", name="front (staircase)",
+        line={"color": "#d62728", "width": 1}, opacity=0.5, hoverinfo="skip",
+    )  # fmt: skip
+    fig.update_layout(xaxis_title=f"final {mx} ({dx})", yaxis_title=f"final {my} ({dy})")
+    shown = " × ".join(m for m, _ in objectives)
+    title = (
+        f"Pareto front over {shown}" + (" (first two shown)" if len(objectives) > 2 else "")
+        + f": {len(f)} of {len(pool)} ended trials"
+    )  # fmt: skip
+    return title, fig
 
 
 def summary(results: Results, f: pd.DataFrame | None = None) -> str:

@@ -249,6 +249,9 @@ class Results:
     #: the experiment's :class:`~raytune_opt.search.SearchSpace`, rebuilt from experiment.json
     #: (``None`` for a raw Tune folder: the report then guesses, see :mod:`raytune_opt.report.params`)
     space: Any = None
+    #: what the views compute from these trials once and share (a report's PNG and its HTML page):
+    #: :func:`raytune_opt.report.analysis.importances` keeps its forest's result here
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def params(self) -> list[Any]:

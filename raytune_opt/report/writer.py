@@ -113,7 +113,7 @@ def write_results(
     names = ["summary.json", "trials.csv", *pngs, *extra, "report.md"]
     files = {name: out / name for name in names}
     if figures:
-        files.update(_interactive(results, out))
+        files.update(_interactive(results, out, front))
     return files
 
 
@@ -127,7 +127,7 @@ _OPTUNA_VIEWS = [
 ]
 
 
-def _interactive(results: Results, out: Path) -> dict[str, Path]:
+def _interactive(results: Results, out: Path, front: pd.DataFrame | None = None) -> dict[str, Path]:
     """``report.html`` when plotly is installed (a dependency; a trimmed install skips it, logged)."""
     try:
         import plotly  # noqa: F401
@@ -138,7 +138,7 @@ def _interactive(results: Results, out: Path) -> dict[str, Path]:
         return {}
     from raytune_opt.report.html import write_html
 
-    return {"report.html": write_html(results, out / "report.html")}
+    return {"report.html": write_html(results, out / "report.html", front)}
 
 
 def _pareto_markdown(results: Results, front: pd.DataFrame) -> str:

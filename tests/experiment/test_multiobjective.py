@@ -133,6 +133,22 @@ def test_a_tiny_nsga2_run_writes_its_pareto_front(ray_local, tmp_path, capsys) -
     ]
     assert set(summary["pareto_trial_ids"]) == expected
     assert "## Pareto front" in (folder / "report.md").read_text()
+    # report.html: the front first, interactive, its points exactly the front's trials
+    from raytune_opt.report import load
+    from raytune_opt.report.html import figures
+
+    page = (folder / "report.html").read_text()
+    title = f"Pareto front over val_accuracy × time_total_s: {len(front)} of 5 ended trials"
+    assert f"<h2>{title}</h2>" in page and page.index(title) < page.index("Optimization history")
+    views = figures(load(folder))
+    assert next(iter(views)) == title
+    rest_trace, front_trace, stairs = views[title].data
+    points = zip(front_trace.text, front_trace.x, front_trace.y, strict=True)
+    on_front = {t.split()[1]: (x, y) for t, x, y in points}
+    assert set(on_front) == expected
+    for _, r in front.iterrows():
+        assert on_front[r["trial_id"]] == pytest.approx((r["val_accuracy"], r["time_total_s"]))
+    assert len(rest_trace.x) == 5 - len(front) and len(stairs.x) == len(front)
     state = json.loads((folder / "experiment.json").read_text())
     assert state["metrics"] == METRICS and state["modes"] == MODES
 

@@ -58,3 +58,23 @@ def test_the_loop_evaluates_val_not_test(tmp_path: Path) -> None:
     last = session.results[-1]
     assert "val_accuracy" in last and not any(k.startswith("test_") for k in last)
     assert last["val_accuracy"] > 0.8 and len(base.val[1]) == 288
+
+
+def test_digits_are_scikit_learns_images_and_labels() -> None:
+    """The digits tasks read scikit-learn's bundled table themselves (no ``sklearn.datasets`` import in
+    a trial worker): exactly ``sklearn.datasets.load_digits``'s 1797 images and labels, split as
+    documented (1150 / 288 / 359) with every image used once."""
+    import numpy as np
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    from raytune_opt.tasks.digits import _digits_table, load_digits
+
+    d = sk_load_digits()
+    table = _digits_table()
+    np.testing.assert_array_equal(table[:, :-1], d.data)
+    np.testing.assert_array_equal(table[:, -1].astype(int), d.target)
+    x, y, xv, yv, xt, yt = load_digits()
+    assert (len(y), len(yv), len(yt)) == (1150, 288, 359)
+    assert sorted(torch.cat([y, yv, yt]).tolist()) == sorted(d.target.tolist())
+    pixels = torch.cat([x, xv, xt]) * 16.0
+    assert sorted(map(tuple, pixels.tolist())) == sorted(map(tuple, d.data.tolist()))
