@@ -102,5 +102,55 @@ def test_a_continued_progress_csv_keeps_its_columns(ray_local, tmp_path: Path) -
 
 def test_loggers_add_tensorboard_only_when_asked() -> None:
     kinds = [type(c).__name__ for c in trial_logs.loggers()]
-    assert kinds == ["JsonLogger", "CSVLogger"]
+    assert kinds == ["JsonLogger", "CSVLogger", "OwnPlaceholder"]
     assert [type(c).__name__ for c in trial_logs.loggers(tensorboard=True)][-1] == "TBXLoggerCallback"
+
+
+def _reusable() -> type:
+    """A class trainable whose actor Tune may reuse (``reset_config`` says yes); made here, so that
+    Ray ships it by value (workers cannot import the test module)."""
+
+    class Reusable(tune.Trainable):
+        def setup(self, config: dict) -> None:
+            pass
+
+        def step(self) -> dict:
+            return {"loss": 1.0}
+
+        def reset_config(self, new_config: dict) -> bool:
+            return True
+
+    return Reusable
+
+
+def test_a_trial_that_never_reported_on_a_reused_actor_keeps_its_own_config(ray_local) -> None:
+    """Tune hands a pending trial a cached actor as ``_maybe_reuse_cached_actor`` does: the trial's
+    placeholder result is asked of the actor (``Trial.set_ray_actor``) before the actor's ``reset`` to
+    the trial's config, so it is the previous trial's (its id, its config). A run interrupted before
+    the trial's first report ended with that: ``Result.config`` named the previous trial's config.
+    :class:`OwnPlaceholder` at the run's end gives the trial its own id and config. Paced by the
+    actor's task order (placeholder, then reset), not by time."""
+    cls = _reusable()
+    tune.register_trainable("raytune_opt_reusable", cls)
+    actor = ray_local.remote(num_cpus=0)(cls).remote(config={"mom": 0.5})  # the previous trial's actor
+    try:
+        trial = Trial("raytune_opt_reusable", config={"mom": 0.0}, trial_id="00002", stub=True)
+        trial.set_ray_actor(actor)
+        assert ray_local.get(actor.reset.remote({"mom": 0.0}))
+        stale = dict(trial.last_result)
+        assert stale["config"] == {"mom": 0.5} and stale["trial_id"] != "00002"  # Ray's, as it is
+        trial_logs.OwnPlaceholder().on_experiment_end(trials=[trial])
+        assert trial.last_result["config"] == {"mom": 0.0} and trial.last_result["trial_id"] == "00002"
+        assert trial.last_result["pid"] == stale["pid"]  # the rest of Ray's placeholder kept
+        result = tune.Result(metrics=trial.last_result, checkpoint=None, error=None, path="")
+        assert result.config == {"mom": 0.0}
+    finally:
+        ray_local.kill(actor)
+
+
+def test_a_trial_that_reported_keeps_its_last_result(ray_local) -> None:
+    tune.register_trainable("raytune_opt_reusable", _reusable())
+    trial = Trial("raytune_opt_reusable", config={"mom": 0.0}, trial_id="00003", stub=True)
+    trial.update_last_result({"loss": 0.5, "config": {"mom": 0.0}, "trial_id": "00003"})
+    trial_logs.OwnPlaceholder().on_experiment_end(trials=[trial])
+    assert trial.last_result == {"loss": 0.5, "config": {"mom": 0.0}, "trial_id": "00003"}

@@ -91,9 +91,6 @@ def finished(result: tune.Result, max_t: int) -> bool:
     return m.get("training_iteration") == max_t and m.get("cost", 1.0) == 1.0
 
 
-# Known intermittent failure (issue 19, open): in 1 of 3 full runs a grid trial created before the
-# interrupt had another config after Tuner.restore. One rerun, reported by pytest as a rerun.
-@pytest.mark.flaky(reruns=1)
 @pytest.mark.parametrize("strategy", list(CASES))
 def test_strategy_runs_resumes_and_finds_the_optimum(strategy, ray_local, tmp_path):
     first, grid, total = run_interrupted_then_restored(strategy, tmp_path)
