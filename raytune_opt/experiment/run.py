@@ -356,7 +356,7 @@ def _run(
         )
         tune_config = plan.tune_config()
         tuner = tune.Tuner(plan.trainable, param_space=fixed, tune_config=tune_config, run_config=run_config)
-    with _compat.tune_run_environment():
+    with _compat.tune_run_environment(plan.trials):
         try:
             grid = _fit(tuner)
         finally:

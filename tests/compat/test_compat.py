@@ -203,9 +203,15 @@ def test_run_environment_keeps_a_users_values(monkeypatch):
         assert os.environ[key] == "0"
         assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == str(ray_tune.STATE_PERIOD_S)
     assert key not in os.environ and "TUNE_GLOBAL_CHECKPOINT_S" not in os.environ
+    # a large run: Tune's own adaptive period (a save's time grows with the trials)
+    with ray_tune.tune_run_environment(ray_tune.LARGE_RUN_TRIALS):
+        assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == str(ray_tune.STATE_PERIOD_S)
+    with ray_tune.tune_run_environment(ray_tune.LARGE_RUN_TRIALS + 1):
+        assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "auto"
+    assert "TUNE_GLOBAL_CHECKPOINT_S" not in os.environ
     monkeypatch.setenv(key, "30")
     monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "60")
-    with ray_tune.tune_run_environment():
+    with ray_tune.tune_run_environment(10_000):
         assert os.environ[key] == "30" and os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "60"
     # Tune still reads the three variables
     import ray.tune.execution.experiment_state as experiment_state
