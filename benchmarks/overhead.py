@@ -30,6 +30,7 @@ on top of ``benchmarks/results/overhead.md``, above the older ones.
     python benchmarks/overhead.py --quick            # 10 trials, 1 repeat (the test suite runs this)
     python benchmarks/overhead.py --sides raw,ours   # a subset (profiling): medians only, nothing written
     python benchmarks/overhead.py --sizes 1000,5000,10000   # scaling mode (issue 20)
+    python benchmarks/overhead.py --sizes 1000,5000 --fresh # ... each side and size in a fresh process
 
 Scaling mode (``--sizes``): at each size, raw Tune (JSON + CSV, ``raw``) and raytune-opt (``ours``) run
 once each (the order alternates from size to size; 2 unmeasured trials of each side first), and the table
@@ -206,30 +207,83 @@ def maxrss_mb() -> float:
 SCALING_SIDES = {"raw": "raw Tune (JSON + CSV)", "ours": "raytune-opt"}
 
 
-def scaling(sizes: list[int], out: Path | None) -> dict[str, dict[int, dict[str, float]]]:
-    """Scaling mode: each of ``SCALING_SIDES`` once at each size; prints (and writes to ``out``) the table."""
+def measure(side: str, n: int, storage: str) -> dict[str, float]:
+    """One scaling row: ``side`` ("raw" or "ours") with ``n`` trials, timed and its driver RSS sampled."""
+    with RssSampler() as rss:
+        wall = run_raw(n, storage) if side == "raw" else run_ours(n, storage)[0]
+    return {
+        "wall_s": wall,
+        "trials_per_s": n / wall,
+        "rss_peak_mb": rss.peak,
+        "rss_end_mb": rss.end,
+        "maxrss_mb": maxrss_mb(),
+    }
+
+
+#: the line a child process (``--one SIDE:N``) prints its row on
+ONE_PREFIX = "overhead-row: "
+
+
+def one(side: str, n: int) -> dict[str, float]:
+    """``--one SIDE:N``: this process's warm-up (2 trials of each side, unmeasured), then one row,
+    printed as :data:`ONE_PREFIX` + JSON."""
+    import json
+
+    with tempfile.TemporaryDirectory() as storage:
+        run_raw(2, storage)
+        run_ours(2, storage)
+        row = measure(side, n, storage)
+    print(ONE_PREFIX + json.dumps(row), flush=True)
+    return row
+
+
+def parse_one(stdout: str) -> dict[str, float]:
+    """The row a ``--one`` child printed (its last :data:`ONE_PREFIX` line)."""
+    import json
+
+    lines = [x for x in stdout.splitlines() if x.startswith(ONE_PREFIX)]
+    if not lines:
+        raise RuntimeError(f"the child printed no row:\n{stdout[-2000:]}")
+    return json.loads(lines[-1].removeprefix(ONE_PREFIX))
+
+
+def measure_fresh(side: str, n: int) -> dict[str, float]:
+    """:func:`measure` in a fresh Python process with its own local Ray (``--one``): no earlier run's
+    memory in its RSS, no earlier run's actors or state in its Ray."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--one", f"{side}:{n}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"--one {side}:{n} exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return parse_one(done.stdout)
+
+
+def scaling(
+    sizes: list[int], out: Path | None, fresh: bool = False
+) -> dict[str, dict[int, dict[str, float]]]:
+    """Scaling mode: each of ``SCALING_SIDES`` once at each size (``fresh``: each in its own process,
+    :func:`measure_fresh`); prints (and writes to ``out``) the table."""
     rows: dict[str, dict[int, dict[str, float]]] = {k: {} for k in SCALING_SIDES}
     log: list[str] = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as storage:
-        run_raw(2, storage)  # warm-up, not measured: imports and the first trial actors on both sides
-        run_ours(2, storage)
+        if not fresh:
+            run_raw(2, storage)  # warm-up, not measured: imports and the first trial actors on both sides
+            run_ours(2, storage)
         for i, n in enumerate(sizes):
             order = list(SCALING_SIDES) if i % 2 == 0 else list(SCALING_SIDES)[::-1]
             for side in order:
-                with RssSampler() as rss:
-                    wall = run_raw(n, storage) if side == "raw" else run_ours(n, storage)[0]
-                rows[side][n] = {
-                    "wall_s": wall,
-                    "trials_per_s": n / wall,
-                    "rss_peak_mb": rss.peak,
-                    "rss_end_mb": rss.end,
-                    "maxrss_mb": maxrss_mb(),
-                }
-                r = rows[side][n]
+                rows[side][n] = r = measure_fresh(side, n) if fresh else measure(side, n, storage)
                 log.append(
-                    f"{n} {side}: {wall:.1f} s, {r['trials_per_s']:.1f} trials/s, RSS peak "
-                    f"{rss.peak:.0f} MB, end {rss.end:.0f} MB, ru_maxrss {r['maxrss_mb']:.0f} MB"
+                    f"{n} {side}: {r['wall_s']:.1f} s, {r['trials_per_s']:.1f} trials/s, RSS peak "
+                    f"{r['rss_peak_mb']:.0f} MB, end {r['rss_end_mb']:.0f} MB, "
+                    f"ru_maxrss {r['maxrss_mb']:.0f} MB"
                 )
                 print(log[-1], flush=True)
     table = [
@@ -262,7 +316,8 @@ def scaling(sizes: list[int], out: Path | None) -> dict[str, dict[int, dict[str,
     if out is not None:
         section = (
             f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: scaling, no-op trials x 3 reports at "
-            f"sizes {', '.join(map(str, sizes))}, one run per side and size, {os.cpu_count()} CPUs, load "
+            f"sizes {', '.join(map(str, sizes))}, one run per side and size"
+            f"{' (each in a fresh process)' if fresh else ''}, {os.cpu_count()} CPUs, load "
             f"average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after\n\n"
             "```\n" + "\n".join(log) + "\n```\n\n" + text + "\n\n" + ratios.replace("\n", "\n\n") + "\n"
         )
@@ -305,6 +360,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         help="scaling mode: comma-separated trial counts (e.g. 1000,5000,10000), raw and ours at each",
     )
     parser.add_argument(
+        "--fresh", action="store_true", help="scaling mode: each side and size in a fresh process"
+    )
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # SIDE:N, a --fresh child
+    parser.add_argument(
         "--out", type=Path, default=None, help=f"markdown table (default {RESULTS}, not --quick)"
     )
     args = parser.parse_args(argv)
@@ -325,12 +384,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         register_task("noop", noop_task)
     from raytune_opt.experiment import connect
 
-    if not ray.is_initialized():
+    if not ray.is_initialized() and not (sizes and args.fresh):  # --fresh: each child has its own
         connect(None, progress=False)  # the runner's own local Ray (workers preload torch)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if args.one is not None:
+        side, _, count = args.one.partition(":")
+        if side not in SCALING_SIDES or not count.isdigit() or int(count) < 1:
+            parser.error(f"--one takes SIDE:N with SIDE one of {list(SCALING_SIDES)}, not {args.one!r}")
+        return one(side, int(count))
     if sizes:
         out = args.out if args.out is not None or args.quick else RESULTS
-        return scaling(sizes, out)  # type: ignore[return-value]
+        return scaling(sizes, out, fresh=args.fresh)  # type: ignore[return-value]
     n = args.trials
     walls: dict[str, list[float]] = {k: [] for k in chosen}
     rep: list[float] = []

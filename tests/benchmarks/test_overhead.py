@@ -53,6 +53,20 @@ def test_scaling_mode_table_ratios_and_section(monkeypatch, tmp_path, capsys) ->
     assert text.startswith("# overhead") and "scaling, no-op trials x 3 reports at sizes 5, 10" in text
 
 
+def test_one_child_row_and_fresh_scaling(ray_local, monkeypatch, capsys) -> None:
+    """``--one SIDE:N`` (what each fresh process of ``--sizes ... --fresh`` runs) measures one real row
+    and prints it on the line the parent parses; ``--fresh`` takes every row from such a child."""
+    module = _load()
+    row = module.main(["--one", "raw:2"])
+    assert module.parse_one(capsys.readouterr().out) == row and row["trials_per_s"] > 0
+    asked: list[tuple[str, int]] = []
+    monkeypatch.setattr(module, "measure_fresh", lambda side, n: asked.append((side, n)) or row)
+    monkeypatch.setattr(module, "measure", lambda *a: (_ for _ in ()).throw(AssertionError("in-process")))
+    module.scaling([3, 4], None, fresh=True)
+    assert sorted(asked) == [("ours", 3), ("ours", 4), ("raw", 3), ("raw", 4)]
+    assert "(target >= 0.9): 3: 1.00, 4: 1.00" in capsys.readouterr().out
+
+
 def test_rss_sampler_sees_an_allocation_inside_the_block() -> None:
     module = _load()
     with module.RssSampler(interval=0.01) as rss:
