@@ -194,10 +194,11 @@ class Shard:
         return ()
 
     def release(self) -> None:
-        """Free the Gram buffers, the float32 copy of X and the per-a caches (rebuilt when needed)."""
+        """Free the Gram buffers, the float32 copy of X and the per-a caches (rebuilt when needed) but eta
+        and mu at the last a (two n-vectors): a covariance asked for after the fit is formed at that a."""
         _give_back(self._buf32)
         self._buf = self._X32 = self._buf32 = None
-        self._cache = self._resid = self._dev = None
+        self._resid = self._dev = None
 
     def _serial(self) -> contextlib.AbstractContextManager:
         """Run the enclosed O(n) elementwise ops on one thread (CPU shards of <= SERIAL_MAX_ROWS rows)."""
@@ -427,10 +428,12 @@ class Shard:
         with self._serial():
             keep = self.w > 0
             s = torch.as_tensor(scale, dtype=self.X.dtype, device=self.X.device)
-            if self.freq is None:
-                return (self.family.loglike_obs(self.y[keep], mu[keep], self.w[keep], s).sum(),)
-            f = self.freq[keep]
-            return ((f * self.family.loglike_obs(self.y[keep], mu[keep], self.w[keep] / f, s)).sum(),)
+            y, mu, w, f = self.y, mu, self.w, self.freq
+            if not bool(keep.all()):  # (boolean indexing copies: only where some rows have w = 0)
+                y, mu, w, f = y[keep], mu[keep], w[keep], None if f is None else f[keep]
+            if f is None:
+                return (self.family.loglike_obs(y, mu, w, s).sum(),)
+            return ((f * self.family.loglike_obs(y, mu, w / f, s)).sum(),)
 
     def score_rows(self, beta: torch.Tensor) -> torch.Tensor:
         """Per row (gathered): [u, W] with u = w (y - mu) / (V(mu) g'(mu)) — the score is u x — and the
