@@ -6,9 +6,11 @@ shards (one per Ray worker, see ``distributed.py``) equal the sums over all rows
 ``irls.py`` / ``robust.py`` is written once for one or many shards.
 
 The hot path is :meth:`Shard.irls_pieces`: one pass over X gives ``eta = X a + offset``, then elementwise
-work, then the Gram matrix ``X^T W X = (W^{1/2} X)^T (W^{1/2} X)`` formed in a reused buffer by one
-``torch.mm``. (numpy's ``A.T @ A`` would call BLAS ``syrk`` with half the flops, but mixing numpy's
-OpenBLAS threads with torch's OpenMP pool made it 5-10x slower on a loaded 2-core machine.)
+work, then the Gram matrix ``X^T W X = (W^{1/2} X)^T (W^{1/2} X)`` formed in a reused buffer. On the
+CPU that product is numpy's ``A.T @ A`` (BLAS ``syrk``: half the flops of torch's gemm) on *one* OpenBLAS
+thread (:func:`syrk`): on two threads OpenBLAS's pool spun against torch's OpenMP pool and was 5-10x
+slower on a loaded 2-core machine, while one thread took about half the CPU time of torch's two-thread
+gemm there.
 
 On the CPU, for a float64 X of at least :data:`KERNEL_MIN_ELEMENTS` elements (64 MB), the passes over X —
 eta, the float32 rows of the Gram matrix together with ``X^T W r``, and ``X^T v`` — run as numba loops
