@@ -471,7 +471,9 @@ class Binomial(Family):
         return super().nll(eta, y)
 
     def saturated(self, y):
-        """s = y log y + (1 - y) log(1 - y)."""
+        """s = y log y + (1 - y) log(1 - y): 0 for binary y (checked first: cheaper than the logs)."""
+        if not bool(((y > 0) & (y < 1)).any()):
+            return torch.zeros_like(y)
         return torch.xlogy(y, y) + torch.xlogy(1.0 - y, 1.0 - y)
 
     def kernel(self, y, mu):

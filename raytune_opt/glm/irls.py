@@ -122,7 +122,10 @@ def irls(
       error is then ~s²): a chord step costs two passes over X where a Newton step costs those plus a
       Gram matrix (p = 100: ~3x as much), and the fit typically ends one or two Gram matrices sooner for
       at most one more iteration. A chord step that contracts less than 1/``CHORD_RATIO`` times is
-      followed by a fresh X^T W X.
+      followed by a fresh X^T W X. When a full step s_k (known before the deviance at a_k is evaluated)
+      already meets the chord test, the deviance D(a_k) and the chord step's X^T W r(a_k) are asked for
+      together (``Shard.deviance_rhs``: one pass over X for the canonical binomial and Poisson fits);
+      a step then halved asks for X^T W r at the halved a instead.
 
     Stop: the deviance test and the distance to the solution e_k <= tol (1 + max|a_k|) (module
     docstring). Chord steps contract linearly (each by rho ~ 1e-2 here), Newton's faster: once two
@@ -142,11 +145,17 @@ def irls(
     prev_step, prev_halvings = math.inf, 0
     n_iter = 0
     while n_iter < max_iter:
+        ahead = None  # X^T W r at ``new``, when a chord step is expected to follow (``Shard.deviance_rhs``)
         if beta is None:
             new = _solve(_ridge(G, alpha), rhs)
+            F_n = _objective(backend.sum("deviance", new)[0], new, alpha)
         else:
             new = beta + _solve(_ridge(G, alpha), rhs - alpha * beta)
-        F_n = _objective(backend.sum("deviance", new)[0], new, alpha)
+            if _chord(float((new - beta).abs().max()), new, prev_step):
+                dev_n, ahead = backend.sum("deviance_rhs", new)
+                F_n = _objective(dev_n, new, alpha)
+            else:
+                F_n = _objective(backend.sum("deviance", new)[0], new, alpha)
         if beta is None and _bad(F_n):  # no previous coefficients to halve towards
             raise ConfigError(
                 "glm.fit: the deviance is not finite after the first IRLS step from statsmodels' start: the "
@@ -183,15 +192,20 @@ def irls(
             converged = True
             break
         if n_iter < max_iter:
-            chord = step <= min(CHORD_STEP * (1.0 + float(beta.abs().max())), CHORD_RATIO * prev_step)
+            chord = _chord(step, beta, prev_step)
             if chord:  # keep G: X^T W r at the new a only
-                rhs = backend.sum("irls_rhs", beta)[0]
+                rhs = ahead if ahead is not None and halvings == 0 else backend.sum("irls_rhs", beta)[0]
             else:
                 low = mixed_precision
                 dev, G, rhs = backend.sum("irls_pieces", beta, low)
             history[-1]["next_step_chord"] = chord
         prev_step, prev_halvings = step, halvings
     return SolverOutput(beta, None, n_iter, converged, history)
+
+
+def _chord(step: float, beta: torch.Tensor, prev_step: float) -> bool:
+    """Is the next IRLS step a chord step: s_k <= min(CHORD_STEP (1 + max|a_k|), CHORD_RATIO s_{k-1})?"""
+    return step <= min(CHORD_STEP * (1.0 + float(beta.abs().max())), CHORD_RATIO * prev_step)
 
 
 def first_step(start: tuple, alpha: float) -> torch.Tensor:

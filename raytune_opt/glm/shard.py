@@ -6,9 +6,11 @@ shards (one per Ray worker, see ``distributed.py``) equal the sums over all rows
 ``irls.py`` / ``robust.py`` is written once for one or many shards.
 
 The hot path is :meth:`Shard.irls_pieces`: one pass over X gives ``eta = X a + offset``, then elementwise
-work, then the Gram matrix ``X^T W X = (W^{1/2} X)^T (W^{1/2} X)`` formed in a reused buffer by one
-``torch.mm``. (numpy's ``A.T @ A`` would call BLAS ``syrk`` with half the flops, but mixing numpy's
-OpenBLAS threads with torch's OpenMP pool made it 5-10x slower on a loaded 2-core machine.)
+work, then the Gram matrix ``X^T W X = (W^{1/2} X)^T (W^{1/2} X)`` formed in a reused buffer. On the
+CPU that product is numpy's ``A.T @ A`` (BLAS ``syrk``: half the flops of torch's gemm) on *one* OpenBLAS
+thread (:func:`syrk`): on two threads OpenBLAS's pool spun against torch's OpenMP pool and was 5-10x
+slower on a loaded 2-core machine, while one thread took about half the CPU time of torch's two-thread
+gemm there.
 
 On the CPU, for a float64 X of at least :data:`KERNEL_MIN_ELEMENTS` elements (64 MB), the passes over X —
 eta, the float32 rows of the Gram matrix together with ``X^T W r``, and ``X^T v`` — run as numba loops
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import threading
 import warnings
 from collections.abc import Iterator
@@ -37,7 +40,7 @@ from types import ModuleType
 import numpy as np
 import torch
 
-from raytune_opt.glm.families import Family
+from raytune_opt.glm.families import _TINY, Family
 
 __all__ = [
     "KERNEL_MIN_ELEMENTS",
@@ -91,6 +94,31 @@ def free_buffers() -> None:
     """Release the scratch buffer kept between fits (see :func:`_rows32`)."""
     with _SPARE_LOCK:
         _SPARE.clear()
+
+
+@functools.cache
+def _blas() -> object | None:
+    """threadpoolctl's controller of the BLAS libraries loaded (numpy's OpenBLAS), or None without it."""
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        return ThreadpoolController().select(user_api="blas")
+    except Exception:  # noqa: BLE001 - threadpoolctl missing or unable to inspect the process
+        return None
+
+
+def syrk(A: np.ndarray) -> np.ndarray:
+    """A^T A by numpy's BLAS ``syrk`` (half the flops of a general product: one triangle, mirrored) on one
+    BLAS thread.
+
+    Measured for a 200 000 x 100 float32 A on a loaded 2-core machine: ~36 ms of CPU against ~69 ms for
+    torch's two-thread gemm (float64: ~66 against ~159 ms); one thread cannot clash with torch's pool.
+    """
+    ctl = _blas()
+    if ctl is None:
+        return A.T @ A
+    with ctl.limit(limits=1):
+        return A.T @ A
 
 
 @functools.cache
@@ -168,10 +196,11 @@ class Shard:
         return ()
 
     def release(self) -> None:
-        """Free the Gram buffers, the float32 copy of X and the per-a caches (rebuilt when needed)."""
+        """Free the Gram buffers, the float32 copy of X and the per-a caches (rebuilt when needed) but eta
+        and mu at the last a (two n-vectors): a covariance asked for after the fit is formed at that a."""
         _give_back(self._buf32)
         self._buf = self._X32 = self._buf32 = None
-        self._cache = self._resid = self._dev = None
+        self._resid = self._dev = None
 
     def _serial(self) -> contextlib.AbstractContextManager:
         """Run the enclosed O(n) elementwise ops on one thread (CPU shards of <= SERIAL_MAX_ROWS rows)."""
@@ -207,8 +236,9 @@ class Shard:
         if self._buf32 is None:
             self._buf32 = _rows32(self.X.shape, self.X.device)
         sw, vn = (np.ascontiguousarray(t.numpy()) for t in (sqrt_w, v))
-        rhs = k.weighted_rows(self._Xn, sw, vn, self._buf32.numpy())
-        return (self._buf32.T @ self._buf32).to(self.X.dtype), torch.from_numpy(rhs)
+        rows = self._buf32.numpy()
+        rhs = k.weighted_rows(self._Xn, sw, vn, rows)
+        return torch.from_numpy(syrk(rows)).to(self.X.dtype), torch.from_numpy(rhs)
 
     def gram(self, sqrt_w: torch.Tensor | None, low: bool = False) -> torch.Tensor:
         """X^T diag(sqrt_w^2) X, as (sqrt_w X)^T (sqrt_w X) in a reused buffer (X^T X for None).
@@ -229,10 +259,34 @@ class Shard:
                 self._buf32 = _rows32(self.X.shape, self.X.device)
             Xs = torch.mul(self._X32, sqrt_w.to(torch.float32)[:, None], out=self._buf32)
             return (Xs.T @ Xs).to(self.X.dtype)
+        if self.X.device.type == "cpu" and self.X.dtype == torch.float64 and self.X.shape[0] > 1:
+            return self._gram64(sqrt_w)
         if self._buf is None:
             self._buf = torch.empty_like(self.X)
         Xs = torch.mul(self.X, sqrt_w[:, None], out=self._buf)
         return Xs.T @ Xs
+
+    def _gram64(self, sqrt_w: torch.Tensor) -> torch.Tensor:
+        """X^T diag(sqrt_w^2) X in float64 on the CPU: sum over two row halves h of :func:`syrk` of
+        sqrt_w_h X_h, each formed in the float32 scratch buffer of the Gram matrix's rows (``_rows32``:
+        n x p float32 holds n/2 x p float64), which is already mapped: a fresh n x p float64 buffer costs
+        its page faults on every fit that asks for standard errors.
+        """
+        n, p = self.X.shape
+        borrowed = self._buf32 is None  # after ``release`` (a covariance asked for after the fit)
+        buf32 = _rows32(self.X.shape, self.X.device) if borrowed else self._buf32
+        half = n // 2
+        buf = buf32.reshape(-1)[: 2 * half * p].view(torch.float64).view(half, p)
+        G = None
+        for i in range(0, n, half):
+            Xs = torch.mul(self.X[i : i + half], sqrt_w[i : i + half, None], out=buf[: min(half, n - i)])
+            part = syrk(Xs.numpy())
+            G = part if G is None else G + part
+        if borrowed:
+            _give_back(buf32)
+        else:
+            self._buf32 = buf32
+        return torch.from_numpy(G)
 
     def _mean(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """eta = X a + offset and mu = g^{-1}(eta) (clipped into the domain of V), cached for the last a.
@@ -278,6 +332,32 @@ class Shard:
             sqrt_w = weight.sqrt()
         G, rhs = self.gram_rhs(sqrt_w, v, low)
         return self._deviance(mu), G, rhs
+
+    def deviance_rhs(self, beta: torch.Tensor) -> Pieces:
+        """(D(a), X^T W r at a): :meth:`deviance` and :meth:`irls_rhs` together, for IRLS's chord steps.
+
+        With the numba kernels and a family of ``_kernels.CANONICAL`` (binomial-logit, Poisson-log: there
+        W r = w (y - mu)), both come from one pass over X (``_kernels.canonical_pass``), which also leaves
+        eta and mu cached for a's other pieces; otherwise they are the two methods' results.
+        """
+        k = self._fast()
+        fam = self.family
+        kind = None if k is None else k.CANONICAL.get((fam.name, fam.link.name))
+        if kind is None or (self._cache is not None and torch.equal(self._cache[0], beta)):
+            return self.deviance(beta) + self.irls_rhs(beta)
+        if self._sat is None:
+            self._sat = (fam.saturated(self.y),)
+        lo, hi = (fam.eps, 1.0 - fam.eps) if kind == 0 else (_TINY, math.inf)
+        y, w, off, sat = (
+            np.ascontiguousarray(t.numpy()) for t in (self.y, self.w, self.offset, self._sat[0])
+        )
+        eta, mu, dev, rhs = k.canonical_pass(
+            self._Xn, np.ascontiguousarray(beta.numpy()), off, y, w, sat, kind, lo, hi
+        )
+        mu_t = torch.from_numpy(mu)
+        self._cache = (beta.clone(), torch.from_numpy(eta), mu_t)
+        self._dev = (mu_t, torch.tensor(dev, dtype=self.X.dtype))
+        return self._dev[1], torch.from_numpy(rhs)
 
     def irls_rhs(self, beta: torch.Tensor) -> Pieces:
         """(X^T W r,) of :meth:`irls_pieces` at ``beta``, without the Gram matrix (IRLS's chord steps)."""
@@ -350,10 +430,12 @@ class Shard:
         with self._serial():
             keep = self.w > 0
             s = torch.as_tensor(scale, dtype=self.X.dtype, device=self.X.device)
-            if self.freq is None:
-                return (self.family.loglike_obs(self.y[keep], mu[keep], self.w[keep], s).sum(),)
-            f = self.freq[keep]
-            return ((f * self.family.loglike_obs(self.y[keep], mu[keep], self.w[keep] / f, s)).sum(),)
+            y, mu, w, f = self.y, mu, self.w, self.freq
+            if not bool(keep.all()):  # (boolean indexing copies: only where some rows have w = 0)
+                y, mu, w, f = y[keep], mu[keep], w[keep], None if f is None else f[keep]
+            if f is None:
+                return (self.family.loglike_obs(y, mu, w, s).sum(),)
+            return ((f * self.family.loglike_obs(y, mu, w / f, s)).sum(),)
 
     def score_rows(self, beta: torch.Tensor) -> torch.Tensor:
         """Per row (gathered): [u, W] with u = w (y - mu) / (V(mu) g'(mu)) — the score is u x — and the

@@ -14,6 +14,7 @@ from conftest import CASES, make_data, sm_family
 
 from raytune_opt import glm
 from raytune_opt.glm import _kernels, shard
+from raytune_opt.glm.families import get_family
 
 
 @pytest.fixture
@@ -97,3 +98,94 @@ def test_fits_reuse_one_scratch_buffer_and_free_buffers_releases_it(kernels_on):
     assert second.converged
     glm.free_buffers()
     assert shard._SPARE == []
+
+
+@pytest.mark.parametrize("n", [3, 2 * _kernels.BLOCK + 7])
+@pytest.mark.parametrize(("family", "link"), sorted(_kernels.CANONICAL))
+def test_canonical_pass_equals_numpy_and_does_not_depend_on_the_thread_count(family, link, n):
+    rng = np.random.default_rng(n)
+    X, beta = rng.normal(size=(n, 6)), rng.normal(size=6)
+    offset, w = rng.normal(size=n), rng.random(n) + 0.5
+    offset[:2] = (60.0, -60.0) if family == "binomial" else (0.0, -800.0)  # mu clipped into the domain
+    fam = get_family(family, link)
+    y = rng.random(n).round() if family == "binomial" else rng.poisson(2.0, n).astype(float)
+    sat = fam.saturated(torch.from_numpy(y)).numpy()
+    kind = _kernels.CANONICAL[(family, link)]
+    lo, hi = (fam.eps, 1.0 - fam.eps) if family == "binomial" else (1e-300, np.inf)
+    before, runs = torch.get_num_threads(), []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            torch.set_num_threads(threads)
+            runs.append(_kernels.canonical_pass(X, beta, offset, y, w, sat, kind, lo, hi))
+    finally:
+        torch.set_num_threads(before)
+    eta, mu, dev, rhs = runs[0]
+    ref_eta = offset + X @ beta
+    ref_mu = fam.clip_mu(fam.link.inverse(torch.from_numpy(ref_eta))).numpy()
+    ref_dev = float(
+        (torch.from_numpy(w) * fam.unit_deviance(torch.from_numpy(y), torch.from_numpy(ref_mu))).sum()
+    )
+    np.testing.assert_allclose(eta, ref_eta, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(mu, ref_mu, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(dev, ref_dev, rtol=1e-12)
+    np.testing.assert_allclose(rhs, X.T @ (w * (y - ref_mu)), rtol=1e-11, atol=1e-11)
+    for a, b in zip(runs[0], runs[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("family", "link"), [*sorted(_kernels.CANONICAL), ("binomial", "probit")])
+def test_deviance_rhs_equals_the_deviance_and_the_rhs_through_torch(family, link, kernels_on, monkeypatch):
+    X, y = make_data(family, link, n=700, seed=8)
+    rng = np.random.default_rng(8)
+    w, off = rng.random(700) + 0.5, 0.1 * rng.normal(size=700)
+    beta = torch.tensor([0.3, -0.5, 0.2, 0.1, 0.4], dtype=torch.float64)
+    fam = get_family(family, link)
+
+    def shard_():
+        return shard.Shard(*(torch.from_numpy(a) for a in (X, y, w, off)), fam)
+
+    fused = shard_()
+    dev, rhs = fused.deviance_rhs(beta)
+    np.testing.assert_array_equal(fused.mean(beta).numpy(), fused._cache[2].numpy())  # eta, mu cached
+    monkeypatch.setattr(shard, "KERNEL_MIN_ELEMENTS", 1 << 62)
+    ref = shard_()
+    assert ref._fast() is None
+    np.testing.assert_allclose(float(dev), float(ref.deviance(beta)[0]), rtol=1e-12)
+    np.testing.assert_allclose(rhs.numpy(), ref.irls_rhs(beta)[0].numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(fused.mean(beta).numpy(), ref.mean(beta).numpy(), rtol=1e-13)
+
+
+@pytest.mark.parametrize(("family", "link"), sorted(_kernels.CANONICAL))
+def test_weighted_offset_fits_through_the_one_pass_chord_steps_equal_statsmodels(family, link, kernels_on):
+    X, y = make_data(family, link, n=3000, seed=9)
+    rng = np.random.default_rng(9)
+    w, off = rng.random(3000) + 0.5, 0.1 * rng.normal(size=3000)
+    res = glm.fit(X, y, family=family, link=link, weights=w, offset=off)
+    ref = sm.GLM(y, X, family=sm_family(family, link), var_weights=w, offset=off).fit(tol=1e-10, maxiter=100)
+    assert res.converged and any(h.get("next_step_chord") for h in res.history)
+    np.testing.assert_allclose(res.coef, ref.params, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(res.bse, ref.bse, rtol=1e-6)
+    np.testing.assert_allclose(res.deviance, ref.deviance, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n", [2, 5, 1001])
+def test_float64_gram_by_syrk_in_the_scratch_buffer_equals_numpy(n):
+    rng = np.random.default_rng(n)
+    X, sqrt_w = rng.normal(size=(n, 7)), rng.random(n)
+    glm.free_buffers()
+    sh = shard.Shard(
+        torch.from_numpy(X),
+        torch.zeros(n, dtype=torch.float64),
+        torch.ones(n, dtype=torch.float64),
+        torch.zeros(n, dtype=torch.float64),
+        None,
+    )
+    G = sh.gram(torch.from_numpy(sqrt_w)).numpy()
+    np.testing.assert_allclose(G, (X * sqrt_w[:, None] ** 2).T @ X, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(G, G.T)
+    sh.release()
+    assert len(shard._SPARE) == 1  # the buffer the float64 Gram used is kept for the next fit
+    G2 = sh.gram(torch.from_numpy(sqrt_w)).numpy()  # after release: borrowed, given back
+    np.testing.assert_array_equal(G, G2)
+    assert len(shard._SPARE) == 1 and sh._buf32 is None
+    glm.free_buffers()
