@@ -107,7 +107,9 @@ def _write_state(folder: ExperimentFolder, exp: Experiment, plan: Plan, name: st
         }
     )
     # the Ray job (driver) of this run: a resume waits until that job's actors are gone
-    state["job_ids"] = [*[j for j in state.get("job_ids", []) if j != _job_id()], _job_id()][-8:]
+    job = _job_id()
+    if job is not None:
+        state["job_ids"] = [*[j for j in state.get("job_ids", []) if j != job], job][-8:]
     state.setdefault("started_at", time.time())
     state.setdefault("finished_at", None)
     state.setdefault("wall_s", None)
