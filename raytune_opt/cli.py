@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from raytune_opt.errors import ConfigError, StorageFullError
+from raytune_opt.errors import ConfigError, PreviousRunAliveError, StorageFullError
 
 __all__ = ["main", "build_parser", "EXIT_STORAGE_FULL"]
 
@@ -272,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     except StorageFullError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return EXIT_STORAGE_FULL
+    except PreviousRunAliveError as e:  # a temporary failure too: resume again once they are gone
         print(f"error: {e}", file=sys.stderr, flush=True)
         return EXIT_STORAGE_FULL
     except KeyboardInterrupt:

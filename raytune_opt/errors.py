@@ -15,7 +15,14 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["ConfigError", "ConfigTypeError", "StorageFullError", "did_you_mean", "expected"]
+__all__ = [
+    "ConfigError",
+    "ConfigTypeError",
+    "PreviousRunAliveError",
+    "StorageFullError",
+    "did_you_mean",
+    "expected",
+]
 
 
 def did_you_mean(value: object, choices: Iterable[str]) -> str:
@@ -62,6 +69,13 @@ class StorageFullError(OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+class PreviousRunAliveError(RuntimeError):
+    """``resume`` found trial actors of the experiment's previous run (a driver killed a moment ago)
+    still alive on the cluster after its wait: resumed now, two processes would write the same trial
+    folders. The message names the actors and how to stop them; nothing of the experiment was
+    changed."""
 
 
 def expected(err: dict[str, Any]) -> str:

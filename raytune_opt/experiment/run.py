@@ -31,7 +31,7 @@ from typing import Any
 
 from raytune_opt import keys
 from raytune_opt._compat import ray_tune as _compat
-from raytune_opt.errors import ConfigError, StorageFullError
+from raytune_opt.errors import ConfigError, PreviousRunAliveError, StorageFullError
 from raytune_opt.experiment.config import Experiment
 from raytune_opt.experiment.plan import Plan
 from raytune_opt.storage import ExperimentFolder
@@ -58,6 +58,12 @@ STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 #: does not pay torch's import (seconds) on the critical path, nor ``torch._dynamo``'s (seconds more),
 #: which the first ``torch.optim.Optimizer`` built in a process imports (its ``add_param_group``)
 PRELOAD = ["torch", "torch._dynamo", "raytune_opt.train.loop"]
+
+#: how long ``resume`` waits for the trial actors of the experiment's previous run to end (Ray stops a
+#: dead driver's actors within a second or two; a bound for a previous driver still running)
+PREVIOUS_RUN_TIMEOUT_S = 60.0
+#: a wait longer than this says on the progress output what it waits for
+_QUIET_WAIT_S = 2.0
 
 
 @dataclass
@@ -100,11 +106,71 @@ def _write_state(folder: ExperimentFolder, exp: Experiment, plan: Plan, name: st
             "experiment": {**exp.to_dict(), "name": name},
         }
     )
+    # the Ray job (driver) of this run: a resume waits until that job's actors are gone
+    job = _job_id()
+    if job is not None:
+        state["job_ids"] = [*[j for j in state.get("job_ids", []) if j != job], job][-8:]
     state.setdefault("started_at", time.time())
     state.setdefault("finished_at", None)
     state.setdefault("wall_s", None)
     state.update(times)
     folder.write_text(EXPERIMENT_FILE, json.dumps(state, indent=2, default=str))
+
+
+def _job_id() -> str | None:
+    """The hex id of the Ray job this process drives (``None`` when it joined no Ray)."""
+    import ray
+
+    return ray.get_runtime_context().get_job_id() if ray.is_initialized() else None
+
+
+def wait_for_previous_run(
+    folder: ExperimentFolder, progress: bool = True, timeout_s: float = PREVIOUS_RUN_TIMEOUT_S
+) -> None:
+    """Before a resume: wait until no actor of the experiment's earlier runs (the Ray jobs that
+    ``experiment.json`` records, other than this process's) is alive on the cluster this process
+    joined. A driver SIGKILLed a moment ago leaves its trial actors running until Ray reaps them (it
+    does so asynchronously, within a second or two); resumed meanwhile, two processes would train the
+    same trial and write the same checkpoints. Says what it waits for after a moment; after
+    ``timeout_s`` a :class:`PreviousRunAliveError` naming the actors and how to stop them (an error,
+    not a warning: going on would write the very duplicate work the wait is for)."""
+    from raytune_opt._compat.ray_core import live_actors_of_jobs
+
+    state = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")
+    jobs = set(state.get("job_ids", [])) - {_job_id(), None}
+    if not jobs:
+        return
+    start = time.monotonic()
+    said = False
+    while alive := live_actors_of_jobs(jobs):
+        waited = time.monotonic() - start
+        if waited > timeout_s:
+            raise PreviousRunAliveError(_previous_run_alive(folder, alive, timeout_s))
+        if progress and not said and waited > _QUIET_WAIT_S:
+            names = ", ".join(sorted({a["class_name"] for a in alive}))
+            print(
+                f"waiting for {len(alive)} actor(s) of the previous run of {folder.path} to end "
+                f"({names}; Ray stops a dead driver's actors; at most {timeout_s:.0f} s)",
+                flush=True,
+            )
+            said = True
+        time.sleep(0.2)
+    if said:
+        print(f"the previous run's actors ended after {time.monotonic() - start:.1f} s: resuming", flush=True)
+
+
+def _previous_run_alive(folder: ExperimentFolder, alive: list[dict[str, Any]], timeout_s: float) -> str:
+    actors = "; ".join(
+        f"{a['class_name']} {a['actor_id']} ({a['state']}, job {a['job_id']}"
+        + (f", pid {a['pid']} on {a['ip']}" if a["pid"] else "")
+        + ")"
+        for a in alive
+    )
+    return (
+        f"the previous run of {folder.path} still has {len(alive)} actor(s) alive after {timeout_s:.0f} s: "
+        f"{actors}. Is its driver still running? Stop it (Ctrl-C, or kill its process), or stop those "
+        "actors (`kill <pid>` on their node), then `raytune-opt resume` again"
+    )
 
 
 def _reachable(address: str, timeout_s: float = 5.0) -> bool:
@@ -259,12 +325,7 @@ def run_experiment(
         from raytune_opt.experiment.optuna_journal import check_optuna
 
         check_optuna("optuna_journal" if optuna_journal else "run.optuna_journal")
-    if _restore:
-        name, folder = exp.name, ExperimentFolder(exp.run_.storage_path, exp.name)
-        if not _tune_state_saved(folder):
-            _set_aside_unsaved(folder, progress)
-            _restore = False
-    elif _append:
+    if _restore or _append:
         name, folder = exp.name, ExperimentFolder(exp.run_.storage_path, exp.name)
     else:
         name, folder = _fresh_name(exp, progress)
@@ -275,6 +336,12 @@ def run_experiment(
     folder.check_writable()
     connect(exp.run_.address, progress)
     check_resources(exp)
+    if _restore:
+        # before anything reads or moves the folder: the killed driver's trials may still write there
+        wait_for_previous_run(folder, progress)
+        if not _tune_state_saved(folder):
+            _set_aside_unsaved(folder, progress)
+            _restore = False
     with _storage_full_named(folder):
         return _run(
             exp, plan, name, folder, tracking, progress, report, _restore, bool(journal), _append, _grow

@@ -312,25 +312,6 @@ def _result_lines(folder: Path) -> list[dict]:
     return [json.loads(x) for x in result.read_text().splitlines() if x.strip()]
 
 
-def _exited(pid: int) -> bool:
-    """Whether process ``pid`` has exited (gone, or a zombie its parent has not reaped yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def wait_for_exit(pids: list[int], timeout: float) -> None:
-    """Poll until every process of ``pids`` has exited; fail after ``timeout`` seconds (a bound for a
-    broken run only: Ray stops a dead driver's actors within a second or two)."""
-    deadline = time.monotonic() + timeout
-    while not all(_exited(p) for p in pids):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the dead driver's trial processes {pids} still run after {timeout:.0f} s")
-        time.sleep(0.05)
-
-
 def _newest_checkpoint_index(folder: Path) -> int:
     """The highest ``checkpoint_<index>`` of the experiment's trial (epoch ``index + 1`` when every
     epoch checkpoints); -1 when none."""
@@ -350,9 +331,9 @@ def test_resume_continues_from_the_newest_checkpoint_on_disk(ray_local, tmp_path
     ``lost``: that copy is gone (a resume on another machine, after a reboot), and the resumed trial
     re-reports the epochs the stored result.json lacks.
 
-    Paced by a gate: the trial waits at its 4th epoch until the test opens the gate, after the kill and
-    after the killed driver's trial process exited (Ray stops it a moment after the driver died; let
-    through earlier, it trained on and checkpointed epoch 4)."""
+    Paced by a gate: the trial waits at its 4th epoch; the gate stays shut until the resume finished
+    (the resumed trial trains 3 epochs, none at the gate). The resume starts right after the kill,
+    while the dead driver's trial may still be at the gate: it waits until Ray stopped that actor."""
     epochs, hold = 6, 3
     gate = tmp_path / "gate"
     gate.mkdir()
@@ -384,24 +365,20 @@ def test_resume_continues_from_the_newest_checkpoint_on_disk(ray_local, tmp_path
             log=log,
         )
         _kill(driver)
-        # the gate opens (for the resumed trial) only once the dead driver's trial has exited: Ray
-        # stops a dead driver's actors a moment after it died, and a trial still alive when the gate
-        # opened trained epoch 4 and wrote its checkpoint, which the resume then (rightly) replayed
-        wait_for_exit([int(p.name.split("_")[1]) for p in gate.glob("waiting_*")], timeout=120)
-    # what Tune's last save copied to storage: epoch 2's line, and epoch 3's if the driver wrote it
-    # before that save's (background) copy read the file
-    before = [r["epoch"] for r in _result_lines(folder)]
-    assert before in (list(range(1, hold)), list(range(1, hold + 1)))
-    if staged == "lost":
-        (trial,) = folder.glob("raytune_opt_trial_*")
-        # the dead driver's staged copies in this Ray session (other sessions' folders are not ours)
-        session = Path(ray_local._private.worker._global_node.get_session_dir_path())
-        copies = list(session.glob(f"artifacts/*/newest/driver_artifacts/{trial.name}"))
-        assert copies, f"no staged copy of {trial.name} under {session}/artifacts"
-        for copy in copies:
-            shutil.rmtree(copy)
-
-    assert cli("resume", folder) == 0
+        # what Tune's last save copied to storage: epoch 2's line, and epoch 3's if the driver wrote it
+        # before that save's (background) copy read the file
+        before = [r["epoch"] for r in _result_lines(folder)]
+        assert before in (list(range(1, hold)), list(range(1, hold + 1)))
+        if staged == "lost":
+            (trial,) = folder.glob("raytune_opt_trial_*")
+            # the dead driver's staged copies in this Ray session (other sessions' folders are not ours)
+            session = Path(ray_local._private.worker._global_node.get_session_dir_path())
+            copies = list(session.glob(f"artifacts/*/newest/driver_artifacts/{trial.name}"))
+            assert copies, f"no staged copy of {trial.name} under {session}/artifacts"
+            for copy in copies:
+                shutil.rmtree(copy)
+        # right away, the gate still shut: the dead driver's trial may be alive (resume waits for it)
+        assert cli("resume", folder) == 0
     lines = _result_lines(folder)
     assert [r["training_iteration"] for r in lines] == list(range(1, epochs + 1))  # each epoch once
     assert [r["epoch"] for r in lines] == list(range(1, epochs + 1))
@@ -414,6 +391,87 @@ def test_resume_continues_from_the_newest_checkpoint_on_disk(ray_local, tmp_path
     assert trained[0]["epoch"] == hold + 1  # trained on from epoch 3's checkpoint, not epoch 2's
     trials = pd.read_csv(folder / "trials.csv", dtype={"trial_id": str})
     assert list(trials["status"]) == ["finished"] and list(trials["iterations"]) == [epochs]
+
+
+def test_resume_waits_until_the_previous_runs_trial_ended(ray_local, tmp_path):
+    """``resume`` while a trial of the experiment's previous run still trains (its driver frozen:
+    SIGSTOP, so Ray cannot reap the trial, which the gate holds at its 3rd epoch) waits, saying so,
+    until that trial's actor is gone (here: its driver SIGKILLed and its process killed), and only
+    then restores: each epoch is in result.json once, the resumed trial trained on from epoch 2's
+    checkpoint. Paced by the gate and by resume's own output; the gate stays shut for the old trial."""
+    epochs, hold = 4, 2
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    config = {
+        "name": "overlap",
+        "imports": [str(write_gated_tasks(tmp_path))],
+        "task": {"name": "epoch-gated-digits", "args": {"gate": str(gate), "hold": hold}},
+        "train": {"epochs": epochs, "batch_size": "full", "checkpoint_every": 1},
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "run": {"storage_path": str(tmp_path), "max_failures": 1, "keep_checkpoints": 2},
+    }
+    path = tmp_path / "overlap.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log, resume_log = tmp_path / "driver.log", tmp_path / "resume.log"
+    folder = tmp_path / "overlap"
+
+    def held() -> list[Path]:
+        # at the gate, with epoch 2's checkpoint on disk and Tune's state saved
+        waiting = list(gate.glob("waiting_*"))
+        return waiting if _saved_iterations(folder) and _newest_checkpoint_index(folder) == hold - 1 else []
+
+    gcs = ray_local.get_runtime_context().gcs_address
+    with gated_driver(ray_local, path, gate, log) as driver:
+        (marker,) = wait_until(f"epoch {hold} checkpointed, the trial at the gate", held, 300, driver, log)
+        os.killpg(driver.pid, signal.SIGSTOP)  # alive to Ray: its trial actor is not reaped
+        with open(resume_log, "w") as fh:
+            resume = subprocess.Popen(
+                [sys.executable, "-m", "raytune_opt", "resume", str(folder), "--address", gcs],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_until(
+                "resume waiting for the previous run's actors",
+                lambda: "actor(s) of the previous run" in resume_log.read_text(),
+                120,
+                resume,
+                resume_log,
+            )
+            assert _newest_checkpoint_index(folder) == hold - 1  # nothing restored or trained yet
+            _kill(driver)
+            os.kill(int(marker.name.split("_")[1]), signal.SIGKILL)  # the old trial, still at the gate
+            assert resume.wait(timeout=600) == 0, resume_log.read_text()[-3000:]
+        finally:
+            if resume.poll() is None:
+                os.killpg(resume.pid, signal.SIGKILL)
+                resume.wait()
+    out = resume_log.read_text()
+    assert "Traceback" not in out and "previous run's actors ended" in out, out[-3000:]
+    lines = _result_lines(folder)
+    assert [r["training_iteration"] for r in lines] == list(range(1, epochs + 1))  # each epoch once
+    trained = [r for r in lines if r["pid"] != lines[0]["pid"] and not r.get("replayed")]
+    assert trained[0]["epoch"] == hold + 1  # trained on from epoch 2's checkpoint, not over again
+
+
+def test_resume_names_the_previous_runs_live_actors_after_its_timeout(tmp_path, monkeypatch):
+    """A previous run's actor that outlives the wait: an error naming it (class, id, pid) and how to
+    stop it; nothing restored."""
+    from raytune_opt._compat import ray_core
+    from raytune_opt.errors import PreviousRunAliveError
+    from raytune_opt.experiment.run import wait_for_previous_run
+    from raytune_opt.storage import ExperimentFolder
+
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "experiment.json").write_text(json.dumps({"job_ids": ["0a000000"]}))
+    actor = {"actor_id": "abc", "class_name": "raytune_opt_trial", "name": "", "state": "ALIVE"}
+    actor |= {"pid": 4242, "ip": "10.0.0.7", "job_id": "0a000000"}
+    monkeypatch.setattr(ray_core, "live_actors_of_jobs", lambda jobs: [actor] if "0a000000" in jobs else [])
+    with pytest.raises(PreviousRunAliveError) as e:
+        wait_for_previous_run(ExperimentFolder(str(tmp_path), "exp"), progress=False, timeout_s=0)
+    assert "raytune_opt_trial abc (ALIVE, job 0a000000, pid 4242 on 10.0.0.7)" in str(e.value)
+    assert "`raytune-opt resume` again" in str(e.value)
 
 
 def test_a_full_storage_stops_the_run_with_one_error_line_and_resume_completes(ray_local, tmp_path):
