@@ -318,6 +318,24 @@ def _newest_checkpoint_index(folder: Path) -> int:
     return max((int(p.name.split("_")[1]) for p in folder.glob("*/checkpoint_*")), default=-1)
 
 
+def _one_gated_trial(tmp_path: Path, name: str, epochs: int, hold: int) -> tuple[Path, Path, Path]:
+    """An experiment file of one epoch-gated digits trial (it waits at the gate after ``hold``
+    epochs; a checkpoint every epoch): the file, the gate folder and the experiment's folder."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    config = {
+        "name": name,
+        "imports": [str(write_gated_tasks(tmp_path))],
+        "task": {"name": "epoch-gated-digits", "args": {"gate": str(gate), "hold": hold}},
+        "train": {"epochs": epochs, "batch_size": "full", "checkpoint_every": 1},
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "run": {"storage_path": str(tmp_path), "max_failures": 1, "keep_checkpoints": 2},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, gate, tmp_path / name
+
+
 @pytest.mark.parametrize("staged", ["kept", "lost"])
 def test_resume_continues_from_the_newest_checkpoint_on_disk(ray_local, tmp_path, staged):
     """The driver SIGKILLed after a trial checkpointed epoch 3 while Tune's saved state (and its copy
@@ -335,20 +353,8 @@ def test_resume_continues_from_the_newest_checkpoint_on_disk(ray_local, tmp_path
     (the resumed trial trains 3 epochs, none at the gate). The resume starts right after the kill,
     while the dead driver's trial may still be at the gate: it waits until Ray stopped that actor."""
     epochs, hold = 6, 3
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    config = {
-        "name": "newest",
-        "imports": [str(write_gated_tasks(tmp_path))],
-        "task": {"name": "epoch-gated-digits", "args": {"gate": str(gate), "hold": hold}},
-        "train": {"epochs": epochs, "batch_size": "full", "checkpoint_every": 1},
-        "optimizer": {"name": "adam", "lr": 0.01},
-        "run": {"storage_path": str(tmp_path), "max_failures": 1, "keep_checkpoints": 2},
-    }
-    path = tmp_path / "newest.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path, gate, folder = _one_gated_trial(tmp_path, "newest", epochs, hold)
     log = tmp_path / "driver.log"
-    folder = tmp_path / "newest"
 
     def held() -> bool:
         # at the gate, epoch 3's report (and the copy of its checkpoint to storage) has returned
@@ -400,20 +406,8 @@ def test_resume_waits_until_the_previous_runs_trial_ended(ray_local, tmp_path):
     then restores: each epoch is in result.json once, the resumed trial trained on from epoch 2's
     checkpoint. Paced by the gate and by resume's own output; the gate stays shut for the old trial."""
     epochs, hold = 4, 2
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    config = {
-        "name": "overlap",
-        "imports": [str(write_gated_tasks(tmp_path))],
-        "task": {"name": "epoch-gated-digits", "args": {"gate": str(gate), "hold": hold}},
-        "train": {"epochs": epochs, "batch_size": "full", "checkpoint_every": 1},
-        "optimizer": {"name": "adam", "lr": 0.01},
-        "run": {"storage_path": str(tmp_path), "max_failures": 1, "keep_checkpoints": 2},
-    }
-    path = tmp_path / "overlap.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path, gate, folder = _one_gated_trial(tmp_path, "overlap", epochs, hold)
     log, resume_log = tmp_path / "driver.log", tmp_path / "resume.log"
-    folder = tmp_path / "overlap"
 
     def held() -> list[Path]:
         # at the gate, with epoch 2's checkpoint on disk and Tune's state saved
