@@ -18,13 +18,25 @@ __all__ = ["MLP", "ConvNet1d", "ResNet", "LinearPredictor"]
 
 
 class MLP(nn.Sequential):
-    """``in → hidden[0] → … → hidden[-1] → out`` with ReLU between the linear layers."""
+    """``in → hidden[0] → … → hidden[-1] → out`` with ReLU between the linear layers, and dropout
+    with probability ``dropout`` after each ReLU when it is above 0 (none at 0: the layers, and
+    the state dict's keys, are then those of the plain MLP)."""
 
-    def __init__(self, in_features: int, out_features: int, hidden: Sequence[int] = (100, 100)) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden: Sequence[int] = (100, 100),
+        dropout: float = 0.0,
+    ) -> None:
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         widths = [in_features, *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
         for a, b in zip(widths[:-1], widths[1:], strict=False):
             layers += [nn.Linear(a, b), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(widths[-1], out_features))
         super().__init__(*layers)
 

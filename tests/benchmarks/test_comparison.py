@@ -53,6 +53,7 @@ def test_quick_mnist1d(ray_local, tmp_path, capsys, monkeypatch) -> None:
     m = _module(monkeypatch)
     (row,) = m.main(["mnist1d", "--quick", "--storage", str(tmp_path)])
     assert row["model"] == "mlp" and row["published"] == 0.68 and row["target"] == 0.72
+    assert row["recipe"] == "shift=4, cosine"  # the paper MLP, random-translation augmentation, cosine lr
     assert 1 <= row["trials"] <= 2 and row["seeds"] == 2 and 0 <= row["test_mean"] <= 1
     last = capsys.readouterr().out.rstrip().splitlines()[-1]
     assert last.startswith("test accuracy / published: mlp") and "reduced budget" in last

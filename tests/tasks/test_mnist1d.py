@@ -42,3 +42,43 @@ def test_models_fit_the_signal(name: str) -> None:
     out = spec.model(spec.val[0][:8])
     assert out.shape == (8, 10) and spec.metric.name == "accuracy" and spec.num_classes == 10
     assert (len(spec.train[1]), len(spec.val[1]), len(spec.test[1])) == (3200, 800, 1000)
+
+
+def test_random_shift_translates_each_row_with_edge_padding() -> None:
+    x = torch.arange(40.0).repeat(64, 1)
+    torch.manual_seed(0)
+    out = m.random_shift(x, 3)
+    assert out.shape == x.shape
+    offsets = set()
+    for row in out:
+        d = int(row[20] - 20)  # the row moved by -d positions: out[i] = x[clamp(i + d)]
+        assert -3 <= d <= 3 and torch.equal(row, torch.arange(40.0).add(d).clamp(0, 39))
+        offsets.add(d)
+    assert len(offsets) > 1  # each row draws its own shift
+    assert m.random_shift(x[:, None, :], 2).shape == (64, 1, 40)  # (N, 1, L) batches too
+
+
+def test_shift_and_dropout_args_train_only() -> None:
+    plain = get_task("mnist1d-mlp").build()
+    assert plain.augment is None and not any(isinstance(l, torch.nn.Dropout) for l in plain.model)
+    spec = get_task("mnist1d-mlp").build(shift=4, dropout=0.5)
+    assert sum(isinstance(l, torch.nn.Dropout) for l in spec.model) == 2
+    # the splits are the plain task's: augmentation touches training batches only, in the loop
+    for a, b in zip((spec.train, spec.val, spec.test), (plain.train, plain.val, plain.test), strict=True):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    torch.manual_seed(1)
+    xb = spec.augment(spec.train[0][:16])
+    assert xb.shape == (16, 40) and not torch.equal(xb, spec.train[0][:16])
+    cnn = get_task("mnist1d-cnn").build(shift=5)
+    assert cnn.augment is not None and cnn.model(cnn.augment(cnn.val[0][:4])).shape == (4, 10)
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [("mnist1d-mlp", {"shift": -1}), ("mnist1d-mlp", {"dropout": 1.0}), ("mnist1d-cnn", {"shift": 40})],
+)
+def test_bad_shift_or_dropout_is_a_config_error(name: str, args: dict) -> None:
+    from raytune_opt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="shift|dropout"):
+        get_task(name).build(**args)
