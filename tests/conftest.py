@@ -13,8 +13,9 @@ import pytest
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
 #: how long a module's trials, tasks and actors may take to hand their CPUs back after its last test
-#: (a bound for a broken run only: released resources show within a second or two)
-RELEASE_TIMEOUT_S = 30.0
+#: (released resources show within a second or two; past it the suite's Ray is restarted, which costs
+#: a few seconds and changes no test outcome)
+RELEASE_TIMEOUT_S = 10.0
 
 
 #: how the suite starts its local Ray (and restarts it after a module left CPUs held)
