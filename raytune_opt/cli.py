@@ -12,7 +12,8 @@
 Bad input (a wrong key, value or name in CONFIG or ``--set``) prints one ``error:`` line that names the
 file, line and key, and exits with status 2, before Ray starts. A run whose storage fills up (a full
 disk, a spent quota, the file size limit) prints one ``error:`` line saying how to resume and exits
-with status 75 (:data:`EXIT_STORAGE_FULL`); an interrupted one exits with 130. A run prints the Ray
+with status 75 (:data:`EXIT_TEMPFAIL`), as does a ``resume`` whose previous run's actors are still alive
+after its wait; an interrupted one exits with 130. A run prints the Ray
 dashboard's URL, a live status line, and at the end the best configuration, its metric and the files
 written.
 """
@@ -26,10 +27,13 @@ from pathlib import Path
 
 from raytune_opt.errors import ConfigError, PreviousRunAliveError, StorageFullError
 
-__all__ = ["main", "build_parser", "EXIT_STORAGE_FULL"]
+__all__ = ["main", "build_parser", "EXIT_TEMPFAIL", "EXIT_STORAGE_FULL"]
 
-#: the exit status of a run or resume stopped by a full storage (``EX_TEMPFAIL``: free space, resume)
-EXIT_STORAGE_FULL = 75
+#: the exit status of a run or resume that may succeed later (``EX_TEMPFAIL``): a full storage (free
+#: space, resume), or a previous run's actors still alive (stop them, resume)
+EXIT_TEMPFAIL = 75
+#: the exit status of a run or resume stopped by a full storage (:data:`EXIT_TEMPFAIL`)
+EXIT_STORAGE_FULL = EXIT_TEMPFAIL
 
 
 def _on_folder(
@@ -271,12 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
-    except StorageFullError as e:
+    except (StorageFullError, PreviousRunAliveError) as e:  # temporary: resume once it is cleared
         print(f"error: {e}", file=sys.stderr, flush=True)
-        return EXIT_STORAGE_FULL
-    except PreviousRunAliveError as e:  # a temporary failure too: resume again once they are gone
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return EXIT_STORAGE_FULL
+        return EXIT_TEMPFAIL
     except KeyboardInterrupt:
         print(
             "interrupted: `raytune-opt resume <experiment folder>` continues where it stopped",

@@ -169,20 +169,26 @@ def _kill(driver: subprocess.Popen) -> None:
     driver.wait(timeout=30)
 
 
-@contextmanager
-def gated_driver(ray_local, path: Path, gate: Path, log: Path, **env: str) -> Iterator[subprocess.Popen]:
-    """``raytune-opt run path`` in its own process group on the suite's Ray (``env`` added to its
-    environment, its output in ``log``); at the end the gate opens (never leave a trial waiting) and a
-    driver still running is killed."""
+def _cli_process(ray_local, args: list[str], log: Path, **env: str) -> subprocess.Popen:
+    """``raytune-opt ARGS --address <the suite's Ray>`` in its own process group (``env`` added to its
+    environment), its output in ``log``."""
     gcs = ray_local.get_runtime_context().gcs_address
     with open(log, "w") as fh:
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "raytune_opt", "run", str(path), "--address", gcs],
+        return subprocess.Popen(
+            [sys.executable, "-m", "raytune_opt", *args, "--address", gcs],
             stdout=fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={**os.environ, **env},
         )
+
+
+@contextmanager
+def gated_driver(ray_local, path: Path, gate: Path, log: Path, **env: str) -> Iterator[subprocess.Popen]:
+    """``raytune-opt run path`` in its own process group on the suite's Ray (``env`` added to its
+    environment, its output in ``log``); at the end the gate opens (never leave a trial waiting) and a
+    driver still running is killed."""
+    driver = _cli_process(ray_local, ["run", str(path)], log, **env)
     try:
         yield driver
     finally:
@@ -414,17 +420,10 @@ def test_resume_waits_until_the_previous_runs_trial_ended(ray_local, tmp_path):
         waiting = list(gate.glob("waiting_*"))
         return waiting if _saved_iterations(folder) and _newest_checkpoint_index(folder) == hold - 1 else []
 
-    gcs = ray_local.get_runtime_context().gcs_address
     with gated_driver(ray_local, path, gate, log) as driver:
         (marker,) = wait_until(f"epoch {hold} checkpointed, the trial at the gate", held, 300, driver, log)
         os.killpg(driver.pid, signal.SIGSTOP)  # alive to Ray: its trial actor is not reaped
-        with open(resume_log, "w") as fh:
-            resume = subprocess.Popen(
-                [sys.executable, "-m", "raytune_opt", "resume", str(folder), "--address", gcs],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        resume = _cli_process(ray_local, ["resume", str(folder)], resume_log)
         try:
             wait_until(
                 "resume waiting for the previous run's actors",
