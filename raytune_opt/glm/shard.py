@@ -7,10 +7,10 @@ shards (one per Ray worker, see ``distributed.py``) equal the sums over all rows
 
 The hot path is :meth:`Shard.irls_pieces`: one pass over X gives ``eta = X a + offset``, then elementwise
 work, then the Gram matrix ``X^T W X = (W^{1/2} X)^T (W^{1/2} X)`` formed in a reused buffer. On the
-CPU that product is numpy's ``A.T @ A`` (BLAS ``syrk``: half the flops of torch's gemm) on *one* OpenBLAS
-thread (:func:`syrk`): on two threads OpenBLAS's pool spun against torch's OpenMP pool and was 5-10x
-slower on a loaded 2-core machine, while one thread took about half the CPU time of torch's two-thread
-gemm there.
+CPU that product is numpy's ``A.T @ A`` (BLAS ``syrk``: half the flops of torch's gemm) with OpenBLAS at
+one thread, over two row halves on two threads of ours (:func:`syrk`): on two threads OpenBLAS's pool
+spun against torch's OpenMP pool and was 5-10x slower on a loaded 2-core machine, while one thread took
+about half the CPU time of torch's two-thread gemm there.
 
 On the CPU, for a float64 X of at least :data:`KERNEL_MIN_ELEMENTS` elements (64 MB), the passes over X —
 eta, the float32 rows of the Gram matrix together with ``X^T W r``, and ``X^T v`` — run as numba loops
@@ -32,9 +32,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
 import numpy as np
@@ -107,18 +109,40 @@ def _blas() -> object | None:
         return None
 
 
-def syrk(A: np.ndarray) -> np.ndarray:
-    """A^T A by numpy's BLAS ``syrk`` (half the flops of a general product: one triangle, mirrored) on one
-    BLAS thread.
+SYRK_SPLIT_ROWS = 1 << 14  # A^T A of at least this many rows is summed over two row halves (see syrk)
 
-    Measured for a 200 000 x 100 float32 A on a loaded 2-core machine: ~36 ms of CPU against ~69 ms for
-    torch's two-thread gemm (float64: ~66 against ~159 ms); one thread cannot clash with torch's pool.
+
+@functools.cache
+def _second_thread(pid: int) -> ThreadPoolExecutor:
+    """One worker thread of this process (``pid``: a forked child makes its own) for :func:`syrk`."""
+    return ThreadPoolExecutor(1, thread_name_prefix="raytune-opt-syrk")
+
+
+def syrk(A: np.ndarray) -> np.ndarray:
+    """A^T A by numpy's BLAS ``syrk`` (half the flops of a general product: one triangle, mirrored), each
+    BLAS call on one BLAS thread.
+
+    From :data:`SYRK_SPLIT_ROWS` rows, A^T A = A_1^T A_1 + A_2^T A_2 over the two row halves, always (so
+    the bits do not depend on the threads); with torch's intra-op pool at 2 threads or more the second
+    half runs on a worker thread of ours at the same time (numpy releases the GIL), which halves the wall
+    time at the same CPU time. OpenBLAS's own pool is never used: on two threads it spun against torch's
+    OpenMP pool and was 5-10x slower on a loaded 2-core machine. Measured, 200 000 x 100 float32, idle
+    2-core machine: one thread 25 ms; two halves on two threads 13-17 ms wall, 25-27 ms CPU; OpenBLAS at 2
+    threads 27 ms wall, 55 ms CPU.
     """
     ctl = _blas()
-    if ctl is None:
-        return A.T @ A
-    with ctl.limit(limits=1):
-        return A.T @ A
+    with contextlib.nullcontext() if ctl is None else ctl.limit(limits=1):
+        if A.shape[0] < SYRK_SPLIT_ROWS:
+            return A.T @ A
+        top, bottom = A[: A.shape[0] // 2], A[A.shape[0] // 2 :]
+        if torch.get_num_threads() < 2:
+            G = top.T @ top
+            G += bottom.T @ bottom
+            return G
+        other = _second_thread(os.getpid()).submit(lambda: bottom.T @ bottom)
+        G = top.T @ top
+        G += other.result()
+        return G
 
 
 @functools.cache

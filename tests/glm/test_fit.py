@@ -119,10 +119,12 @@ def test_alpha_is_ridge_for_gaussian_and_the_l2_penalty_of_statsmodels():
     from sklearn.linear_model import Ridge
 
     X, y = make_data("gaussian", "identity", seed=7)
-    for method in ("irls", "newton", "irls-lm", "lbfgs"):
+    # the second-order methods solve the normal equations; L-BFGS stops on its gradient test, which
+    # promises the IRLS optimum to 1e-6 (issue 17), not to the last digits (1.8e-7 relative here)
+    for method, rtol in (("irls", 1e-7), ("newton", 1e-7), ("irls-lm", 1e-7), ("lbfgs", 1e-6)):
         res = glm.fit(X, y, alpha=25.0, method=method)
         np.testing.assert_allclose(
-            res.coef, Ridge(alpha=25.0, fit_intercept=False).fit(X, y).coef_, rtol=1e-7
+            res.coef, Ridge(alpha=25.0, fit_intercept=False).fit(X, y).coef_, rtol=rtol, err_msg=method
         )
     X, y = make_data("poisson", "log", n=500, seed=7)
     ref = sm.GLM(y, X, family=sm.families.Poisson()).fit_regularized(alpha=0.01, L1_wt=0.0)
