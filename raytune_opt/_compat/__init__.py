@@ -11,6 +11,8 @@ One module per library reached into (add a shim to the module of the library it 
 * :mod:`raytune_opt._compat.ray_tune` — Tune's schedulers, trials and searchers;
 * :mod:`raytune_opt._compat.ray_train` — Ray Train inside a Tune trial;
 * :mod:`raytune_opt._compat.torch` — ``torch.optim`` internals.
+* :mod:`raytune_opt._compat.optuna` — Optuna's samplers where a release broke what Ray's
+  ``OptunaSearch`` relies on (pickling).
 
 Importing this package checks the installed Ray and torch against :data:`TESTED` and warns once
 (:class:`UntestedVersionWarning`, never an error) when one is outside the tested range.

@@ -112,7 +112,9 @@ def _cmaes(optuna: Any, space: SearchSpace, seed: int | None, options: Mapping[s
 
 
 def _nsga2(optuna: Any, space: SearchSpace, seed: int | None, options: Mapping[str, Any]) -> Any:
-    return optuna.samplers.NSGAIISampler(population_size=options.get("population_size", 50), seed=seed)
+    from raytune_opt._compat.optuna import NSGAIISampler  # picklable with Optuna 5.1's lock
+
+    return NSGAIISampler(population_size=options.get("population_size", 50), seed=seed)
 
 
 #: strategy name → (one-line summary, sampler builder, the options it takes)

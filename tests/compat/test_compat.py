@@ -358,3 +358,23 @@ def test_search_generator_state_has_the_keys_grown_search_reads_and_replaces():
     with pytest.raises(ValueError, match="at least the 3 trials"):
         GrownSearch(searcher, 2).set_state({**state, "counter": 3})
     assert "_local_tuner" in Tuner.__annotations__
+
+
+# ------------------------------------------------------------------ optuna
+def test_nsga2_sampler_pickles_and_samples_after_loading():
+    optuna = pytest.importorskip("optuna")
+    import pickle
+
+    from raytune_opt._compat.optuna import NSGAIISampler
+
+    def objective(trial):
+        x = trial.suggest_float("x", -1.0, 1.0)
+        return x * x, (x - 1.0) ** 2
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = pickle.loads(pickle.dumps(NSGAIISampler(population_size=2, seed=0)))
+    assert isinstance(sampler, optuna.samplers.NSGAIISampler)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    study.optimize(objective, n_trials=6)  # past the first generation: the GA's cache, under its lock
+    assert len(study.trials) == 6
+    assert pickle.loads(pickle.dumps(study.sampler)).population_size == 2
