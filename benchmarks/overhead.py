@@ -34,9 +34,11 @@ on top of ``benchmarks/results/overhead.md``, above the older ones.
 
 Scaling mode (``--sizes``): at each size, raw Tune (JSON + CSV, ``raw``) and raytune-opt (``ours``) run
 once each (the order alternates from size to size; 2 unmeasured trials of each side first), and the table
-has the wall time, trials/s and the driver's RSS during ``fit`` — its peak (sampled every 0.2 s in a
-background thread, from ``/proc/self/status`` or psutil) and at the end — and the process's ``ru_maxrss``
-(monotone over the whole process, so only the first row it grows in is that side's own). The ratios:
+has the wall time, trials/s and the driver's RSS during the run — its peak (sampled every 0.2 s in a
+background thread, from ``/proc/self/status`` or psutil) and at the end — then, for raytune-opt, the
+peak while its report is written (apart: raw Tune writes none), and the process's ``ru_maxrss``
+(monotone over the whole process, the report included, so only the first row it grows in is that
+side's own). The ratios:
 ours/raw trials/s at each size (target within 10 %) and RSS(largest)/RSS(smallest) per side, peak and end
 (target <= 1.2 from 1000 to 10 000 trials; Ray #64231: the driver keeps every finished trial). A run
 writes its section on top of ``benchmarks/results/overhead.md`` (``--out`` elsewhere); ``--quick`` with
@@ -130,7 +132,17 @@ def run_raw(n: int, storage: str, checkpoint: bool = False, loggers: str = "json
 
 def run_ours(n: int, storage: str, checkpoint: bool = False) -> tuple[float, float]:
     """(wall time of the run, wall time of the report) through the experiment runner."""
-    from raytune_opt import Experiment, report
+    from raytune_opt import report
+
+    wall, path = run_ours_experiment(n, storage, checkpoint)
+    start = time.perf_counter()
+    report.write(path)
+    return wall, time.perf_counter() - start
+
+
+def run_ours_experiment(n: int, storage: str, checkpoint: bool = False) -> tuple[float, Path]:
+    """(wall time, folder) of ``n`` no-op trials through the experiment runner, without the report."""
+    from raytune_opt import Experiment
     from raytune_opt.experiment import run_experiment
 
     exp = Experiment.from_dict(
@@ -152,9 +164,7 @@ def run_ours(n: int, storage: str, checkpoint: bool = False) -> tuple[float, flo
     result = run_experiment(exp, progress=False, report=False)
     wall = time.perf_counter() - start
     assert len(result.grid) == n and not result.grid.errors
-    start = time.perf_counter()
-    report.write(result.path)
-    return wall, time.perf_counter() - start
+    return wall, Path(result.path)
 
 
 def rss_mb() -> float:
@@ -209,13 +219,20 @@ SCALING_SIDES = {"raw": "raw Tune (JSON + CSV)", "ours": "raytune-opt"}
 
 def measure(side: str, n: int, storage: str) -> dict[str, float]:
     """One scaling row: ``side`` ("raw" or "ours") with ``n`` trials, timed and its driver RSS sampled."""
-    with RssSampler() as rss:
-        wall = run_raw(n, storage) if side == "raw" else run_ours(n, storage)[0]
+    from raytune_opt import report as report_
+
+    report = RssSampler()
+    with RssSampler() as rss:  # the run only: the report's RSS is sampled apart
+        wall, path = (run_raw(n, storage), None) if side == "raw" else run_ours_experiment(n, storage)
+    if path is not None:
+        with report:
+            report_.write(path)
     return {
         "wall_s": wall,
         "trials_per_s": n / wall,
         "rss_peak_mb": rss.peak,
         "rss_end_mb": rss.end,
+        "report_peak_mb": report.peak,
         "maxrss_mb": maxrss_mb(),
     }
 
@@ -283,19 +300,21 @@ def scaling(
                 log.append(
                     f"{n} {side}: {r['wall_s']:.1f} s, {r['trials_per_s']:.1f} trials/s, RSS peak "
                     f"{r['rss_peak_mb']:.0f} MB, end {r['rss_end_mb']:.0f} MB, "
-                    f"ru_maxrss {r['maxrss_mb']:.0f} MB"
+                    f"report peak {r.get('report_peak_mb', 0.0):.0f} MB, ru_maxrss {r['maxrss_mb']:.0f} MB"
                 )
                 print(log[-1], flush=True)
     table = [
-        "| size | side | wall (s) | trials/s | driver RSS peak (MB) | driver RSS end (MB) | ru_maxrss (MB) |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| size | side | wall (s) | trials/s | driver RSS peak (MB) | driver RSS end (MB) "
+        "| report RSS peak (MB) | ru_maxrss (MB) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for n in sizes:
         for side, label in SCALING_SIDES.items():
             r = rows[side][n]
+            report = f"{r['report_peak_mb']:.0f}" if r.get("report_peak_mb") else "-"
             table.append(
                 f"| {n} | {label} | {r['wall_s']:.1f} | {r['trials_per_s']:.1f} | {r['rss_peak_mb']:.0f} "
-                f"| {r['rss_end_mb']:.0f} | {r['maxrss_mb']:.0f} |"
+                f"| {r['rss_end_mb']:.0f} | {report} | {r['maxrss_mb']:.0f} |"
             )
     speed = ", ".join(
         f"{n}: {rows['ours'][n]['trials_per_s'] / rows['raw'][n]['trials_per_s']:.2f}" for n in sizes

@@ -374,6 +374,8 @@ def _run(
         folder, exp, plan, name, **({"finished_at": None} if _append or _grow else {}), **extra_state
     )
     started = time.time()
+    from raytune_opt.experiment.driver_memory import DriverMemory
+
     callbacks = []
     board = None
     if progress:
@@ -386,7 +388,7 @@ def _run(
         callbacks.append(
             LiveStatus(plan.metric, plan.mode, total=plan.trials, searched=searched, waiting=waiting)
         )
-    callbacks += trial_logs.loggers(exp.run_.tensorboard) + tracking
+    callbacks += trial_logs.loggers(exp.run_.tensorboard) + tracking + [DriverMemory()]
     local = None if folder.remote else folder.path
     if journal:
         from raytune_opt.experiment.optuna_journal import JOURNAL_FILE, OptunaJournal

@@ -37,6 +37,9 @@ def test_scaling_mode_table_ratios_and_section(monkeypatch, tmp_path, capsys) ->
     ran: list[tuple[str, int]] = []
     monkeypatch.setattr(module, "run_raw", lambda n, storage: ran.append(("raw", n)) or 0.5)
     monkeypatch.setattr(module, "run_ours", lambda n, storage: ran.append(("ours", n)) or (0.25, 0.0))
+    # a measured row runs the experiment alone (no folder here: no report to sample)
+    experiment = lambda n, storage: ran.append(("ours", n)) or (0.25, None)  # noqa: E731
+    monkeypatch.setattr(module, "run_ours_experiment", experiment)
     out = tmp_path / "overhead.md"
     rows = module.scaling([5, 10], out)
     assert ran == [("raw", 2), ("ours", 2), ("raw", 5), ("ours", 5), ("ours", 10), ("raw", 10)]
