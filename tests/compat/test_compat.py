@@ -378,3 +378,21 @@ def test_nsga2_sampler_pickles_and_samples_after_loading():
     study.optimize(objective, n_trials=6)  # past the first generation: the GA's cache, under its lock
     assert len(study.trials) == 6
     assert pickle.loads(pickle.dumps(study.sampler)).population_size == 2
+
+
+def test_drop_metric_windows_empties_tunes_windows_and_keeps_the_statistics():
+    import json
+    from types import SimpleNamespace
+
+    from ray.tune.trainable.metadata import _TrainingRunMetadata
+
+    meta = _TrainingRunMetadata()
+    for step, value in enumerate([3.0, 2.0, 1.0], start=1):
+        meta.update_metric("loss", value, step=step)
+    assert set(meta.metric_n_steps["loss"]) == {str(n) for n in meta._n_steps}
+    ray_tune.drop_metric_windows(SimpleNamespace(run_metadata=meta))
+    assert dict(meta.metric_n_steps) == {}
+    assert meta.metric_analysis["loss"]["min"] == 1.0 and meta.metric_analysis["loss"]["last-5-avg"] == 2.0
+    assert json.loads(meta.get_json_state())["metric_n_steps"] == {}
+    meta.update_metric("loss", 4.0, step=4)  # a later report: a fresh window, no KeyError
+    assert meta.metric_analysis["loss"]["last-10-avg"] == 4.0
