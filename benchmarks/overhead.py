@@ -300,7 +300,7 @@ def scaling(
                 log.append(
                     f"{n} {side}: {r['wall_s']:.1f} s, {r['trials_per_s']:.1f} trials/s, RSS peak "
                     f"{r['rss_peak_mb']:.0f} MB, end {r['rss_end_mb']:.0f} MB, "
-                    f"report peak {r.get('report_peak_mb', 0.0):.0f} MB, ru_maxrss {r['maxrss_mb']:.0f} MB"
+                    f"report peak {r['report_peak_mb']:.0f} MB, ru_maxrss {r['maxrss_mb']:.0f} MB"
                 )
                 print(log[-1], flush=True)
     table = [
@@ -311,7 +311,7 @@ def scaling(
     for n in sizes:
         for side, label in SCALING_SIDES.items():
             r = rows[side][n]
-            report = f"{r['report_peak_mb']:.0f}" if r.get("report_peak_mb") else "-"
+            report = f"{r['report_peak_mb']:.0f}" if r["report_peak_mb"] else "-"
             table.append(
                 f"| {n} | {label} | {r['wall_s']:.1f} | {r['trials_per_s']:.1f} | {r['rss_peak_mb']:.0f} "
                 f"| {r['rss_end_mb']:.0f} | {report} | {r['maxrss_mb']:.0f} |"

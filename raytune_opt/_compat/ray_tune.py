@@ -10,7 +10,9 @@ use), so that ``tests/compat/test_compat.py`` proves each still exists with the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,21 +162,16 @@ def saving_checkpoint(trial: Any) -> Any:
 
 
 def _metric_window(n_steps: tuple[int, ...]) -> dict[str, Any]:
-    from collections import deque
-
     return {str(n): deque(maxlen=n) for n in n_steps}
 
 
 def drop_metric_windows(trial: Any) -> None:
     """Free what a finished trial keeps only to report more: Tune's window of the last 5 and 10 values
-    of every metric (``_TrainingRunMetadata.metric_n_steps``, two deques per metric: ~60 % of a
-    trial's driver memory in Ray 2.60, which keeps every finished trial). ``metric_analysis`` (max,
-    min, avg, last, last-5/10-avg) stays. Should the trial report again, a metric's window starts
-    afresh instead of raising."""
+    of every metric (``_TrainingRunMetadata.metric_n_steps``, two deques per metric: about half of
+    a trial's Python memory in the driver in Ray 2.60, which keeps every finished trial).
+    ``metric_analysis`` (max, min, avg, last, last-5/10-avg) stays. Should the trial report again, a
+    metric's window starts afresh instead of raising."""
     # workaround https://github.com/ray-project/ray/issues/64231: the driver keeps every finished trial
-    import functools
-    from collections import defaultdict
-
     meta = trial.run_metadata
     meta.metric_n_steps = defaultdict(functools.partial(_metric_window, tuple(meta._n_steps)))
 

@@ -135,13 +135,10 @@ def syrk(A: np.ndarray) -> np.ndarray:
         if A.shape[0] < SYRK_SPLIT_ROWS:
             return A.T @ A
         top, bottom = A[: A.shape[0] // 2], A[A.shape[0] // 2 :]
-        if torch.get_num_threads() < 2:
-            G = top.T @ top
-            G += bottom.T @ bottom
-            return G
-        other = _second_thread(os.getpid()).submit(lambda: bottom.T @ bottom)
+        parallel = torch.get_num_threads() > 1
+        other = _second_thread(os.getpid()).submit(lambda: bottom.T @ bottom) if parallel else None
         G = top.T @ top
-        G += other.result()
+        G += bottom.T @ bottom if other is None else other.result()
         return G
 
 
