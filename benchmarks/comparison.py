@@ -4,7 +4,10 @@ does a tuned MNIST-1D model reach the published test accuracy?
 ``stability``: the same comparison run twice, search seeds 0 and 1 (everything else equal: task,
 optimizers, strategy, ``num_samples``, ``max_t``, the train seeds of the retraining), each ending in
 its ranking by mean test metric and Welch's t-tests between every pair (Holm-corrected, 5 %;
-:mod:`raytune_opt.report.comparison`). Printed: both rankings, each pair's difference and
+:mod:`raytune_opt.report.comparison`). ``--repeats r`` (``search.compare_repeats``): each run
+searches every optimizer r times and its intervals and tests are over those searches; the two runs'
+searches then share no search seed (0 + 11 j against 1 + 11 j) and no train seed of their trials
+(0 … r-1 against r … 2r-1). Printed: both rankings, each pair's difference and
 significance in both runs, and the headline — whether every significant difference agrees (a pair
 significant in either run is significant in the other, in the same direction) and whether any is
 reversed (significant in both, opposite directions).
@@ -23,6 +26,8 @@ targets (MLP ≥ 72 %, CNN ≥ 95 %): printed, not asserted. A run with a smalle
 
     python benchmarks/comparison.py stability                 # the quickstart's comparison, twice
     python benchmarks/comparison.py stability --samples 8 --epochs 9
+    python benchmarks/comparison.py stability --optimizers adamw momentum sgd adagrad --epochs 3 \
+        --repeats 6 --seeds 1                                 # searches as the replicates
     python benchmarks/comparison.py mnist1d                   # 30 min tuning per model, then 5 seeds
     python benchmarks/comparison.py mnist1d --models mlp --budget-s 600
     python benchmarks/comparison.py mnist1d --paper-recipe      # no augmentation, constant lr
@@ -67,7 +72,12 @@ def _comparison(args: argparse.Namespace, seed: int, storage: str) -> dict[str, 
         {
             "name": f"stability-seed{seed}",
             "task": args.task,
-            "train": {"epochs": args.epochs, "batch_size": 128, "checkpoint_every": 0, "seed": 0},
+            "train": {
+                "epochs": args.epochs,
+                "batch_size": 128,
+                "checkpoint_every": 0,
+                "seed": 0 if args.repeats == 1 else seed * args.repeats,
+            },
             "search": {
                 "strategy": args.strategy,
                 "optimizers": list(args.optimizers),
@@ -75,6 +85,7 @@ def _comparison(args: argparse.Namespace, seed: int, storage: str) -> dict[str, 
                 "seed": seed,
                 "compare": "optimizers",
                 "compare_seeds": args.seeds,
+                "compare_repeats": args.repeats,
             },
             "run": {"storage_path": storage, "address": args.address},
         }
@@ -130,7 +141,9 @@ def stability(args: argparse.Namespace) -> dict[str, Any]:
     storage = args.storage or tempfile.mkdtemp(prefix="comparison-stability-")
     log(
         f"{args.task}: {', '.join(args.optimizers)}; {args.strategy}, {args.samples} samples per optimizer, "
-        f"max_t {args.epochs}, {args.seeds} train seeds; search seeds 0 and 1; storage {storage}"
+        f"max_t {args.epochs}, {args.seeds} train seeds"
+        + (f", {args.repeats} searches per optimizer" if args.repeats > 1 else "")
+        + f"; search seeds 0 and 1; storage {storage}"
     )
     runs = [_comparison(args, seed, storage) for seed in (0, 1)]
     for seed, s in zip((0, 1), runs, strict=True):
@@ -260,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> Any:
     st.add_argument("--samples", type=int, default=None, help="per optimizer (default 16, the quickstart's)")
     st.add_argument("--epochs", type=int, default=None, help="max_t (default 30, the quickstart's)")
     st.add_argument("--seeds", type=int, default=None, help="train seeds of the retraining (default 3)")
+    st.add_argument(
+        "--repeats", type=int, default=1, help="searches per optimizer (search.compare_repeats; default 1)"
+    )
     mn = sub.add_parser("mnist1d", help="tuned MNIST-1D test accuracy vs the published numbers")
     mn.add_argument("--models", nargs="+", choices=("mlp", "cnn"), default=None)
     mn.add_argument("--optimizers", nargs="+", default=None, help="searched (default adamw)")

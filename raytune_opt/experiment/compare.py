@@ -31,9 +31,20 @@ optimizers are compared on held-out data, with the spread over seeds.
    changes for it. Rounds stop early when nothing more can be widened. A widened optimizer has had
    more trials than the others: the report's table shows each one's trials and its "Widened ranges"
    section what was widened when.
+5. **Repeated searches** (``search.compare_repeats: r``, default 1). The intervals of step 2 cover
+   the retraining of one configuration: a second comparison with another search seed picks other
+   configurations, and its differences need not agree (``benchmarks/comparison.py stability``).
+   With r ≥ 2 each optimizer's search runs r times (folders ``<optimizer>-search<j>``, j = 0 … r-1:
+   search seed ``search.seed + 11 j`` (:data:`SEED_STRIDE`; its widening rounds add 1 … 10) and
+   train seed ``train.seed + j``), each search's best is retrained and tested as in step 2, and the
+   replicates of the report's intervals and tests are the searches: one value per search, its mean
+   test metric over its ``compare_seeds`` seeds (1 allowed: the best trial's final checkpoint).
+   Every source of variation is then drawn again per replicate, as Bouthillier et al. 2021
+   ("Accounting for variance in machine learning benchmarks", MLSys) recommend; the cost is r
+   searches per optimizer. Widening works per search.
 
 The comparison's folder holds ``experiment.json`` (the description, ``compare`` in its ``search``),
-``comparison.json`` (the optimizers and their folders, the widening rounds) and the report.
+``comparison.json`` (the optimizers, their searches' folders, the widening rounds) and the report.
 ``raytune-opt resume`` on it skips the finished sub-experiments and evaluations, resumes an
 interrupted one (a widened search included) and runs the rest.
 """
@@ -52,6 +63,8 @@ from raytune_opt.storage import ExperimentFolder
 __all__ = [
     "COMPARISON_FILE",
     "MAX_WIDEN_ROUNDS",
+    "SEED_STRIDE",
+    "search_folders",
     "sub_experiment",
     "run_comparison",
     "widen_comparison",
@@ -64,20 +77,39 @@ COMPARISON_FILE = "comparison.json"
 CONFIDENCE = 0.95
 #: the most widening rounds one comparison may run (``search.compare_widen``)
 MAX_WIDEN_ROUNDS = 10
+#: repeat j's search seed is ``search.seed + SEED_STRIDE · j``: its widening rounds' seeds (+1 … +10)
+#: stay apart from every other repeat's
+SEED_STRIDE = MAX_WIDEN_ROUNDS + 1
 
 
-def sub_experiment(exp: Experiment, optimizer: str, storage_path: str) -> Experiment:
-    """The search of one optimizer of the comparison ``exp``: the same description with
+def search_folders(optimizer: str, repeats: int) -> list[str]:
+    """The folders of ``optimizer``'s searches in the comparison's folder: ``[optimizer]`` for one,
+    else ``<optimizer>-search<j>`` for j = 0 … repeats-1."""
+    return [optimizer] if repeats == 1 else [f"{optimizer}-search{j}" for j in range(repeats)]
+
+
+def sub_experiment(exp: Experiment, optimizer: str, storage_path: str, repeat: int = 0) -> Experiment:
+    """Search ``repeat`` of one optimizer of the comparison ``exp``: the same description with
     ``search.optimizers: [optimizer]``, no ``compare``, the ``search.space`` entries shared or of
-    ``optimizer`` only, stored under ``storage_path`` (the comparison's folder) as ``<optimizer>``."""
+    ``optimizer`` only, search seed ``search.seed + SEED_STRIDE · repeat`` and train seed
+    ``train.seed + repeat``, stored under ``storage_path`` (the comparison's folder) as its
+    :func:`search_folders` entry."""
     raw = exp.to_dict()
-    raw["name"] = optimizer
+    raw["name"] = search_folders(optimizer, exp.search.compare_repeats)[repeat]
     search = raw["search"]
     search["optimizers"] = [optimizer]
     search["compare"] = None
+    search["compare_repeats"] = 1
+    if repeat:
+        if search.get("seed") is not None:
+            search["seed"] += SEED_STRIDE * repeat
+        raw["train"]["seed"] = int(raw["train"].get("seed") or 0) + repeat
     search["space"] = {k: v for k, v in search["space"].items() if keys.owner(k) in (None, optimizer)}
     raw["run"]["storage_path"] = storage_path
-    return Experiment.from_dict(raw, source=f"{exp._source} (search.optimizers: {optimizer})")
+    where = f"search.optimizers: {optimizer}"
+    if exp.search.compare_repeats > 1:
+        where += f", search {repeat}"
+    return Experiment.from_dict(raw, source=f"{exp._source} ({where})")
 
 
 def _finished(folder: ExperimentFolder) -> bool | None:
@@ -153,10 +185,10 @@ def _search(
 
 
 def _test(searched: dict[str, tuple[ExperimentFolder, bool]], seeds: int, progress: bool) -> None:
-    """The seed retraining and test of every searched optimizer not yet tested for its current best
-    (``searched``: optimizer → its folder and whether its figures were just drawn), all seeds of all
-    of them at once (:func:`~raytune_opt.experiment.evaluate.evaluate_many`: they share warm Ray
-    workers)."""
+    """The seed retraining and test of every search not yet tested for its current best
+    (``searched``: search folder name → its folder and whether its figures were just drawn; one
+    seed: no interval of its own), all seeds of all of them at once
+    (:func:`~raytune_opt.experiment.evaluate.evaluate_many`: they share warm Ray workers)."""
     from raytune_opt.experiment.evaluate import evaluate_many
 
     todo = [(f, drawn) for f, drawn in searched.values() if not _evaluated(f, seeds)]
@@ -166,7 +198,7 @@ def _test(searched: dict[str, tuple[ExperimentFolder, bool]], seeds: int, progre
         evaluate_many(
             [f.path for f, _ in todo],
             seeds,
-            confidence=CONFIDENCE,
+            confidence=CONFIDENCE if seeds >= 2 else None,
             progress=progress,
             _figures=[not drawn for _, drawn in todo],
         )
@@ -192,39 +224,46 @@ def _edges(folder: ExperimentFolder) -> list[dict[str, Any]]:
 def _widen_round(
     exp: Experiment, folder: ExperimentFolder, info: dict[str, Any], r: int, progress: bool
 ) -> dict[str, Any] | None:
-    """Round ``r``'s decision, from every optimizer's flagged ranges: ``{"round", "widened": {opt:
-    [edge, ...]}, "bounded": {opt: [edge, ...]}}``; ``None`` when no range can be widened (none at
-    its edge, or each one flagged at a hard bound: printed with the reason)."""
+    """Round ``r``'s decision, from every search's flagged ranges: ``{"round", "widened": {search:
+    [edge, ...]}, "bounded": {search: [edge, ...]}}`` (``search``: its folder name, the optimizer's
+    name with one search each); ``None`` when no range can be widened (none at its edge, or each one
+    flagged at a hard bound: printed with the reason)."""
     widened: dict[str, list[dict[str, Any]]] = {}
     bounded: dict[str, list[dict[str, Any]]] = {}
-    for opt in info["optimizers"]:
-        for e in _edges(ExperimentFolder(folder.path, info["folders"][opt])):
-            (widened if e.get("widened") else bounded).setdefault(opt, []).append(e)
+    for rel in (rel for opt in info["optimizers"] for rel in _searches(info)[opt]):
+        for e in _edges(ExperimentFolder(folder.path, rel)):
+            (widened if e.get("widened") else bounded).setdefault(rel, []).append(e)
     if not widened and not bounded:
         if progress:
             print(f"widen round {r}: no best value at its range's edge; nothing to widen", flush=True)
         return None
     if progress:
-        for opt, edges in bounded.items():
+        for rel, edges in bounded.items():
             for e in edges:
                 print(
-                    f"widen round {r}: {opt}: {e['name']} = {e['value']:.4g} at the {e['side']} edge of "
+                    f"widen round {r}: {rel}: {e['name']} = {e['value']:.4g} at the {e['side']} edge of "
                     f"[{e['low']:.4g}, {e['high']:.4g}] cannot be widened: {e['bounded']}; "
                     "that range stays as it is",
                     flush=True,
                 )
-        for opt, edges in widened.items():
+        for rel, edges in widened.items():
             shown = ", ".join(
                 f"{e['name']} [{e['low']:.4g}, {e['high']:.4g}] -> [{lo:.4g}, {hi:.4g}]"
                 for e in edges
                 for lo, hi in [e["widened"]]
             )
-            print(f"widen round {r}: {opt}: {shown}; {exp.search.num_samples} more trials", flush=True)
+            print(f"widen round {r}: {rel}: {shown}; {exp.search.num_samples} more trials", flush=True)
         if not widened:
             print(
                 f"widen round {r}: no flagged range can be widened; the searches stay as they are", flush=True
             )
     return {"round": r, "widened": widened, "bounded": bounded} if widened else None
+
+
+def _searches(info: dict[str, Any]) -> dict[str, list[str]]:
+    """Optimizer → its searches' folder names, from ``comparison.json`` (one written before
+    ``compare_repeats`` has ``folders`` only: one search each)."""
+    return info.get("searches") or {opt: [rel] for opt, rel in info["folders"].items()}
 
 
 def _write_info(folder: ExperimentFolder, info: dict[str, Any]) -> None:
@@ -268,10 +307,14 @@ def run_comparison(
     check_resources(exp)
     _write_state(folder, exp, plan, name)
     before = json.loads(folder.read_text(COMPARISON_FILE) or "{}")
+    searches = {opt: search_folders(opt, s.compare_repeats) for opt in s.optimizers}
+    where = {rel: (opt, j) for opt, rels in searches.items() for j, rel in enumerate(rels)}
     info = {
         "compare": "optimizers",
         "optimizers": list(s.optimizers),
-        "folders": {opt: opt for opt in s.optimizers},
+        "folders": {opt: rels[0] for opt, rels in searches.items()},
+        "searches": searches,
+        "repeats": s.compare_repeats,
         "seeds": s.compare_seeds,
         "confidence": CONFIDENCE,
         "widen_rounds": s.compare_widen,
@@ -279,26 +322,27 @@ def run_comparison(
     }
     _write_info(folder, info)
 
-    def sub_of(opt: str) -> tuple[Experiment, ExperimentFolder]:
-        """The optimizer's search as it stands: once started, its folder's own description (with
-        any widened ranges), else :func:`sub_experiment`."""
-        sub_folder = ExperimentFolder(folder.path, opt)
+    def sub_of(rel: str) -> tuple[Experiment, ExperimentFolder]:
+        """The search in folder ``rel`` as it stands: once started, its folder's own description
+        (with any widened ranges), else :func:`sub_experiment`."""
+        sub_folder = ExperimentFolder(folder.path, rel)
         if _finished(sub_folder) is None:
-            return sub_experiment(exp, opt, folder.path), sub_folder
+            opt, j = where[rel]
+            return sub_experiment(exp, opt, folder.path, j), sub_folder
         return load_experiment(sub_folder.path, address=exp.run_.address), sub_folder
 
     started = time.time()
     interrupted = False
     searched: dict[str, tuple[ExperimentFolder, bool]] = {}
-    for i, opt in enumerate(s.optimizers, start=1):
+    for i, rel in enumerate(where, start=1):
         if progress:
-            print(f"comparison {name}: {opt} ({i}/{len(s.optimizers)})", flush=True)
-        sub, sub_folder = sub_of(opt)
+            print(f"comparison {name}: {rel} ({i}/{len(where)})", flush=True)
+        sub, sub_folder = sub_of(rel)
         drawn = _search(sub, sub_folder, progress, callbacks=callbacks, optuna_journal=optuna_journal)
         if drawn is None:
             interrupted = True
             break
-        searched[opt] = (sub_folder, drawn)
+        searched[rel] = (sub_folder, drawn)
     if not interrupted:
         _test(searched, s.compare_seeds, progress)
     r = 1
@@ -311,17 +355,17 @@ def run_comparison(
             info["widened"].append(entry)
             _write_info(folder, info)
         searched = {}
-        for opt, edges in entry["widened"].items():
-            sub, sub_folder = sub_of(opt)
+        for rel, edges in entry["widened"].items():
+            sub, sub_folder = sub_of(rel)
             append = int(_state(sub_folder).get("widen_round") or 0) < r  # not yet started this round
             if append:
-                seed = None if s.seed is None else s.seed + r
+                seed = None if s.seed is None else s.seed + SEED_STRIDE * where[rel][1] + r
                 sub = widened_experiment(sub, edges, seed)
                 state = _state(sub_folder)
                 state["widen_round"] = r
                 sub_folder.write_text(EXPERIMENT_FILE, json.dumps(state, indent=2, default=str))
             if progress:
-                print(f"comparison {name}: {opt}, widened (round {r})", flush=True)
+                print(f"comparison {name}: {rel}, widened (round {r})", flush=True)
             drawn = _search(
                 sub,
                 sub_folder,
@@ -333,7 +377,7 @@ def run_comparison(
             if drawn is None:
                 interrupted = True
                 break
-            searched[opt] = (sub_folder, drawn)
+            searched[rel] = (sub_folder, drawn)
         if not interrupted:
             _test(searched, s.compare_seeds, progress)
         r += 1

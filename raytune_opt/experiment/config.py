@@ -21,6 +21,8 @@
       time_budget_s: null
       compare: null                   # optimizers: one search per optimizer, then a test over seeds
       compare_seeds: 5                # ... each one's best configuration retrained over 5 seeds
+      compare_repeats: 1              # ... each optimizer's search run this many times (search seeds
+                                      # the replicates of the intervals and tests when 2 or more)
       compare_widen: 0                # rounds: a range whose best sits at its edge widened, searched on
     resources: {num_workers: 1, use_gpu: false, cpus_per_worker: 1, gpus_per_worker: null,
                 max_concurrent_trials: null, strategy: ddp}   # fsdp: parameters sharded over workers
@@ -39,6 +41,12 @@ epochs and evaluated once on the task's test split (:mod:`raytune_opt.experiment
 report ranks the optimizers by mean test metric with 95 % Student's t intervals, marks the pairs
 whose difference is significant (Welch's t-test, Holm-corrected) and draws every optimizer's tuning
 curve (best validation value so far vs trials) on one figure (:mod:`raytune_opt.report.comparison`).
+With ``compare_repeats: r`` (2 or more) each optimizer's search runs r times, each time with other
+search and train seeds (folders ``<optimizer>-search<j>/``), and the replicates of the intervals and
+tests are the searches: each one's value is its best configuration's mean test metric over its
+``compare_seeds`` seeds (then 1 is allowed: the best trial's own final checkpoint). The intervals
+then cover what the choice of configuration varies, not only the retraining (Bouthillier et al.
+2021, "Accounting for variance in machine learning benchmarks").
 With ``compare_widen: n`` it then widens, up to n times, every range whose best value sits at its
 edge (10× in log space, clamped to the registry's hard bounds), runs ``num_samples`` more trials of
 that optimizer's search into its folder and retests it (:mod:`raytune_opt.experiment.compare`).
@@ -143,8 +151,12 @@ class SearchSection(_Section):
     #: "optimizers": one search per optimizer of ``optimizers``, then each best retrained over seeds
     #: and tested (:mod:`raytune_opt.experiment.compare`); None: one search over all of them
     compare: Literal["optimizers"] | None = None
-    #: the train seeds each optimizer's best configuration is retrained over (a comparison only)
-    compare_seeds: int = Field(5, ge=2, le=1000)
+    #: the train seeds each search's best configuration is retrained over (a comparison only; 1
+    #: only with compare_repeats of 2 or more)
+    compare_seeds: int = Field(5, ge=1, le=1000)
+    #: the searches per optimizer (a comparison only): with 2 or more, each with other search and
+    #: train seeds, the searches are the replicates of the intervals and tests
+    compare_repeats: int = Field(1, ge=1, le=100)
     #: rounds of widening a range whose best value sits at its edge, each followed by num_samples
     #: more trials of that optimizer's search (a comparison only; 0: flag the edges only)
     compare_widen: int = Field(0, ge=0, le=10)

@@ -243,6 +243,16 @@ def _check_names(exp: Experiment) -> None:
                 "optimizer compares nothing; without compare, one search tunes one optimizer)",
             ),
         )
+    if s.compare is not None and s.compare_seeds < 2 and s.compare_repeats < 2:
+        raise exp.error(
+            "search.compare_seeds",
+            ConfigError.invalid(
+                "search.compare_seeds",
+                s.compare_seeds,
+                "at least 2 (the interval of one search's best is over its seeds), or 1 with "
+                "search.compare_repeats of 2 or more (the interval is then over the searches)",
+            ),
+        )
     if s.strategy in ("pbt", "pb2") and not exp.train.checkpoints:
         raise exp.error(
             "train.checkpoint_at_end",
@@ -465,9 +475,16 @@ def _describe(exp: Experiment, plan: Mapping[str, Any]) -> str:
         )
         if s.compare is not None:
             lines.append(
-                f"  comparison: that search once per optimizer ({', '.join(s.optimizers or ())}; "
-                f"each in {exp.name}/<optimizer>/), then each one's best retrained over "
-                f"{s.compare_seeds} seeds and tested on the test split"
+                (
+                    f"  comparison: that search once per optimizer ({', '.join(s.optimizers or ())}; "
+                    f"each in {exp.name}/<optimizer>/), then each one's best retrained over "
+                    if s.compare_repeats == 1
+                    else f"  comparison: that search {s.compare_repeats} times per optimizer "
+                    f"({', '.join(s.optimizers or ())}; each in {exp.name}/<optimizer>-search<j>/, "
+                    "other search and train seeds each time: the replicates of the intervals), "
+                    "then each one's best retrained over "
+                )
+                + f"{s.compare_seeds} seed(s) and tested on the test split"
                 + (
                     f"; up to {s.compare_widen} round(s) widening a range whose best sits at its edge"
                     if s.compare_widen

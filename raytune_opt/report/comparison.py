@@ -11,6 +11,9 @@ compared on held-out data.
   each one's trials, best validation value, test mean, std, Student's t interval and per-seed
   values, and the searched parameters at their range's edge; ``pairs``: Welch's t-test between
   every two tested optimizers, Holm-corrected (:func:`raytune_opt.report.stats.pairwise_welch`).
+  With repeated searches (``search.compare_repeats: r``) an optimizer's ``test`` has one value per
+  search (its best configuration's mean over its seeds; ``searches`` lists each one), and the
+  interval and tests are over those r values.
 - :func:`table` — optimizer, trials, best val, test mean ± CI half-width [interval], as markdown.
 - :func:`tuning_curves` — every optimizer's best validation value so far vs its trials ended
   (:func:`curve`), one PNG.
@@ -30,7 +33,14 @@ import pandas as pd
 from raytune_opt.errors import ConfigError
 from raytune_opt.report.edges import widen_cell
 from raytune_opt.report.results import COMPARISON_FILE, Results, _json_safe, _read_json, load
-from raytune_opt.report.stats import INTERVAL_METHOD, TEST_METHOD, pairwise_welch
+from raytune_opt.report.stats import (
+    INTERVAL_METHOD,
+    SEARCH_INTERVAL_METHOD,
+    SEARCH_TEST_METHOD,
+    TEST_METHOD,
+    pairwise_welch,
+    seed_summary,
+)
 from raytune_opt.report.tables import fmt, markdown
 
 __all__ = ["PROTOCOL", "curve", "is_comparison", "pairs_table", "summary", "table", "tuning_curves", "write"]
@@ -48,17 +58,68 @@ def is_comparison(exp_dir: str | os.PathLike[str]) -> bool:
     return (Path(exp_dir) / COMPARISON_FILE).is_file()
 
 
-def _subs(exp_dir: Path) -> tuple[dict[str, Any], dict[str, Results | None]]:
+def _subs(exp_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Results | None]]]:
+    """``comparison.json`` and, per optimizer, its searches: folder name → results (``None``: not
+    started yet). A ``comparison.json`` from before repeated searches has ``folders`` only."""
     info = _read_json(exp_dir / COMPARISON_FILE)
-    if not isinstance(info, dict) or not isinstance(info.get("folders"), dict):
+    if not isinstance(info, dict) or not isinstance(info.get("searches") or info.get("folders"), dict):
         raise ConfigError.invalid(
             "comparison folder", str(exp_dir), f"a folder with a valid {COMPARISON_FILE}"
         )
-    subs: dict[str, Results | None] = {}
-    for opt, rel in info["folders"].items():
-        sub = exp_dir / str(rel)
-        subs[opt] = load(sub) if (sub / "experiment.json").is_file() else None  # not started yet
+    searches = info.get("searches") or {opt: [rel] for opt, rel in info["folders"].items()}
+    subs: dict[str, dict[str, Results | None]] = {}
+    for opt, rels in searches.items():
+        subs[opt] = {}
+        for rel in rels:
+            sub = exp_dir / str(rel)
+            subs[opt][str(rel)] = load(sub) if (sub / "experiment.json").is_file() else None
     return info, subs
+
+
+_TEST_KEYS = ("metric", "n", "values", "mean", "std", "ci", "confidence")
+
+
+def _row(opt: str, searches: dict[str, Results | None], confidence: float) -> dict[str, Any]:
+    """One optimizer's ranking row from its searches' summaries (one search: its own test over
+    seeds; several: a test over the searches, one value each, when every search is tested)."""
+    rows = []
+    for rel, res in searches.items():
+        s = res.summary() if res is not None else {}
+        test = s.get("test")
+        rows.append(
+            {
+                "folder": rel,
+                "trials": (s.get("trials") or {}).get("total", 0),
+                "best_val": s.get("best_metric"),
+                "best_config": s.get("best_config"),
+                "test": None if test is None else {k: test.get(k) for k in _TEST_KEYS},
+                "edge_params": s.get("edge_params", []),
+                "trial_seconds": s.get("trial_seconds"),
+            }
+        )
+    if len(rows) == 1:
+        return {"optimizer": opt, **rows[0]}
+    tested = [r["test"] for r in rows if r["test"] is not None and r["test"]["mean"] is not None]
+    test = None
+    if len(tested) == len(rows):
+        test = {
+            "metric": tested[0]["metric"],
+            **seed_summary([t["mean"] for t in tested], confidence),
+            "seeds": tested[0]["n"],
+        }
+    vals = [r["best_val"] for r in rows if r["best_val"] is not None]
+    seconds = [r["trial_seconds"] for r in rows if r["trial_seconds"] is not None]
+    return {
+        "optimizer": opt,
+        "folder": [r["folder"] for r in rows],
+        "trials": sum(r["trials"] for r in rows),
+        "best_val": float(np.mean(vals)) if vals else None,
+        "best_config": None,
+        "test": test,
+        "edge_params": [{**e, "search": r["folder"]} for r in rows for e in r["edge_params"]],
+        "trial_seconds": float(np.sum(seconds)) if seconds else None,
+        "searches": rows,
+    }
 
 
 def summary(exp_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -67,26 +128,12 @@ def summary(exp_dir: str | os.PathLike[str]) -> dict[str, Any]:
     info, subs = _subs(exp_dir)
     state = _read_json(exp_dir / "experiment.json") or {}
     confidence = float(info.get("confidence", 0.95))
-    rows = []
-    for opt, res in subs.items():
-        s = res.summary() if res is not None else {}
-        test = s.get("test")
-        rows.append(
-            {
-                "optimizer": opt,
-                "folder": str(info["folders"][opt]),
-                "trials": (s.get("trials") or {}).get("total", 0),
-                "best_val": s.get("best_metric"),
-                "best_config": s.get("best_config"),
-                "test": None
-                if test is None
-                else {k: test.get(k) for k in ("metric", "n", "values", "mean", "std", "ci", "confidence")},
-                "edge_params": s.get("edge_params", []),
-                "trial_seconds": s.get("trial_seconds"),
-            }
-        )
+    repeats = int(info.get("repeats") or 1)
+    rows = [_row(opt, searches, confidence) for opt, searches in subs.items()]
     tested = [r for r in rows if r["test"] is not None and r["test"]["mean"] is not None]
-    first = next((subs[r["optimizer"]].test for r in tested), None)  # every test.json alike
+    first = next(  # every test.json alike
+        (res.test for r in tested for res in subs[r["optimizer"]].values() if res is not None), None
+    )
     mode = (first or {}).get("mode") or state.get("mode", "max")
     sign = 1.0 if mode == "min" else -1.0
     rows.sort(
@@ -108,12 +155,13 @@ def summary(exp_dir: str | os.PathLike[str]) -> dict[str, Any]:
             "test_metric": (first or {}).get("metric"),
             "mode": mode,
             "seeds": info.get("seeds"),
+            "repeats": repeats,
             "confidence": confidence,
             "num_samples": state.get("num_samples"),
             "ranking": rows,
             "pairs": pairs,
-            "interval": INTERVAL_METHOD,
-            "test": TEST_METHOD,
+            "interval": INTERVAL_METHOD if repeats == 1 else SEARCH_INTERVAL_METHOD,
+            "test": TEST_METHOD if repeats == 1 else SEARCH_TEST_METHOD,
             "protocol": PROTOCOL,
             "wall_s": state.get("wall_s"),
             "widened": info.get("widened") or [],
@@ -135,12 +183,14 @@ def table(exp_dir_or_summary: str | os.PathLike[str] | dict[str, Any]) -> str:
     """The ranking as markdown: rank, optimizer, trials, best val, test mean ± CI half-width [CI]."""
     s = exp_dir_or_summary if isinstance(exp_dir_or_summary, dict) else summary(exp_dir_or_summary)
     pct = f"{s['confidence']:.0%}"
+    repeats = int(s.get("repeats") or 1)
+    n = f"n={s.get('seeds')}" if repeats == 1 else f"n={repeats} searches × {s.get('seeds')} seeds"
     header = [
         "#",
         "optimizer",
         "trials",
-        f"best {s['metric']}",
-        f"{s.get('test_metric') or 'test'} mean ± {pct} CI (n={s.get('seeds')})",
+        f"best {s['metric']}" + (" (mean of the searches)" if repeats > 1 else ""),
+        f"{s.get('test_metric') or 'test'} mean ± {pct} CI ({n})",
     ]
     rows = [
         [
@@ -192,7 +242,7 @@ def curve(res: Results) -> tuple[np.ndarray, np.ndarray]:
 
 def tuning_curves(exp_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """One panel: per optimizer, the best validation value so far against the number of its trials
-    ended (:func:`curve`)."""
+    ended (:func:`curve`); with repeated searches each search thin and their mean bold."""
     from matplotlib.ticker import MaxNLocator
 
     from raytune_opt.report.plots import _colors, _figure, _note, _save
@@ -203,14 +253,28 @@ def tuning_curves(exp_dir: str | os.PathLike[str], path: str | os.PathLike[str])
     colors = _colors(list(subs))
     drawn = False
     metric = None
-    for opt, res in subs.items():
-        if res is None:
+    for opt, searches in subs.items():
+        curves = [curve(res) for res in searches.values() if res is not None]
+        for res in searches.values():
+            metric = res.metric if res is not None else metric
+        if len(searches) > 1:
+            for k, best in curves:
+                ok = np.isfinite(best)
+                ax.step(k[ok], best[ok], where="post", color=colors[opt], lw=0.8, alpha=0.35)
+            n = min((len(k) for k, _ in curves), default=0)
+            if n == 0:
+                continue
+            stacked = np.vstack([best[:n] for _, best in curves])
+            with np.errstate(all="ignore"):
+                k, best = np.arange(1, n + 1), np.nanmean(stacked, axis=0)
+            label = f"{opt} (mean of {len(curves)} searches)"
+        elif curves:
+            (k, best), label = curves[0], opt
+        else:
             continue
-        metric = res.metric
-        k, best = curve(res)
         ok = np.isfinite(best)
         if ok.any():
-            ax.step(k[ok], best[ok], where="post", color=colors[opt], label=opt, lw=1.8, marker="o", ms=3)
+            ax.step(k[ok], best[ok], where="post", color=colors[opt], label=label, lw=1.8, marker="o", ms=3)
             drawn = True
     if drawn:
         ax.legend(loc="best", fontsize=9)
@@ -225,13 +289,24 @@ def tuning_curves(exp_dir: str | os.PathLike[str], path: str | os.PathLike[str])
 
 
 def _markdown(s: dict[str, Any]) -> str:
-    lines = [
-        f"# {s['name']}: a comparison of optimizers",
-        "",
+    repeats = int(s.get("repeats") or 1)
+    tuned = (
         f"Each optimizer tuned by its own **{s['strategy']}** search of {s['num_samples']} samples "
         f"(metric **{s['metric']}** on the validation split); its best configuration retrained from "
         f"scratch over {s['seeds']} seeds and evaluated once on the held-out test split. "
-        f"Ranked by mean **{s.get('test_metric') or 'test metric'}** ({s['mode']}).",
+        if repeats == 1
+        else f"Each optimizer tuned by **{repeats} independent {s['strategy']} searches** of "
+        f"{s['num_samples']} samples each (other search and train seeds each time; metric "
+        f"**{s['metric']}** on the validation split); each search's best configuration retrained "
+        f"from scratch over {s['seeds']} seed(s) and evaluated once on the held-out test split. The "
+        "replicates of the intervals and tests are the searches (Bouthillier et al. 2021, "
+        "'Accounting for variance in machine learning benchmarks'): they cover the choice of "
+        "configuration as well as the training. "
+    )
+    lines = [
+        f"# {s['name']}: a comparison of optimizers",
+        "",
+        tuned + f"Ranked by mean **{s.get('test_metric') or 'test metric'}** ({s['mode']}).",
         "",
         table(s),
         "",
@@ -248,7 +323,7 @@ def _markdown(s: dict[str, Any]) -> str:
         "![tuning curves](tuning_curves.png)",
         "",
     ]
-    edges = [(r["optimizer"], e) for r in s["ranking"] for e in r["edge_params"]]
+    edges = [(e.get("search") or r["optimizer"], e) for r in s["ranking"] for e in r["edge_params"]]
     if edges:
         lines += [
             "## Ranges at their edge",
@@ -302,7 +377,17 @@ def _markdown(s: dict[str, Any]) -> str:
         ]
     lines += ["## Per optimizer", ""]
     for r in s["ranking"]:
-        lines.append(f"- **{r['optimizer']}**: [{r['folder']}/report.md]({r['folder']}/report.md)")
+        if repeats == 1:
+            lines.append(f"- **{r['optimizer']}**: [{r['folder']}/report.md]({r['folder']}/report.md)")
+            continue
+        lines.append(f"- **{r['optimizer']}**:")
+        for x in r["searches"]:
+            test = x["test"]
+            shown = "not tested yet" if test is None or test["mean"] is None else f"test {fmt(test['mean'])}"
+            lines.append(
+                f"  - [{x['folder']}]({x['folder']}/report.md): {x['trials']} trials, best "
+                f"{s['metric']} {fmt(x['best_val'])}, {shown}"
+            )
     lines += ["", f"Protocol: {s['protocol']}.", "", "Files: [summary.json](summary.json).", ""]
     return "\n".join(lines)
 

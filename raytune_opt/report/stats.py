@@ -6,6 +6,9 @@
   ``scipy.stats.ttest_ind(a, b, equal_var=False)``), p-values Holm-corrected across the pairs
   (``statsmodels.stats.multitest.multipletests(method="holm")``), significant when the corrected
   p-value is below ``α = 1 - confidence``.
+
+With repeated searches (``search.compare_repeats``) both take one value per search instead of one
+per seed (:data:`SEARCH_INTERVAL_METHOD`, :data:`SEARCH_TEST_METHOD`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,24 @@ import numpy as np
 
 from raytune_opt.errors import ConfigError
 
-__all__ = ["check_confidence", "seed_summary", "pairwise_welch", "INTERVAL_METHOD", "TEST_METHOD"]
+__all__ = [
+    "check_confidence",
+    "seed_summary",
+    "pairwise_welch",
+    "INTERVAL_METHOD",
+    "TEST_METHOD",
+    "SEARCH_INTERVAL_METHOD",
+    "SEARCH_TEST_METHOD",
+]
 
 INTERVAL_METHOD = "Student's t interval over seeds (n - 1 degrees of freedom)"
 TEST_METHOD = "Welch's t-test (unequal variances) over seeds, Holm-corrected across pairs"
+#: the same over repeated searches (``search.compare_repeats``): one value per search
+SEARCH_INTERVAL_METHOD = (
+    "Student's t interval over repeated searches, each search's value its best configuration's "
+    "mean over seeds (n - 1 degrees of freedom)"
+)
+SEARCH_TEST_METHOD = "Welch's t-test (unequal variances) over repeated searches, Holm-corrected across pairs"
 
 
 def check_confidence(confidence: Any, seeds: int) -> float:
