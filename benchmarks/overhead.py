@@ -40,7 +40,9 @@ peak while its report is written (apart: raw Tune writes none), and the process'
 (monotone over the whole process, the report included, so only the first row it grows in is that
 side's own). The ratios:
 ours/raw trials/s at each size (target within 10 %) and RSS(largest)/RSS(smallest) per side, peak and end
-(target <= 1.2 from 1000 to 10 000 trials; Ray #64231: the driver keeps every finished trial). A run
+(target <= 1.2 from 1000 to 10 000 trials; Ray #64231: the driver keeps every finished trial; the
+raytune-opt side runs ``run.trials_per_fit`` trials a ``Tuner.fit``, ``--trials-per-fit``, 0: one fit,
+:mod:`raytune_opt.experiment.fits`). A run
 writes its section on top of ``benchmarks/results/overhead.md`` (``--out`` elsewhere); ``--quick`` with
 ``--sizes`` writes nothing.
 """
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
 import statistics
@@ -58,6 +61,10 @@ import time
 from pathlib import Path
 
 import torch
+
+from raytune_opt.experiment import fits
+from raytune_opt.experiment.fits import TRIALS_PER_FIT
+from raytune_opt.storage import ExperimentFolder
 
 RESULTS = Path(__file__).parent / "results" / "overhead.md"
 
@@ -157,14 +164,20 @@ def run_ours_experiment(n: int, storage: str, checkpoint: bool = False) -> tuple
             },
             "optimizer": {"name": "sgd"},
             "search": {"strategy": "random", "space": {"lr": {"loguniform": [1e-4, 1e-1]}}, "num_samples": n},
-            "run": {"storage_path": storage},
+            "run": {"storage_path": storage, "trials_per_fit": PER_FIT[0]},
         }
     )
     start = time.perf_counter()
     result = run_experiment(exp, progress=False, report=False)
     wall = time.perf_counter() - start
-    assert len(result.grid) == n and not result.grid.errors
+    # from Tune's saved states: result.grid of a run of several fits reads every trial back
+    states = fits.trial_states(ExperimentFolder(storage, exp.name))
+    assert len(states) == n and all(json.loads(t)["status"] == "TERMINATED" for t, _ in states.values())
     return wall, Path(result.path)
+
+
+#: ``run.trials_per_fit`` of the raytune-opt side (``--trials-per-fit``; None: one fit)
+PER_FIT: list[int | None] = [TRIALS_PER_FIT]
 
 
 def rss_mb() -> float:
@@ -244,8 +257,6 @@ ONE_PREFIX = "overhead-row: "
 def one(side: str, n: int) -> dict[str, float]:
     """``--one SIDE:N``: this process's warm-up (2 trials of each side, unmeasured), then one row,
     printed as :data:`ONE_PREFIX` + JSON."""
-    import json
-
     with tempfile.TemporaryDirectory() as storage:
         run_raw(2, storage)
         run_ours(2, storage)
@@ -256,8 +267,6 @@ def one(side: str, n: int) -> dict[str, float]:
 
 def parse_one(stdout: str) -> dict[str, float]:
     """The row a ``--one`` child printed (its last :data:`ONE_PREFIX` line)."""
-    import json
-
     lines = [x for x in stdout.splitlines() if x.startswith(ONE_PREFIX)]
     if not lines:
         raise RuntimeError(f"the child printed no row:\n{stdout[-2000:]}")
@@ -271,7 +280,10 @@ def measure_fresh(side: str, n: int) -> dict[str, float]:
     import sys
 
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--one", f"{side}:{n}"],
+        [
+            *(sys.executable, str(Path(__file__).resolve()), "--one", f"{side}:{n}"),
+            *("--trials-per-fit", str(PER_FIT[0] or 0)),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -383,9 +395,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # SIDE:N, a --fresh child
     parser.add_argument(
+        "--trials-per-fit",
+        type=int,
+        default=TRIALS_PER_FIT,
+        help=f"run.trials_per_fit of the raytune-opt side (default {TRIALS_PER_FIT}; 0: one Tuner.fit)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, help=f"markdown table (default {RESULTS}, not --quick)"
     )
     args = parser.parse_args(argv)
+    PER_FIT[0] = args.trials_per_fit or None
     sizes = [int(x) for x in args.sizes.split(",") if x] if args.sizes else []
     if args.sizes is not None and (len(sizes) < 2 or min(sizes) < 1):
         parser.error("--sizes needs at least two positive trial counts")

@@ -76,6 +76,9 @@ class LiveStatus(Callback):
         self.waiting, self.poll = waiting, poll
         self.waiting_ids: set[str] = set()
         self.last_poll = -math.inf
+        #: the trials of the experiment's earlier fits (:mod:`raytune_opt.experiment.fits`), by status
+        #: (``TERMINATED``, ``ERROR``, ``diverged``: those that finished diverged)
+        self.earlier: dict[str, int] = {"TERMINATED": 0, "ERROR": 0, "diverged": 0}
 
     # ------------------------------------------------------------------ Tune hooks
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
@@ -98,21 +101,32 @@ class LiveStatus(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._maybe_print(trials)
+        # a run of several fits goes on with another fit's trials: these are counted from now on
+        self.carry(t.status for t in trials if t.trial_id not in self.diverged)
+        self.earlier["diverged"] += sum(1 for t in trials if t.trial_id in self.diverged)
+
+    def carry(self, statuses: Iterable[str]) -> None:
+        """Counts trials of an earlier fit (their Tune statuses) in every line from now on."""
+        for status in statuses:
+            if status in self.earlier:
+                self.earlier[status] += 1
 
     # ------------------------------------------------------------------ the line
     def line(self, trials: list) -> str:
         """The status line for ``trials`` (Ray's ``Trial`` objects)."""
-        counts = {"RUNNING": 0, "PENDING": 0, "TERMINATED": 0, "ERROR": 0}
+        before = self.earlier
+        counts = {"RUNNING": 0, "PENDING": 0, "TERMINATED": before["TERMINATED"], "ERROR": before["ERROR"]}
         waiting = self._waiting(trials)
         for t in trials:
             status = "PENDING" if t.status == "RUNNING" and t.trial_id in waiting else t.status
             counts[status] = counts.get(status, 0) + 1
-        diverged = sum(1 for t in trials if t.trial_id in self.diverged)
+        diverged = before["diverged"] + sum(1 for t in trials if t.trial_id in self.diverged)
         finished = counts["TERMINATED"] - sum(
             1 for t in trials if t.trial_id in self.diverged and t.status == "TERMINATED"
         )
-        total = max(self.total or 0, len(trials))
-        to_go = total - counts["TERMINATED"] - counts["ERROR"] - counts["RUNNING"] - counts["PENDING"]
+        total = max(self.total or 0, len(trials) + sum(before.values()))
+        ended = counts["TERMINATED"] + counts["ERROR"] + before["diverged"]
+        to_go = total - ended - counts["RUNNING"] - counts["PENDING"]
         elapsed = int(time.monotonic() - self.start)
         parts = [
             f"{counts['RUNNING']} running",

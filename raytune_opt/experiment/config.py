@@ -28,7 +28,8 @@
                 max_concurrent_trials: null, strategy: ddp}   # fsdp: parameters sharded over workers
     run: {storage_path: results, max_failures: 1, address: null, tensorboard: false, keep_checkpoints: null,
           callbacks: [],              # e.g. [{mlflow: {}}, {wandb: {mode: offline}}]: Ray's logger callbacks
-          optuna_journal: false}      # true: <folder>/optuna.journal for optuna-dashboard, updated live
+          optuna_journal: false,      # true: <folder>/optuna.journal for optuna-dashboard, updated live
+          trials_per_fit: 2000}       # a longer search runs as several Tuner.fits (driver memory)
 
 ``search.compare: optimizers`` makes the experiment a comparison (the protocol of Schmidt et al. 2021,
 "Descending through a crowded valley", and DeepOBS, Schneider et al. 2019: tune each optimizer with
@@ -213,6 +214,10 @@ class RunSection(_Section):
     #: keep ``<experiment folder>/optuna.journal`` (an Optuna JournalStorage) up to date while trials
     #: run, for ``optuna-dashboard`` (``raytune_opt.experiment.optuna_journal``; needs optuna)
     optuna_journal: bool = False
+    #: the most trials one ``Tuner.fit`` runs: a longer search (a Searcher under Tune's FIFO scheduler)
+    #: runs as several fits in turn, one searcher carried through them, so the driver holds at most
+    #: this many trials (``raytune_opt.experiment.fits``); None: always one fit
+    trials_per_fit: int | None = Field(2000, ge=1)
 
 
 class Experiment(_Section):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import math
 import os
@@ -73,11 +74,20 @@ class ExperimentResult:
     experiment's, or ``<name>-2`` … when a folder of that name existed)."""
 
     path: Path
-    grid: Any
+    _grid: Any
     summary: dict[str, Any]
     files: dict[str, Path]
     interrupted: bool = False
     name: str = ""
+
+    @property
+    def grid(self) -> Any:
+        """Ray's ``ResultGrid`` of the run's trials. A run of several fits
+        (:mod:`raytune_opt.experiment.fits`) reads it from the folder when first asked for: while
+        the fits ran, the driver held one fit's trials at a time."""
+        if callable(self._grid):
+            self._grid = self._grid()
+        return self._grid
 
     def export_model(self, *, trial: str | None = None, epoch: str = "best") -> tuple[Any, dict[str, Any]]:
         """``(model, config)`` of the best trial (or ``trial``) at its best (or ``"last"``) epoch:
@@ -319,7 +329,9 @@ def run_experiment(
     plan = exp.plan()
     # checked (a ConfigError) before anything is written; named after the experiment, so that repeated
     # runs (``<name>-2`` folders) log into one MLflow experiment / W&B project
-    tracking = make_callbacks([*exp.run_.callbacks, *callbacks], exp.name)
+    entries = [*exp.run_.callbacks, *callbacks]
+    tracking = functools.partial(make_callbacks, entries, exp.name)  # one set a fit (fits.py)
+    tracking()
     journal = exp.run_.optuna_journal if optuna_journal is None else optuna_journal
     if journal:
         from raytune_opt.experiment.optuna_journal import check_optuna
@@ -376,8 +388,8 @@ def _run(
     started = time.time()
     from raytune_opt.experiment.driver_memory import DriverMemory
 
-    callbacks = []
-    board = None
+    board = status = None
+    head: list[Any] = []  # the callbacks every fit shares
     if progress:
         from raytune_opt.progress import LiveStatus
 
@@ -385,25 +397,44 @@ def _run(
         waiting = None
         if exp.resources.distributed:  # its trials may be started and still wait for their workers
             board, waiting = _waiting_board(name)
-        callbacks.append(
-            LiveStatus(plan.metric, plan.mode, total=plan.trials, searched=searched, waiting=waiting)
-        )
-    callbacks += trial_logs.loggers(exp.run_.tensorboard) + tracking + [DriverMemory()]
+        status = LiveStatus(plan.metric, plan.mode, total=plan.trials, searched=searched, waiting=waiting)
+        head.append(status)
+    tail: list[Any] = []
     local = None if folder.remote else folder.path
     if journal:
         from raytune_opt.experiment.optuna_journal import JOURNAL_FILE, OptunaJournal
 
-        callbacks.append(OptunaJournal(Path(local) / JOURNAL_FILE, plan.space, plan.metric, plan.mode, name))
+        tail.append(OptunaJournal(Path(local) / JOURNAL_FILE, plan.space, plan.metric, plan.mode, name))
     if exp.run_.trial_timeout_s is not None or exp.run_.stall_factor is not None:
         from raytune_opt.experiment.watchdog import TrialWatchdog
 
-        callbacks.append(TrialWatchdog(local, exp.run_.trial_timeout_s, exp.run_.stall_factor))
+        tail.append(TrialWatchdog(local, exp.run_.trial_timeout_s, exp.run_.stall_factor))
     if exp.search is not None and exp.search.time_budget_s is not None:
         from raytune_opt.experiment.watchdog import BudgetStop
 
-        callbacks.append(BudgetStop(local, exp.search.time_budget_s, start=time.monotonic()))
+        tail.append(BudgetStop(local, exp.search.time_budget_s, start=time.monotonic()))
+
+    def run_config() -> Any:
+        """A fit's ``RunConfig``. Its loggers, tracking callbacks and :class:`DriverMemory` are new for
+        each fit: they keep the fit's ``Trial`` objects (which the next fit's ``tuner.pkl`` would
+        otherwise hold); the status line, the journal and the watchdogs go on through the fits."""
+        callbacks = head + trial_logs.loggers(exp.run_.tensorboard) + tracking() + [DriverMemory()] + tail
+        return tune.RunConfig(
+            name=name,
+            storage_path=folder.storage_path,
+            failure_config=tune.FailureConfig(max_failures=exp.run_.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=exp.run_.keep_checkpoints),
+            callbacks=callbacks,
+            verbose=0,
+        )
+
+    from raytune_opt.experiment import fits
+    from raytune_opt.search import STRATEGIES
+
     fixed = dict(plan.fixed)
-    tune_config = None
+    per_fit = exp.run_.trials_per_fit
+    fixed_budget = STRATEGIES[exp.search.strategy].fixed_budget if exp.search else "one fixed configuration"
+    created = 0  # the trials of the fits before the one that runs (raytune_opt.experiment.fits)
     if _restore:
         tuner = tune.Tuner.restore(
             folder.path,
@@ -412,28 +443,68 @@ def _run(
             resume_unfinished=True,
             resume_errored=True,
         )
-        if grown:  # this resume or an earlier one raised num_samples: Tune restores the old total
+        tune_config = _compat.restored_tune_config(tuner)
+        split = tune_config is not None and per_fit is not None and fits.splittable(tune_config, fixed_budget)
+        if split:  # the newest fit goes on to its own total, then the fits still to come
+            states, newest = fits.trial_states(folder), fits.trial_states(folder, newest_only=True)
+            earlier = states.keys() - newest.keys()
+            created = len(earlier)
+            saved = fits.saved_fit(folder)
+            if saved is not None and isinstance(saved["total_samples"], int):
+                tune_config.num_samples = saved["total_samples"]  # what the restored fit runs to
+            if status is not None:
+                status.carry(json.loads(states[k][0]).get("status", "") for k in earlier)
+        elif grown:  # this resume or an earlier one raised num_samples: Tune restores the old total
             _grow_search(tuner, plan.num_samples)
     else:
-        run_config = tune.RunConfig(
-            name=name,
-            storage_path=folder.storage_path,
-            failure_config=tune.FailureConfig(max_failures=exp.run_.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=exp.run_.keep_checkpoints),
-            callbacks=callbacks,
-            verbose=0,
-        )
         tune_config = plan.tune_config()
-        tuner = tune.Tuner(plan.trainable, param_space=fixed, tune_config=tune_config, run_config=run_config)
+        split = per_fit is not None and fits.splittable(tune_config, fixed_budget)
+        if split:
+            tune_config.num_samples = fits.next_fit(plan.trials, 0, per_fit)
+        tuner = tune.Tuner(
+            plan.trainable, param_space=fixed, tune_config=tune_config, run_config=run_config()
+        )
+    bests: list[tuple[float, float, Any]] = []
+    n_fits = 0
     with _compat.tune_run_environment(plan.trials):
         try:
-            grid = _fit(tuner)
+            while True:
+                grid = _fit(tuner)
+                n_fits += 1
+                asked = tune_config.num_samples if split else plan.trials
+                searcher_finished = _finished(tune_config.search_alg) if tune_config else False
+                interrupted = _interrupted(grid, exp, asked, folder, started, searcher_finished)
+                best = _best(grid, plan.metric, plan.mode)
+                bests += [best] if best is not None else []
+                created += len(grid)
+                budget_left = _budget_left(exp, started)
+                if (
+                    not split
+                    or interrupted
+                    or searcher_finished
+                    or len(grid) < asked
+                    or created >= plan.trials
+                    or (budget_left is not None and budget_left <= 0)
+                ):
+                    break
+                if _restore and n_fits == 1 and status is not None:  # Tune's restored status line saw it
+                    status.carry(t.status for t in _compat.result_grid_trials(grid))
+                del grid, tuner
+                fits.between_fits(folder)
+                tune_config.num_samples = fits.next_fit(plan.trials, created, per_fit)
+                if budget_left is not None:
+                    tune_config.time_budget_s = budget_left
+                tuner = tune.Tuner(
+                    plan.trainable, param_space=fixed, tune_config=tune_config, run_config=run_config()
+                )
         finally:
             if board is not None:
                 import ray
 
                 ray.kill(board)
-    interrupted = _interrupted(grid, exp, plan, _finished(tune_config.search_alg) if tune_config else False)
+    if n_fits > 1 or created > len(grid):  # the trials of several fits: their grid is read when asked for
+        del grid
+        grid = functools.partial(fits.result_grid, folder, plan.metric, plan.mode)
     state = json.loads(folder.read_text(EXPERIMENT_FILE) or "{}")
     wall = (state.get("wall_s") or 0.0) + time.time() - started
     extra = {}
@@ -462,7 +533,9 @@ def _run(
                 print(report_.pareto_summary(results), flush=True)
     if progress:
         searched = list(plan.searched) if plan.space is not None else list(fixed)
-        _print_best(grid, plan.metric, plan.mode, folder.path, files, searched)
+        _print_best(
+            max(bests, key=lambda b: b[0]) if bests else None, plan.metric, folder.path, files, searched
+        )
         if interrupted:
             print(f"interrupted: `raytune-opt resume {folder.path}` continues where it stopped", flush=True)
     return ExperimentResult(path, grid, summary, files, interrupted, name)
@@ -594,28 +667,65 @@ def _finished(search_alg: Any) -> bool:
     return False
 
 
-def _interrupted(grid: Any, exp: Experiment, plan: Plan, searcher_finished: bool = False) -> bool:
+def _interrupted(
+    grid: Any,
+    exp: Experiment,
+    asked: int,
+    folder: ExperimentFolder,
+    started: float,
+    searcher_finished: bool = False,
+) -> bool:
     """Whether ``Tuner.fit`` returned early (Ctrl-C / SIGINT: Tune saves its state and returns): a trial
-    still running or pending, or fewer trials than the budget (unless a time budget ended the run or
-    the searcher ended the search)."""
+    still running or pending in the grid, or one that did not fail which Tune's last saved state has
+    running or pending (Tune saves before it stops the running trials, which the grid then has as
+    terminated: :func:`~raytune_opt.experiment.fits.saved_statuses`), or fewer trials than the fit
+    asked for — unless the time budget is spent or the searcher ended the search."""
+    from raytune_opt.experiment.fits import saved_statuses
+
     trials = _compat.result_grid_trials(grid)
     if any(t.status in ("RUNNING", "PENDING") for t in trials):
         return True
+    left = _budget_left(exp, started)
+    if left is not None and left <= 0:
+        return False
+    saved = saved_statuses(folder)
+    stopped = any(t.status != "ERROR" and saved.get(t.trial_id) in ("RUNNING", "PENDING") for t in trials)
+    return stopped or (not searcher_finished and len(trials) < asked)
+
+
+def _budget_left(exp: Experiment, started: float) -> float | None:
+    """The seconds of ``search.time_budget_s`` left since the run started (``None``: no budget)."""
     budget = exp.search.time_budget_s if exp.search else None
-    return budget is None and not searcher_finished and len(trials) < plan.trials
+    return None if budget is None else budget - (time.time() - started)
 
 
-def _print_best(
-    grid: Any, metric: str, mode: str, path: str, files: Mapping[str, Path], searched: list[str]
-) -> None:
-    """The best trial by its best report (``scope="all"``, as the live line and the report count)."""
+def _best(grid: Any, metric: str, mode: str) -> tuple[float, float, Any] | None:
+    """The fit's best trial by its best report (``scope="all"``, as the live line and the report
+    count): ``(score, value, Result)``, the score the greater the better; ``None`` when no trial
+    reported a finite ``metric``."""
     try:
         best = grid.get_best_result(metric=metric, mode=mode, scope="all", filter_nan_and_inf=True)
         history = best.metrics_dataframe[metric]
         value = float(history.max() if mode == "max" else history.min())
     except (RuntimeError, KeyError, TypeError, AttributeError):
+        return None
+    if not math.isfinite(value):
+        return None
+    return (value if mode == "max" else -value), value, best
+
+
+def _print_best(
+    best: tuple[float, float, Any] | None,
+    metric: str,
+    path: str,
+    files: Mapping[str, Path],
+    searched: list[str],
+) -> None:
+    """The best trial (:func:`_best`, over every fit) and the files written."""
+    if best is None:
         print(f"no trial reported a finite {metric}; results in {path}", flush=True)
         return
+    _, value, best = best
     name = best.config.get("optimizer")
     shown_keys = {
         k: v
@@ -715,23 +825,12 @@ def _grown(exp: Experiment, num_samples: int) -> Experiment:
     return Experiment.from_dict(raw, source=f"{folder.path}/{EXPERIMENT_FILE}")
 
 
-def _newest_tune_state(folder: ExperimentFolder) -> dict[str, Any] | None:
-    """Tune's newest saved experiment state (the ``experiment_state-*.json`` that ``Tuner.restore``
-    reads: the greatest name), as JSON; ``None`` when there is none or it does not read whole."""
-    names = folder.names("experiment_state-*.json")
-    if not names:
-        return None
-    try:
-        return json.loads(folder.read_text(max(names)) or "")
-    except ValueError:
-        return None
-
-
 def _created_trials(folder: ExperimentFolder) -> int:
-    """How many trials Tune's saved state has (the trials the search created before it was saved; 0
-    when Tune saved none: the run starts over)."""
-    state = _newest_tune_state(folder)
-    return len(state.get("trial_data", [])) if state else 0
+    """How many trials Tune's saved states have (the trials the search created before it was saved,
+    over every fit: :mod:`raytune_opt.experiment.fits`; 0 when Tune saved none: the run starts over)."""
+    from raytune_opt.experiment.fits import trial_states
+
+    return len(trial_states(folder))
 
 
 def _saved_total(folder: ExperimentFolder) -> int | None:
