@@ -197,6 +197,14 @@ def gated_driver(ray_local, path: Path, gate: Path, log: Path, **env: str) -> It
             _kill(driver)
 
 
+def experiment_files(tmp_path: Path, config: dict) -> tuple[Path, Path, Path]:
+    """``config`` written as ``<name>.yaml``: that file, the driver's log and the experiment folder
+    (its ``run.storage_path`` is ``tmp_path``)."""
+    path = tmp_path / f"{config['name']}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, tmp_path / "driver.log", tmp_path / config["name"]
+
+
 def _finished_trials(folder: Path, epochs: int) -> set[str]:
     done = set()
     for result in folder.glob("*/result.json"):
@@ -557,10 +565,7 @@ def test_asha_rungs_survive_a_killed_driver_and_resume(ray_local, tmp_path):
         "resources": {"max_concurrent_trials": 2},
         "run": {"storage_path": str(tmp_path), "max_failures": 1},
     }
-    path = tmp_path / "asha_killed.yaml"
-    path.write_text(yaml.safe_dump(config))
-    log = tmp_path / "driver.log"
-    folder = tmp_path / "asha_killed"
+    path, log, folder = experiment_files(tmp_path, config)
 
     def ended_and_saved() -> set[str] | None:
         # two trials ended, both slots at the gate, and both in the rungs Tune last copied to storage

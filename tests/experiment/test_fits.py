@@ -11,9 +11,8 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-import yaml
 from gated_tasks import write_gated_tasks
-from test_cli_run import _finished_trials, _saved_terminated, cli, gated_driver, wait_until
+from test_cli_run import _finished_trials, _saved_terminated, cli, experiment_files, gated_driver, wait_until
 from test_resume_grow import SPACE, config, searcher_state, trial_configs
 
 from raytune_opt.errors import ConfigError
@@ -91,10 +90,7 @@ def test_an_interrupted_split_run_resumes_its_fit_then_the_fits_to_come(ray_loca
         "resources": {"max_concurrent_trials": 1},
         "run": {"storage_path": str(tmp_path), "trials_per_fit": 2},
     }
-    path = tmp_path / "split.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    log = tmp_path / "driver.log"
-    folder = tmp_path / "split"
+    path, log, folder = experiment_files(tmp_path, raw)
 
     def third_done_fourth_waiting() -> set[str] | None:
         done = _finished_trials(folder, 1)
