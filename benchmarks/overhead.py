@@ -172,7 +172,7 @@ def run_ours_experiment(n: int, storage: str, checkpoint: bool = False) -> tuple
     wall = time.perf_counter() - start
     # from Tune's saved states: result.grid of a run of several fits reads every trial back
     states = fits.trial_states(ExperimentFolder(storage, exp.name))
-    assert len(states) == n and all(json.loads(t)["status"] == "TERMINATED" for t, _ in states.values())
+    assert len(states) == n and all(t["status"] == "TERMINATED" for t in states.values())
     return wall, Path(result.path)
 
 

@@ -44,7 +44,7 @@ __all__ = [
     "trial_states",
     "between_fits",
     "result_grid",
-    "saved_fit",
+    "saved_fit_total",
     "saved_statuses",
 ]
 
@@ -81,12 +81,12 @@ def next_fit(total: int, created: int, per_fit: int | None) -> int:
     return left if per_fit is None else min(left, per_fit)
 
 
-def trial_states(folder: ExperimentFolder, newest_only: bool = False) -> dict[str, tuple[str, str]]:
+def trial_states(folder: ExperimentFolder, newest_only: bool = False) -> dict[str, dict[str, Any]]:
     """Every trial Tune saved in ``folder``, over all its ``experiment_state-*.json`` (one per fit, and
     one more per restore of a fit; ``newest_only``: the newest file's, what ``Tuner.restore`` reads):
-    ``trial_id -> (the trial's JSON state, its runtime metadata)``, the newest file winning for a
-    trial that several name. A file that does not read whole (a copy cut short) is skipped."""
-    states: dict[str, tuple[str, str]] = {}
+    ``trial_id -> the trial's saved JSON state`` (``status``, ``config`` …), the newest file winning
+    for a trial that several name. A file that does not read whole (a copy cut short) is skipped."""
+    states: dict[str, dict[str, Any]] = {}
     names = sorted(folder.names(STATE_PATTERN))
     for name in names[-1:] if newest_only else names:
         try:
@@ -96,7 +96,7 @@ def trial_states(folder: ExperimentFolder, newest_only: bool = False) -> dict[st
         for item in data.get("trial_data", []) if isinstance(data, dict) else []:
             try:
                 trial = json.loads(item[0])
-                states[str(trial["trial_id"])] = (item[0], item[1])
+                states[str(trial["trial_id"])] = trial
             except (TypeError, ValueError, KeyError, IndexError):
                 continue
     return states
@@ -108,14 +108,14 @@ def saved_statuses(folder: ExperimentFolder) -> dict[str, str]:
     trial that failed may still read ``RUNNING``: Tune does not save a trial's state again when it
     fails); after an interrupted fit, the trials it stopped are saved as they were before it stopped
     them (``RUNNING``: ``resume`` continues them), though its grid has them ``TERMINATED``."""
-    return {k: json.loads(v[0]).get("status", "") for k, v in trial_states(folder, newest_only=True).items()}
+    return {k: t.get("status", "") for k, t in trial_states(folder, newest_only=True).items()}
 
 
-def saved_fit(folder: ExperimentFolder) -> dict[str, Any] | None:
-    """The newest fit's search as Tune saved it (``search_gen_state-*.json``, a cloudpickle despite
-    its name): ``total_samples`` (the trials that fit was to run), ``counter`` (those it created) and
-    ``finished``; ``None`` for a remote folder or when there is none. ``Tuner.restore`` runs that fit
-    to its saved total, whatever the restored ``TuneConfig.num_samples`` says."""
+def saved_fit_total(folder: ExperimentFolder) -> int | None:
+    """The trials the newest fit was to run, as Tune saved its search (``search_gen_state-*.json``, a
+    cloudpickle despite its name: ``total_samples``); ``None`` for a remote folder or when there is
+    none. ``Tuner.restore`` runs that fit to this total, whatever the restored
+    ``TuneConfig.num_samples`` says."""
     if folder.remote:
         return None
     names = sorted(Path(folder.path).glob(_GENERATOR_PATTERN))
@@ -124,8 +124,8 @@ def saved_fit(folder: ExperimentFolder) -> dict[str, Any] | None:
     import ray.cloudpickle as cloudpickle
 
     with open(names[-1], "rb") as f:
-        state = cloudpickle.load(f)
-    return {k: state.get(k) for k in ("total_samples", "counter", "finished")}
+        total = cloudpickle.load(f).get("total_samples")
+    return total if isinstance(total, int) else None
 
 
 def between_fits(folder: ExperimentFolder) -> None:

@@ -449,11 +449,11 @@ def _run(
             states, newest = fits.trial_states(folder), fits.trial_states(folder, newest_only=True)
             earlier = states.keys() - newest.keys()
             created = len(earlier)
-            saved = fits.saved_fit(folder)
-            if saved is not None and isinstance(saved["total_samples"], int):
-                tune_config.num_samples = saved["total_samples"]  # what the restored fit runs to
+            total = fits.saved_fit_total(folder)
+            if total is not None:
+                tune_config.num_samples = total  # what the restored fit runs to
             if status is not None:
-                status.carry(json.loads(states[k][0]).get("status", "") for k in earlier)
+                status.carry(states[k].get("status", "") for k in earlier)
         elif grown:  # this resume or an earlier one raised num_samples: Tune restores the old total
             _grow_search(tuner, plan.num_samples)
     else:
